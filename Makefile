@@ -1,0 +1,44 @@
+# Two commands matter: `make run` (the app on SQLite, demo payments) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+FLASK  := $(BIN)/flask --app wsgi
+HTMX_VERSION := 2.0.11
+
+.PHONY: run test install assets migrate bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+# htmx from the npm registry, never committed; pages work without it.
+static/vendor/htmx.min.js:
+	@mkdir -p static/vendor
+	@if command -v npm >/dev/null 2>&1; then \
+		tmp=$$(mktemp -d) && npm install --silent --prefix "$$tmp" htmx.org@$(HTMX_VERSION) >/dev/null 2>&1 \
+		&& cp "$$tmp/node_modules/htmx.org/dist/htmx.min.js" $@ && rm -rf "$$tmp" \
+		|| echo "htmx not installed (npm failed): pages still work as plain HTML"; \
+	else echo "npm not found: htmx not installed; pages still work as plain HTML"; fi
+
+assets: static/vendor/htmx.min.js
+
+migrate: $(STAMP)
+	$(FLASK) db upgrade
+
+run: $(STAMP) assets migrate
+	$(FLASK) demo-setup
+	$(FLASK) run --host 127.0.0.1 --port 5000
+
+test: $(STAMP) assets
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/billing_run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/artifacts static/vendor

@@ -1,0 +1,198 @@
+"""Benchmark: the billing run over N subscriptions against a raw INSERT ... SELECT.
+
+    python bench/billing_run.py [--n 1000000] [--database-url URL] [--chunk-size 10000]
+
+Seeds N customers with one due period each (bulk SQL, in a schema or file of its
+own, dropped after), then times, in one process and one run:
+  raw     INSERT ... SELECT of the same invoice rows into a scratch table defined
+          exactly as `invoices` (columns, keys, foreign keys, indexes, checks);
+  run     the billing run (invoices + lines + advancing subscriptions, chunked);
+  re-run  the same run again (must find nothing to do).
+Prints subscriptions/second for each, the ratios, and the peak RSS of this process.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import sqlalchemy as sa  # noqa: E402
+from flask_migrate import upgrade  # noqa: E402
+
+from portal import create_app  # noqa: E402
+from portal.billing.invoicing import run_billing  # noqa: E402
+from portal.billing.settings import BillingSettings  # noqa: E402
+from portal.cli import seed_plans  # noqa: E402
+from portal.extensions import db  # noqa: E402
+from portal.models import Base, Invoice, UTCDateTime  # noqa: E402
+
+AS_OF = dt.datetime(2026, 1, 15, 0, 5, tzinfo=dt.timezone.utc)
+FIRST_ANCHOR = dt.date(2025, 12, 16)  # anchors Dec 16 .. Jan 14: each due exactly once
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def numbers(n: int) -> str:
+    """A row source of 1..n, portable between PostgreSQL and SQLite."""
+    return (f"WITH RECURSIVE seq(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM seq WHERE g < {n}) ")
+
+
+def seed(conn, n: int) -> None:
+    conn.execute(sa.text("CREATE TABLE bench_days (k INTEGER PRIMARY KEY, day DATE NOT NULL)"))
+    conn.execute(sa.text("INSERT INTO bench_days (k, day) VALUES (:k, :day)"),
+                 [{"k": k, "day": FIRST_ANCHOR + dt.timedelta(days=k)} for k in range(30)])
+    created = AS_OF - dt.timedelta(days=40)
+    conn.execute(sa.text(
+        numbers(n) + "INSERT INTO users (email, name, is_staff, created_at, failed_logins) "
+        "SELECT 'customer' || g || '@bench.test', '', false, :created, 0 FROM seq"), {"created": created})
+    plan_id = conn.execute(sa.text("SELECT id FROM plans WHERE code = 'pro'")).scalar_one()
+    # users.id runs 1..n in a fresh schema; spread anchors over 30 days.
+    conn.execute(sa.text(
+        "INSERT INTO subscriptions (user_id, plan_id, status, interval_months, anchor, next_period, "
+        "next_period_start, current_period_start, current_period_end, cancel_at_period_end, created_at) "
+        "SELECT u.id, :plan, 'active', 1, d.day, 0, d.day, d.day, d.day, false, :created "
+        "FROM users u JOIN bench_days d ON d.k = u.id % 30"), {"plan": plan_id, "created": created})
+
+
+def scratch_copy_of_invoices(conn) -> sa.Table:
+    """A table defined exactly as `invoices` (columns, keys, indexes, checks), empty."""
+    md = sa.MetaData(naming_convention=Base.metadata.naming_convention)
+    for name in ("users", "plans", "subscriptions"):  # targets of its foreign keys
+        Base.metadata.tables[name].to_metadata(md)
+    scratch = Invoice.__table__.to_metadata(md, name="bench_scratch")
+    for item in (*scratch.indexes, *scratch.constraints):  # names are per schema
+        if item.name:
+            item.name = sa.sql.elements.conv(f"bench_{item.name}")
+    scratch.create(conn)
+    return scratch
+
+
+def raw_insert_select(conn) -> float:
+    """The floor: write the same invoice rows with one INSERT ... SELECT, no billing logic."""
+    scratch = scratch_copy_of_invoices(conn)
+    conn.commit()
+    s, p = Base.metadata.tables["subscriptions"], Base.metadata.tables["plans"]
+    today = AS_OF.date()
+    stmt = scratch.insert().from_select(
+        ["user_id", "subscription_id", "plan_id", "kind", "description", "period_start",
+         "period_end", "total", "currency", "status", "issued_at", "due_date"],
+        sa.select(s.c.user_id, s.c.id, p.c.id, sa.literal("period"), sa.literal("Pro plan"),
+                  s.c.next_period_start, s.c.next_period_start, p.c.price, p.c.currency,
+                  sa.literal("open"), sa.literal(AS_OF, UTCDateTime),
+                  sa.literal(today + dt.timedelta(days=14), sa.Date))
+        .select_from(s.join(p, p.c.id == s.c.plan_id))
+        .where(s.c.status != "canceled", s.c.next_period_start <= today),
+    )
+    t0 = time.perf_counter()
+    conn.execute(stmt)
+    conn.commit()
+    return time.perf_counter() - t0
+
+
+def fresh_database(url: str, n: int, chunk: int):
+    """An app on a new schema (PostgreSQL) or file (SQLite) seeded with n due subscriptions."""
+
+    class Fresh:
+        def __enter__(self):
+            self.cleanup = lambda: None
+            if url.startswith("postgres"):
+                schema = f"bench_{uuid.uuid4().hex[:8]}"
+                admin = sa.create_engine(url)
+                with admin.begin() as conn:
+                    conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+
+                def drop():
+                    with admin.begin() as conn:
+                        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+                    admin.dispose()
+
+                self.cleanup = drop
+                db_url, options = url, {"connect_args": {"options": f"-csearch_path={schema}"}}
+            else:
+                self.tmp = tempfile.TemporaryDirectory()
+                self.cleanup = self.tmp.cleanup
+                db_url, options = f"sqlite:///{self.tmp.name}/bench.db", {}
+            app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "SQLALCHEMY_ENGINE_OPTIONS": options,
+                              "BILLING_CHUNK_SIZE": chunk})
+            self.ctx = app.app_context()
+            self.ctx.push()
+            upgrade()
+            seed_plans(db.session)
+            db.session.commit()
+            t0 = time.perf_counter()
+            with db.engine.connect() as conn:
+                seed(conn, n)
+                conn.commit()
+            self.seconds = time.perf_counter() - t0
+            # Settle the new rows (hint bits, statistics) so neither contender pays for it.
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(sa.text("VACUUM ANALYZE" if db.engine.dialect.name == "postgresql" else "ANALYZE"))
+            return self
+
+        def __exit__(self, *exc):
+            db.session.remove()
+            db.engine.dispose()
+            self.ctx.pop()
+            self.cleanup()
+
+    return Fresh()
+
+
+def bench(url: str, n: int, chunk_size: int) -> dict:
+    settings = BillingSettings(chunk_size=chunk_size)
+    with fresh_database(url, n, chunk_size) as fresh:
+        with db.engine.connect() as conn:
+            raw = raw_insert_select(conn)
+        seeded = fresh.seconds
+    with fresh_database(url, n, chunk_size):
+        rss_before = peak_rss_mb()
+        t0 = time.perf_counter()
+        first = run_billing(db.session, AS_OF, settings, db.session.commit)
+        run = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        second = run_billing(db.session, AS_OF, settings, db.session.commit)
+        rerun = time.perf_counter() - t0
+        assert first.invoices == n, f"expected {n} invoices, got {first.invoices}"
+        assert second.invoices == 0
+    return {"seed": seeded, "raw": raw, "run": run, "rerun": rerun,
+            "rss_before": rss_before, "rss_after": peak_rss_mb(), "chunks": first.chunks}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
+                        help="PostgreSQL URL; default: a temporary SQLite file")
+    parser.add_argument("--chunk-size", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=1, help="repeat on fresh data; medians are printed")
+    args = parser.parse_args()
+
+    results = [bench(args.database_url, args.n, args.chunk_size) for _ in range(args.repeat)]
+    med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+    backend = "postgresql" if args.database_url.startswith("postgres") else "sqlite"
+    rate = lambda seconds: args.n / seconds if seconds else float("inf")  # noqa: E731
+    print(f"billing run benchmark: {backend}, N={args.n:,}, chunk={args.chunk_size:,}, "
+          f"repeats={args.repeat} (medians)")
+    print(f"  seed (bulk SQL)          {med['seed']:8.2f} s")
+    print(f"  raw INSERT ... SELECT    {med['raw']:8.2f} s  {rate(med['raw']):>12,.0f} subs/s")
+    print(f"  billing run              {med['run']:8.2f} s  {rate(med['run']):>12,.0f} subs/s  "
+          f"({med['chunks']:.0f} chunks)")
+    print(f"  re-run (nothing due)     {med['rerun']:8.3f} s")
+    print(f"  run rate / raw rate      {med['raw'] / med['run']:8.2f}   (target >= 0.50)")
+    print(f"  re-run / run             {med['rerun'] / med['run']:8.4f}   (target < 0.10)")
+    print(f"  peak RSS before run      {med['rss_before']:8.1f} MB, after: {med['rss_after']:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

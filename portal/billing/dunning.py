@@ -1,0 +1,106 @@
+"""Overdue marking, past-due subscriptions, and which notices are due when.
+
+Notices are queued here as outbox rows (kind, step); portal/notify.py renders and
+delivers them. uq_notifications_step makes each step happen once per invoice.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import and_, exists, literal, select, update
+from sqlalchemy.orm import Session
+
+from ..models import (
+    INV_OPEN,
+    INV_OVERDUE,
+    INV_PAYABLE,
+    NOTE_ISSUED,
+    NOTE_OVERDUE,
+    NOTE_REMINDER,
+    SUB_ACTIVE,
+    SUB_PAST_DUE,
+    UTCDateTime,
+    Invoice,
+    Notification,
+    Subscription,
+)
+from .settings import BillingSettings
+from .sql import insert_ignoring_duplicates
+
+I = Invoice.__table__  # noqa: E741
+N = Notification.__table__
+S = Subscription.__table__
+
+
+def mark_overdue(session: Session, today: dt.date) -> int:
+    """Open invoices whose due date has passed become overdue."""
+    return session.execute(
+        update(I).where(I.c.status == INV_OPEN, I.c.due_date < today).values(status=INV_OVERDUE)
+    ).rowcount
+
+
+def _long_overdue(today: dt.date, settings: BillingSettings):
+    limit = today - dt.timedelta(days=settings.past_due_after_days)
+    return exists().where(
+        I.c.subscription_id == S.c.id, I.c.status == INV_OVERDUE, I.c.due_date <= limit
+    )
+
+
+def mark_past_due(session: Session, today: dt.date, settings: BillingSettings) -> int:
+    """Active subscriptions with an invoice overdue for too long become past_due."""
+    return session.execute(
+        update(S)
+        .where(S.c.status == SUB_ACTIVE, _long_overdue(today, settings))
+        .values(status=SUB_PAST_DUE)
+    ).rowcount
+
+
+def settle(session: Session, subscription_id: int | None, today: dt.date,
+           settings: BillingSettings) -> bool:
+    """A past_due subscription with nothing long overdue left is active again."""
+    if subscription_id is None:
+        return False
+    session.flush()  # Core statements do not autoflush pending ORM changes
+    return bool(session.execute(
+        update(S)
+        .where(S.c.id == subscription_id, S.c.status == SUB_PAST_DUE,
+               ~_long_overdue(today, settings))
+        .values(status=SUB_ACTIVE)
+    ).rowcount)
+
+
+def queue_issue_notices(session: Session, now: dt.datetime) -> int:
+    """One 'invoice issued' notice for every unpaid invoice that has none yet."""
+    sent = exists().where(N.c.invoice_id == I.c.id, N.c.kind == NOTE_ISSUED)
+    return session.execute(
+        insert_ignoring_duplicates(session, N).from_select(
+            ["user_id", "invoice_id", "kind", "step", "created_at"],
+            select(I.c.user_id, I.c.id, literal(NOTE_ISSUED), literal(0), literal(now, UTCDateTime))
+            .where(I.c.status.in_(INV_PAYABLE), ~sent),
+        )
+    ).rowcount
+
+
+def queue_reminders(session: Session, now: dt.datetime, settings: BillingSettings) -> int:
+    """Queue the reminder step each unpaid invoice has reached today.
+
+    Step s (days from the due date) is due on due_date + s, until the next step's
+    day: a run that missed days sends the latest step only, never a burst of old ones.
+    """
+    today = now.date()
+    steps = sorted(settings.reminder_days)
+    queued = 0
+    for i, step in enumerate(steps):
+        reached = I.c.due_date <= today - dt.timedelta(days=step)
+        if i + 1 < len(steps):
+            reached = and_(reached, I.c.due_date > today - dt.timedelta(days=steps[i + 1]))
+        kind = NOTE_REMINDER if step <= 0 else NOTE_OVERDUE
+        queued += session.execute(
+            insert_ignoring_duplicates(session, N).from_select(
+                ["user_id", "invoice_id", "kind", "step", "created_at"],
+                select(I.c.user_id, I.c.id, literal(kind), literal(step), literal(now, UTCDateTime))
+                .where(I.c.status.in_(INV_PAYABLE), reached),
+            )
+        ).rowcount
+    return queued
+

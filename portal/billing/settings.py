@@ -1,0 +1,21 @@
+"""The knobs of the billing rules, passed in by whoever runs them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class BillingSettings:
+    due_days: int = 14                       # an invoice is due this many days after issue
+    reminder_days: tuple[int, ...] = (-3, 0, 3, 7)  # reminder steps, days relative to due
+    past_due_after_days: int = 7             # overdue this long -> subscription past_due
+    chunk_size: int = 10_000                 # subscriptions per transaction in a run
+
+    @classmethod
+    def from_config(cls, config) -> "BillingSettings":
+        return cls(
+            due_days=config["BILLING_DUE_DAYS"],
+            reminder_days=tuple(sorted(config["BILLING_REMINDER_DAYS"])),
+            past_due_after_days=config["BILLING_PAST_DUE_AFTER_DAYS"],
+            chunk_size=config["BILLING_CHUNK_SIZE"],
+        )

@@ -1,0 +1,58 @@
+"""SQL pieces for set-based billing that differ between PostgreSQL and SQLite.
+
+`add_months_sql` is the period rule of periods.add_months as a SQL expression:
+PostgreSQL's `date + interval 'n months'` clamps to the month's end exactly as
+periods.add_months does; on SQLite the clamp is spelled out with date().
+tests/billing/test_periods.py checks both agree with Python on a table of month
+ends and leap days.
+"""
+from __future__ import annotations
+
+from sqlalchemy import Date, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import GenericFunction
+
+
+class add_months_sql(GenericFunction):
+    """add_months_sql(date_column, months_expression) -> DATE"""
+
+    type = Date()
+    inherit_cache = True
+    name = "billing_add_months"
+
+
+@compiles(add_months_sql, "postgresql")
+def _pg(element, compiler, **kw):
+    day, months = list(element.clauses)
+    return (
+        f"CAST({compiler.process(day, **kw)} + "
+        f"make_interval(months => CAST({compiler.process(months, **kw)} AS INTEGER)) AS DATE)"
+    )
+
+
+@compiles(add_months_sql, "sqlite")
+def _sqlite(element, compiler, **kw):
+    # date(d, '+n months') overflows (Jan 31 + 1 month = Mar 2); the last day of the
+    # target month is date(d, 'start of month', '+n+1 months', '-1 day'). ISO dates
+    # compare as text, so the earlier of the two is the clamped day.
+    day, months = (compiler.process(c, **kw) for c in element.clauses)
+    return (
+        f"min(date({day}, printf('%+d months', {months})), "
+        f"date({day}, 'start of month', printf('%+d months', ({months}) + 1), '-1 day'))"
+    )
+
+
+def insert_ignoring_duplicates(session: Session, table: Table):
+    """INSERT ... ON CONFLICT DO NOTHING: the unique constraints decide what exists."""
+    dialect = session.get_bind().dialect.name
+    module = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect)
+    if module is None:
+        raise RuntimeError(f"unsupported database: {dialect}")
+    # preserve_rowcount: psycopg reports no rowcount for INSERT ... SELECT otherwise.
+    return (
+        module.insert(table)
+        .on_conflict_do_nothing()
+        .execution_options(preserve_rowcount=True)
+    )

@@ -1,0 +1,207 @@
+"""Subscribe, cancel, resume and change plan: the life of a subscription."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..models import (
+    INV_OPEN,
+    KIND_PRORATION,
+    SUB_ACTIVE,
+    SUB_CANCELED,
+    SUB_LIVE,
+    SUB_TRIALING,
+    Invoice,
+    InvoiceLine,
+    Plan,
+    Subscription,
+    User,
+)
+from .errors import BillingError
+from .invoicing import bill_chunk
+from .money import prorate
+from .periods import INTERVAL_MONTHS, days_between, period_bounds, periods_ended_by
+from .settings import BillingSettings
+
+
+def live_subscription(session: Session, user_id: int) -> Subscription | None:
+    return session.scalar(
+        select(Subscription).where(
+            Subscription.user_id == user_id, Subscription.status.in_(SUB_LIVE)
+        )
+    )
+
+
+def find_plan(session: Session, code: str) -> Plan:
+    """The active plan with this code, or a BillingError naming the choices."""
+    plan = session.scalar(select(Plan).where(Plan.code == (code or "").strip().lower()))
+    if plan is None or not plan.active:
+        codes = session.scalars(
+            select(Plan.code).where(Plan.active).order_by(Plan.sort_order, Plan.price)
+        ).all()
+        raise BillingError(
+            f"Unknown plan {code!r}; choose one of: {', '.join(codes)}.", "unknown_plan", 422
+        )
+    return plan
+
+
+def _ensure_no_live(session: Session, user: User) -> None:
+    if live_subscription(session, user.id) is not None:
+        raise BillingError(
+            "You already have a subscription; change its plan instead.", "already_subscribed"
+        )
+
+
+def subscribe(
+    session: Session, user: User, plan: Plan, now: dt.datetime, settings: BillingSettings
+) -> Subscription:
+    """Start a subscription today: the first invoice now, or when the trial ends."""
+    if not plan.active:
+        raise BillingError(f"The {plan.name} plan is no longer offered.", "unknown_plan", 422)
+    _ensure_no_live(session, user)
+    today = now.date()
+    months = INTERVAL_MONTHS[plan.interval]
+    trial_end = today + dt.timedelta(days=plan.trial_days)
+    sub = Subscription(
+        user_id=user.id, plan_id=plan.id, interval_months=months,
+        status=SUB_TRIALING if plan.trial_days else SUB_ACTIVE,
+        anchor=trial_end, next_period=0, next_period_start=trial_end,
+        current_period_start=today, current_period_end=trial_end, created_at=now,
+    )
+    session.add(sub)
+    session.flush()
+    if not plan.trial_days:
+        bill_chunk(session, sub.id, sub.id, now, settings)  # the first invoice, at once
+        session.refresh(sub)
+    return sub
+
+
+def start_imported(
+    session: Session, user: User, plan: Plan, start: dt.date, paid_through: dt.date | None,
+    now: dt.datetime,
+) -> Subscription:
+    """A subscription that began on `start`; periods ended by `paid_through` were billed elsewhere."""
+    _ensure_no_live(session, user)
+    months = INTERVAL_MONTHS[plan.interval]
+    billed = periods_ended_by(start, months, paid_through) if paid_through else 0
+    current = max(billed - 1, 0)
+    cur_start, cur_end = period_bounds(start, current, months)
+    sub = Subscription(
+        user_id=user.id, plan_id=plan.id, interval_months=months, status=SUB_ACTIVE,
+        anchor=start, next_period=billed, next_period_start=period_bounds(start, billed, months)[0],
+        current_period_start=cur_start, current_period_end=cur_end, created_at=now,
+    )
+    session.add(sub)
+    session.flush()
+    return sub
+
+
+def cancel(session: Session, sub: Subscription, now: dt.datetime, at_once: bool = False) -> None:
+    """Cancel at the end of the current period (default) or at once."""
+    if not sub.is_live:
+        raise BillingError("This subscription has already ended.", "not_live")
+    sub.canceled_at = now
+    sub.pending_plan_id = None
+    if at_once:
+        sub.status = SUB_CANCELED
+        sub.ended_at = now
+        sub.cancel_at_period_end = False
+    else:
+        if sub.cancel_at_period_end:
+            raise BillingError("This subscription is already set to cancel.", "already_canceling")
+        sub.cancel_at_period_end = True
+    session.flush()
+
+
+def resume(session: Session, sub: Subscription, now: dt.datetime) -> None:
+    """Undo a cancellation at period end, before the period is over."""
+    if not sub.is_live or not sub.cancel_at_period_end:
+        raise BillingError("Only a subscription set to cancel can be resumed.", "not_canceling")
+    if now.date() >= sub.current_period_end:
+        raise BillingError("The period has ended; subscribe again instead.", "period_over")
+    sub.cancel_at_period_end = False
+    sub.canceled_at = None
+    session.flush()
+
+
+@dataclass(frozen=True)
+class PlanChange:
+    """What changing plan would do today: 'upgrade' (prorated invoice now) or 'downgrade'."""
+
+    kind: str
+    amount: int          # the prorated charge now, minor units (0 for a downgrade)
+    currency: str
+    days_left: int
+    period_days: int
+    effective: dt.date   # when the new price starts to apply in full
+
+
+def preview_change(sub: Subscription, new_plan: Plan, today: dt.date) -> PlanChange:
+    """The rules of a plan change, without changing anything."""
+    old = sub.plan
+    if not sub.is_live:
+        raise BillingError("This subscription has ended; subscribe again.", "not_live")
+    if not new_plan.active:
+        raise BillingError(f"The {new_plan.name} plan is no longer offered.", "unknown_plan", 422)
+    if new_plan.id == old.id and sub.pending_plan_id is None:
+        raise BillingError(f"You are already on the {old.name} plan.", "same_plan")
+    if new_plan.currency != old.currency or INTERVAL_MONTHS[new_plan.interval] != sub.interval_months:
+        raise BillingError(
+            "Plans with another currency or billing interval need a new subscription.",
+            "incompatible_plan", 422,
+        )
+    start, end = sub.current_period_start, sub.current_period_end
+    period_days = max(days_between(start, end), 1)
+    days_left = min(max(days_between(today, end), 0), period_days)
+    if new_plan.id == old.id:
+        kind, effective = "keep", today          # drop the scheduled downgrade
+    elif sub.status == SUB_TRIALING or new_plan.price == old.price:
+        kind, effective = "switch", today        # nothing to charge
+    elif new_plan.price < old.price:
+        kind, effective = "downgrade", end       # no refunds: cheaper from next period
+    else:
+        amount = prorate(new_plan.price - old.price, days_left, period_days)
+        return PlanChange("upgrade", amount, old.currency, days_left, period_days, today)
+    return PlanChange(kind, 0, old.currency, days_left, period_days, effective)
+
+
+def change_plan(
+    session: Session, sub: Subscription, new_plan: Plan, now: dt.datetime,
+    settings: BillingSettings,
+) -> tuple[PlanChange, Invoice | None]:
+    """Upgrade now with a prorated invoice; downgrade from the next period."""
+    change = preview_change(sub, new_plan, now.date())
+    invoice = None
+    if change.kind == "downgrade":
+        sub.pending_plan_id = new_plan.id
+    else:
+        old_name = sub.plan.name
+        sub.plan_id, sub.pending_plan_id = new_plan.id, None
+        if change.amount > 0:
+            invoice = _proration_invoice(session, sub, old_name, new_plan, change, now, settings)
+    session.flush()
+    session.refresh(sub)
+    return change, invoice
+
+
+def _proration_invoice(session, sub, old_name, new_plan, change, now, settings) -> Invoice:
+    today = now.date()
+    invoice = Invoice(
+        user_id=sub.user_id, subscription_id=sub.id, plan_id=new_plan.id, kind=KIND_PRORATION,
+        description=f"{new_plan.name} plan (upgrade)",
+        period_start=today, period_end=sub.current_period_end, total=change.amount,
+        currency=change.currency, status=INV_OPEN, issued_at=now,
+        due_date=today + dt.timedelta(days=settings.due_days),
+    )
+    invoice.lines.append(InvoiceLine(
+        position=1,
+        description=(f"Upgrade from {old_name} to {new_plan.name}, prorated for "
+                     f"{change.days_left} of {change.period_days} days"),
+        quantity=1, unit_amount=change.amount, amount=change.amount,
+        period_start=today, period_end=sub.current_period_end,
+    ))
+    session.add(invoice)
+    return invoice

@@ -1,0 +1,389 @@
+"""The data: SQLAlchemy 2 typed models. No business logic lives here.
+
+Plain SQLAlchemy (no Flask import), so the billing core can use the models
+without pulling in the web framework.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names, so Alembic migrations can refer to them.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Primary keys are BIGINT on PostgreSQL and the rowid on SQLite.
+Id = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC timestamp; naive datetimes are refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        value = value.astimezone(dt.timezone.utc)
+        # SQLite has no time zone: store UTC without the offset.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# Values of the status and kind columns, checked by the database too.
+SUB_TRIALING, SUB_ACTIVE, SUB_PAST_DUE, SUB_CANCELED = "trialing", "active", "past_due", "canceled"
+SUB_STATUSES = (SUB_TRIALING, SUB_ACTIVE, SUB_PAST_DUE, SUB_CANCELED)
+SUB_LIVE = (SUB_TRIALING, SUB_ACTIVE, SUB_PAST_DUE)
+
+INV_OPEN, INV_PAID, INV_OVERDUE, INV_VOID = "open", "paid", "overdue", "void"
+INV_STATUSES = (INV_OPEN, INV_PAID, INV_OVERDUE, INV_VOID)
+INV_PAYABLE = (INV_OPEN, INV_OVERDUE)
+KIND_PERIOD, KIND_PRORATION = "period", "proration"
+
+PAY_SUCCEEDED, PAY_PENDING, PAY_FAILED = "succeeded", "pending", "failed"
+
+NOTE_ISSUED, NOTE_REMINDER, NOTE_OVERDUE, NOTE_RECEIPT, NOTE_ACCOUNT = (
+    "invoice_issued", "reminder", "overdue", "receipt", "account",
+)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("email = lower(email)", name="email_lower"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[Optional[str]] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(120), default="")
+    is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    stripe_customer_id: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+
+    subscriptions: Mapped[list["Subscription"]] = relationship(
+        back_populates="user", foreign_keys="Subscription.user_id"
+    )
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+    __table_args__ = (
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        CheckConstraint("trial_days >= 0", name="trial_not_negative"),
+        CheckConstraint("interval IN ('month', 'year')", name="interval_known"),
+        CheckConstraint("length(currency) = 3", name="currency_code"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(80))
+    description: Mapped[str] = mapped_column(Text, default="")
+    price: Mapped[int] = mapped_column(BigInteger)  # minor units
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    interval: Mapped[str] = mapped_column(String(8), default="month")
+    trial_days: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subscription(Base):
+    """A customer's subscription to a plan.
+
+    Period k runs from anchor + k*interval_months to anchor + (k+1)*interval_months.
+    `next_period` / `next_period_start` name the first period not yet billed; the
+    billing run selects on `next_period_start` and advances both.
+    """
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        CheckConstraint(_in("status", SUB_STATUSES), name="status_known"),
+        CheckConstraint("interval_months IN (1, 12)", name="interval_known"),
+        # At most one live subscription per user.
+        Index(
+            "uq_subscriptions_live_user", "user_id", unique=True,
+            postgresql_where=text("status <> 'canceled'"),
+            sqlite_where=text("status <> 'canceled'"),
+        ),
+        # What the billing run looks up: live subscriptions due by a day.
+        Index(
+            "ix_subscriptions_due", "next_period_start", "id",
+            postgresql_where=text("status <> 'canceled'"),
+            sqlite_where=text("status <> 'canceled'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # No plain indexes on user_id / plan_id: every index is rewritten for each
+    # subscription the billing run advances; uq_subscriptions_live_user serves lookups.
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    pending_plan_id: Mapped[Optional[int]] = mapped_column(ForeignKey("plans.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    interval_months: Mapped[int] = mapped_column(Integer)
+    anchor: Mapped[dt.date] = mapped_column(Date)
+    next_period: Mapped[int] = mapped_column(Integer, default=0)
+    next_period_start: Mapped[dt.date] = mapped_column(Date)
+    current_period_start: Mapped[dt.date] = mapped_column(Date)
+    current_period_end: Mapped[dt.date] = mapped_column(Date)
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    canceled_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    ended_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="subscriptions", foreign_keys=[user_id])
+    plan: Mapped[Plan] = relationship(foreign_keys=[plan_id])
+    pending_plan: Mapped[Optional[Plan]] = relationship(foreign_keys=[pending_plan_id])
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in SUB_LIVE
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.plan.code if self.plan else ''} ({self.status})"
+
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (
+        CheckConstraint(_in("status", INV_STATUSES), name="status_known"),
+        CheckConstraint(_in("kind", (KIND_PERIOD, KIND_PRORATION)), name="kind_known"),
+        CheckConstraint("total >= 0", name="total_not_negative"),
+        # The database, not Python, guarantees one invoice per billing period.
+        Index(
+            "uq_invoices_period", "subscription_id", "period_start", unique=True,
+            postgresql_where=text("kind = 'period'"),
+            sqlite_where=text("kind = 'period'"),
+        ),
+        Index("ix_invoices_user", "user_id", "id"),
+        Index("ix_invoices_status_due", "status", "due_date"),
+        {"sqlite_autoincrement": True},  # numbers never reused
+    )
+
+    # The id is the invoice number: allocated atomically by the database,
+    # unique and increasing, even when many workers issue invoices at once.
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    subscription_id: Mapped[Optional[int]] = mapped_column(ForeignKey("subscriptions.id"))
+    plan_id: Mapped[Optional[int]] = mapped_column(ForeignKey("plans.id"))
+    kind: Mapped[str] = mapped_column(String(16), default=KIND_PERIOD)
+    # What the invoice is for, as it read when issued ("Pro plan"). A period
+    # invoice is this one charge; only invoices with several charges (prorations,
+    # manual adjustments) store InvoiceLine rows.
+    description: Mapped[str] = mapped_column(String(255), default="")
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    period_end: Mapped[dt.date] = mapped_column(Date)
+    total: Mapped[int] = mapped_column(BigInteger)  # minor units
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default=INV_OPEN)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    paid_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    voided_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+    subscription: Mapped[Optional[Subscription]] = relationship()
+    plan: Mapped[Optional[Plan]] = relationship()
+    lines: Mapped[list["InvoiceLine"]] = relationship(
+        back_populates="invoice", order_by="InvoiceLine.position"
+    )
+    payments: Mapped[list["Payment"]] = relationship(
+        back_populates="invoice", order_by="Payment.id"
+    )
+
+    @property
+    def number(self) -> str:
+        return format_invoice_number(self.id)
+
+    @property
+    def display_lines(self) -> list["InvoiceLine"]:
+        """The stored lines, or the single charge a period invoice stands for."""
+        if self.lines:
+            return list(self.lines)
+        return [InvoiceLine(position=1, description=self.description, quantity=1,
+                            unit_amount=self.total, amount=self.total,
+                            period_start=self.period_start, period_end=self.period_end)]
+
+    @property
+    def is_payable(self) -> bool:
+        return self.status in INV_PAYABLE
+
+    def __str__(self) -> str:
+        return self.number
+
+
+def format_invoice_number(invoice_id: int) -> str:
+    return f"INV-{invoice_id:06d}"
+
+
+def parse_invoice_number(text_: str) -> Optional[int]:
+    """'INV-000042', 'inv-42' or '42' -> 42; anything else -> None."""
+    digits = text_.strip().upper().removeprefix("INV-").removeprefix("INV")
+    return int(digits) if digits.isdigit() else None
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+    __table_args__ = (UniqueConstraint("invoice_id", "position", name="uq_invoice_lines_position"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    position: Mapped[int] = mapped_column(Integer, default=1)
+    description: Mapped[str] = mapped_column(String(255))
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    unit_amount: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    period_start: Mapped[Optional[dt.date]] = mapped_column(Date)
+    period_end: Mapped[Optional[dt.date]] = mapped_column(Date)
+
+    invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (
+        CheckConstraint("provider IN ('stripe', 'demo', 'manual')", name="provider_known"),
+        CheckConstraint(_in("status", (PAY_SUCCEEDED, PAY_PENDING, PAY_FAILED)), name="status_known"),
+        Index("ix_payments_invoice", "invoice_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_ref: Mapped[str] = mapped_column(String(255), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    flag: Mapped[Optional[str]] = mapped_column(String(255))  # why staff must look
+    note: Mapped[str] = mapped_column(Text, default="")
+    recorded_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    invoice: Mapped[Invoice] = relationship(back_populates="payments")
+    recorded_by: Mapped[Optional[User]] = relationship()
+
+
+class WebhookEvent(Base):
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    provider_event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(120))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class Notification(Base):
+    """The outbox: every notice for a customer, rendered once and delivered once."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("invoice_id", "kind", "step", name="uq_notifications_step"),
+        Index("ix_notifications_user", "user_id", "id"),
+        Index(
+            "ix_notifications_unsent", "id",
+            postgresql_where=text("sent_at IS NULL"), sqlite_where=text("sent_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    invoice_id: Mapped[Optional[int]] = mapped_column(ForeignKey("invoices.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    step: Mapped[int] = mapped_column(Integer, default=0)  # days relative to the due date
+    subject: Mapped[Optional[str]] = mapped_column(String(255))  # rendered on delivery
+    body: Mapped[Optional[str]] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+
+    user: Mapped[User] = relationship()
+    invoice: Mapped[Optional[Invoice]] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown so people can tell tokens apart
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class AuditEntry(Base):
+    """Who did what to which object, and when: every staff action."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_object", "object_type", "object_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[Optional[int]] = mapped_column(BigInteger)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    actor: Mapped[Optional[User]] = relationship()

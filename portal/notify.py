@@ -1,0 +1,112 @@
+"""Render queued notices from templates and deliver them: console or SMTP."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import smtplib
+from email.message import EmailMessage
+from typing import Protocol
+
+from flask import current_app, render_template
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from .billing.money import format_money
+from .models import Notification, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    def send(self, to: str, subject: str, body: str) -> None: ...
+
+
+class ConsoleSender:
+    """Prints each message: the default, so a laptop needs no mail server."""
+
+    def send(self, to: str, subject: str, body: str) -> None:
+        print(f"--- mail to {to}: {subject}\n{body}\n---", flush=True)
+
+
+class SmtpSender:
+    def __init__(self, host: str, port: int, username: str = "", password: str = "",
+                 use_tls: bool = False, sender: str = "billing@localhost"):
+        self.host, self.port, self.username, self.password = host, port, username, password
+        self.use_tls, self.sender = use_tls, sender
+
+    def send(self, to: str, subject: str, body: str) -> None:
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = self.sender, to, subject
+        msg.set_content(body)
+        with smtplib.SMTP(self.host, self.port, timeout=30) as smtp:
+            if self.use_tls:
+                smtp.starttls()
+            if self.username:
+                smtp.login(self.username, self.password)
+            smtp.send_message(msg)
+
+
+def sender_from_config(config) -> Sender:
+    if config.get("MAIL_SERVER"):
+        return SmtpSender(
+            config["MAIL_SERVER"], config["MAIL_PORT"], config["MAIL_USERNAME"],
+            config["MAIL_PASSWORD"], config["MAIL_USE_TLS"], config["MAIL_FROM"],
+        )
+    return ConsoleSender()
+
+
+def render(note: Notification) -> tuple[str, str]:
+    """(subject, body) of a notice, from templates/notices/<kind>.txt.
+
+    The template's first line is the subject; the rest is the body.
+    """
+    invoice = note.invoice
+    text = render_template(
+        f"notices/{note.kind}.txt",
+        note=note, user=note.user, invoice=invoice,
+        amount=format_money(invoice.total, invoice.currency) if invoice else "",
+        days=abs(note.step),
+        invoice_url=(f"{current_app.config['PUBLIC_URL']}/invoices/{invoice.id}" if invoice else ""),
+    )
+    subject, _, body = text.strip().partition("\n")
+    return subject.strip(), body.strip() + "\n"
+
+
+def deliver_pending(session: Session, sender: Sender, limit: int = 100,
+                    now: dt.datetime | None = None) -> int:
+    """Render and send up to `limit` unsent notices; the caller commits.
+
+    Rows are locked with SKIP LOCKED (PostgreSQL) so two workers never send one notice.
+    A failed send keeps the notice unsent, with its error, for the next pass.
+    """
+    notes = session.scalars(
+        select(Notification)
+        .where(Notification.sent_at.is_(None))
+        .order_by(Notification.id)
+        .limit(limit)
+        .options(joinedload(Notification.user), joinedload(Notification.invoice))
+        .with_for_update(skip_locked=True, of=Notification)
+    ).all()
+    sent = 0
+    for note in notes:
+        if note.subject is None:
+            note.subject, note.body = render(note)
+        try:
+            sender.send(note.user.email, note.subject, note.body)
+        except (OSError, smtplib.SMTPException) as exc:
+            note.error = f"{type(exc).__name__}: {exc}"
+            log.warning("notice %s to user %s not sent: %s", note.id, note.user_id, note.error)
+            continue
+        note.sent_at, note.error = now or utcnow(), None
+        sent += 1
+    session.flush()
+    return sent
+
+
+def notify_user(session: Session, user_id: int, kind: str, subject: str, body: str,
+                invoice_id: int | None = None) -> Notification:
+    """Queue a ready-written notice (account messages, staff-triggered ones)."""
+    note = Notification(user_id=user_id, invoice_id=invoice_id, kind=kind, subject=subject, body=body)
+    session.add(note)
+    session.flush()
+    return note

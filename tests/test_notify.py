@@ -1,0 +1,74 @@
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from portal.billing.daily import run_day
+from portal.billing.subscriptions import find_plan, subscribe
+from portal.models import Notification
+from portal.notify import ConsoleSender, SmtpSender, deliver_pending, sender_from_config
+from tests.conftest import free_port, utc
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture()
+def smtp_server():
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield "127.0.0.1", port, inbox
+    controller.stop()
+
+
+def queue_some(session, make_user, settings):
+    user = make_user(email="ada@example.com", name="Ada")
+    subscribe(session, user, find_plan(session, "pro"), utc(2024, 1, 10, 9), settings)
+    session.commit()
+    run_day(session, utc(2024, 1, 21, 6), settings, session.commit)  # issued + 3-day reminder
+    return user
+
+
+def test_notices_go_out_over_real_smtp_once(app, session, make_user, settings, smtp_server):
+    host, port, inbox = smtp_server
+    queue_some(session, make_user, settings)
+    sender = SmtpSender(host, port, sender="billing@portal.test")
+    assert deliver_pending(session, sender) == 2
+    session.commit()
+    assert deliver_pending(session, sender) == 0
+    assert len(inbox.messages) == 2
+    assert {m.rcpt_tos[0] for m in inbox.messages} == {"ada@example.com"}
+    bodies = [m.content.decode() for m in inbox.messages]
+    assert any("Subject: Invoice INV-000001 for $29.00" in b for b in bodies)
+    assert any("Subject: Reminder: invoice INV-000001 is due in 3 days" in b for b in bodies)
+    assert all("http://portal.test/invoices/1" in b for b in bodies)
+    stored = session.scalars(select(Notification).order_by(Notification.id)).all()
+    assert all(n.sent_at is not None and n.subject and "Hello Ada" in n.body for n in stored)
+
+
+def test_a_failed_send_stays_queued_with_its_error(session, make_user, settings):
+    queue_some(session, make_user, settings)
+    dead = SmtpSender("127.0.0.1", 1)  # nothing listens on port 1
+    assert deliver_pending(session, dead) == 0
+    notes = session.scalars(select(Notification)).all()
+    assert notes and all(n.sent_at is None and "ConnectionRefusedError" in n.error for n in notes)
+
+
+def test_console_sender_prints(app, session, make_user, settings, capsys):
+    queue_some(session, make_user, settings)
+    assert deliver_pending(session, ConsoleSender()) == 2
+    assert "mail to ada@example.com: Invoice INV-000001 for $29.00" in capsys.readouterr().out
+
+
+def test_sender_follows_config():
+    assert isinstance(sender_from_config({"MAIL_SERVER": ""}), ConsoleSender)
+    smtp = sender_from_config({"MAIL_SERVER": "mail", "MAIL_PORT": 2525, "MAIL_USERNAME": "",
+                               "MAIL_PASSWORD": "", "MAIL_USE_TLS": False, "MAIL_FROM": "x@y.z"})
+    assert isinstance(smtp, SmtpSender) and (smtp.host, smtp.port) == ("mail", 2525)
