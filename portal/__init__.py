@@ -22,6 +22,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     register_logging(app)
     register_extensions(app)
+    register_blueprints(app)
+    register_templates(app)
+    register_errors(app)
     register_cli(app)
     return app
 
@@ -35,7 +38,60 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"))
     login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message_category = "info"
     csrf.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .account.views import bp as account
+    from .api.views import bp as api
+    from .auth.views import bp as auth
+    from .payments.views import bp as payments
+
+    for blueprint in (auth, account, payments, api):
+        app.register_blueprint(blueprint)
+
+
+def register_templates(app: Flask) -> None:
+    from .billing.money import format_money
+
+    app.jinja_env.filters["money"] = lambda amount, currency: format_money(amount, currency)
+    app.jinja_env.filters["day"] = lambda d: d.strftime("%b %-d, %Y") if d else ""
+    app.jinja_env.filters["moment"] = lambda t: t.strftime("%b %-d, %Y %H:%M UTC") if t else ""
+
+    @app.context_processor
+    def htmx_available():
+        return {"htmx_available": (config_module.ROOT / "static/vendor/htmx.min.js").exists()}
+
+
+def register_errors(app: Flask) -> None:
+    from flask import render_template, request
+    from flask_wtf.csrf import CSRFError
+
+    def page(status: int, title: str, message: str):
+        if request.path.startswith("/api/"):
+            return {"error": {"code": title.lower().replace(" ", "_"), "message": message}}, status
+        return render_template("error.html", status=status, title=title, message=message), status
+
+    @app.errorhandler(404)
+    def not_found(_exc):
+        return page(404, "Not found", "There is nothing at this address, or it is not yours to see.")
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(exc):
+        return page(400, "Form expired", "The form was missing its security token or it expired. "
+                    "Go back, reload the page and try again.")
+
+    @app.errorhandler(413)
+    def too_large(_exc):
+        return page(413, "Too large", "The request was larger than this app accepts.")
+
+    @app.errorhandler(500)
+    def server_error(_exc):
+        db.session.rollback()
+        return page(500, "Something went wrong", "The error was logged; nothing was half-saved.")
 
 
 def register_cli(app: Flask) -> None:

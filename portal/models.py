@@ -109,6 +109,14 @@ class User(Base):
         back_populates="user", foreign_keys="Subscription.user_id"
     )
 
+    # The four members Flask-Login asks for (UserMixin's, without importing Flask here).
+    is_active = True
+    is_authenticated = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
     def __str__(self) -> str:
         return self.email
 
@@ -156,12 +164,10 @@ class Subscription(Base):
             postgresql_where=text("status <> 'canceled'"),
             sqlite_where=text("status <> 'canceled'"),
         ),
-        # What the billing run looks up: live subscriptions due by a day.
-        Index(
-            "ix_subscriptions_due", "next_period_start", "id",
-            postgresql_where=text("status <> 'canceled'"),
-            sqlite_where=text("status <> 'canceled'"),
-        ),
+        # Deliberately no index on next_period_start: the billing run rewrites it on
+        # every row each period, and with no index to maintain (and room left on
+        # each page, see the migration's fillfactor) PostgreSQL updates in place
+        # (HOT). The run walks id ranges instead, so it never needs that index.
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -231,6 +237,8 @@ class Invoice(Base):
     due_date: Mapped[dt.date] = mapped_column(Date)
     paid_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
     voided_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    # The latest checkout started for it, reused while still open (no double sessions).
+    checkout_ref: Mapped[Optional[str]] = mapped_column(String(255))
 
     user: Mapped[User] = relationship()
     subscription: Mapped[Optional[Subscription]] = relationship()

@@ -150,3 +150,31 @@ def client(app, session):
 @pytest.fixture()
 def runner(app, session):
     return app.test_cli_runner()
+
+
+def login(client, user) -> None:
+    """Log the test client in as `user` (Flask-Login's session keys)."""
+    with client.session_transaction() as sess:
+        sess["_user_id"] = str(user.id)
+        sess["_fresh"] = True
+
+
+@pytest.fixture()
+def customer(session, make_user, client):
+    """A logged-in customer on Pro with the first invoice issued (INV-000001, $29.00)."""
+    from portal.billing.subscriptions import find_plan, subscribe
+
+    user = make_user(email="ada@example.com", name="Ada")
+    subscribe(session, user, find_plan(session, "pro"), utc(2024, 1, 10, 9), BillingSettings())
+    session.commit()
+    login(client, user)
+    return user
+
+
+@pytest.fixture()
+def config(app):
+    """Change app.config for one test; restored afterwards."""
+    saved = dict(app.config)
+    yield app.config
+    app.config.clear()
+    app.config.update(saved)

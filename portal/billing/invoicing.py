@@ -27,7 +27,7 @@ from ..models import (
     UTCDateTime,
 )
 from .settings import BillingSettings
-from .sql import add_months_sql, insert_ignoring_duplicates
+from .sql import add_months_sql, const, insert_ignoring_duplicates
 
 S = Subscription.__table__
 I = Invoice.__table__  # noqa: E741
@@ -49,7 +49,7 @@ class RunResult:
 def _due(lo: int, hi: int, today: dt.date):
     return and_(
         S.c.id.between(lo, hi),
-        S.c.status != SUB_CANCELED,
+        S.c.status != const(SUB_CANCELED),
         S.c.next_period_start <= today,
     )
 
@@ -58,7 +58,7 @@ def due_id_range(session: Session, today: dt.date) -> tuple[int, int] | None:
     """The lowest and highest id of subscriptions with something due by `today`."""
     lo, hi = session.execute(
         select(func.min(S.c.id), func.max(S.c.id)).where(
-            S.c.status != SUB_CANCELED, S.c.next_period_start <= today
+            S.c.status != const(SUB_CANCELED), S.c.next_period_start <= today
         )
     ).one()
     return None if lo is None else (lo, hi)
@@ -111,7 +111,7 @@ def bill_chunk(
         # for the insert never skips a period.
         billed = exists().where(
             I.c.subscription_id == S.c.id,
-            I.c.kind == KIND_PERIOD,
+            I.c.kind == const(KIND_PERIOD),
             I.c.period_start == S.c.next_period_start,
         )
         advanced = session.execute(

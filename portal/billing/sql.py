@@ -8,7 +8,7 @@ ends and leap days.
 """
 from __future__ import annotations
 
-from sqlalchemy import Date, Table
+from sqlalchemy import Date, Table, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.ext.compiler import compiles
@@ -56,3 +56,14 @@ def insert_ignoring_duplicates(session: Session, table: Table):
         .on_conflict_do_nothing()
         .execution_options(preserve_rowcount=True)
     )
+
+
+def const(value):
+    """A value written into the SQL text, not sent as a parameter.
+
+    Partial indexes (`WHERE status <> 'canceled'`, `WHERE kind = 'period'`) only
+    serve a query whose own condition names the same constant: once psycopg
+    switches to a prepared generic plan, a parameter would hide it and turn each
+    lookup into a table scan.
+    """
+    return literal(value, literal_execute=True)

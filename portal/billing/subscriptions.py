@@ -12,7 +12,6 @@ from ..models import (
     KIND_PRORATION,
     SUB_ACTIVE,
     SUB_CANCELED,
-    SUB_LIVE,
     SUB_TRIALING,
     Invoice,
     InvoiceLine,
@@ -25,12 +24,13 @@ from .invoicing import bill_chunk
 from .money import prorate
 from .periods import INTERVAL_MONTHS, days_between, period_bounds, periods_ended_by
 from .settings import BillingSettings
+from .sql import const
 
 
 def live_subscription(session: Session, user_id: int) -> Subscription | None:
     return session.scalar(
-        select(Subscription).where(
-            Subscription.user_id == user_id, Subscription.status.in_(SUB_LIVE)
+        select(Subscription).where(  # served by the partial unique index on live rows
+            Subscription.user_id == user_id, Subscription.status != const(SUB_CANCELED)
         )
     )
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: a075a21f3be3
+Revision ID: b586faaa8af1
 Revises: 
-Create Date: 2026-11-24 23:33:17.200018
+Create Date: 2026-11-24 23:49:15.709518
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'a075a21f3be3'
+revision = 'b586faaa8af1'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -117,7 +117,6 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_subscriptions'))
     )
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
-        batch_op.create_index('ix_subscriptions_due', ['next_period_start', 'id'], unique=False, postgresql_where=sa.text("status <> 'canceled'"), sqlite_where=sa.text("status <> 'canceled'"))
         batch_op.create_index('uq_subscriptions_live_user', ['user_id'], unique=True, postgresql_where=sa.text("status <> 'canceled'"), sqlite_where=sa.text("status <> 'canceled'"))
 
     op.create_table('invoices',
@@ -136,6 +135,7 @@ def upgrade():
     sa.Column('due_date', sa.Date(), nullable=False),
     sa.Column('paid_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('voided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('checkout_ref', sa.String(length=255), nullable=True),
     sa.CheckConstraint("kind IN ('period', 'proration')", name=op.f('ck_invoices_kind_known')),
     sa.CheckConstraint("status IN ('open', 'paid', 'overdue', 'void')", name=op.f('ck_invoices_status_known')),
     sa.CheckConstraint('total >= 0', name=op.f('ck_invoices_total_not_negative')),
@@ -207,6 +207,10 @@ def upgrade():
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.create_index('ix_payments_invoice', ['invoice_id'], unique=False)
 
+    # Every live subscription is rewritten once per period by the billing run:
+    # leave half of each page free so PostgreSQL can update rows in place (HOT).
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE subscriptions SET (fillfactor = 50)")
     # ### end Alembic commands ###
 
 
@@ -230,7 +234,6 @@ def downgrade():
     op.drop_table('invoices')
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.drop_index('uq_subscriptions_live_user', postgresql_where=sa.text("status <> 'canceled'"), sqlite_where=sa.text("status <> 'canceled'"))
-        batch_op.drop_index('ix_subscriptions_due', postgresql_where=sa.text("status <> 'canceled'"), sqlite_where=sa.text("status <> 'canceled'"))
 
     op.drop_table('subscriptions')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:

@@ -1,0 +1,15 @@
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, StringField
+from wtforms.validators import DataRequired, Length
+
+
+class PlanForm(FlaskForm):
+    plan = HiddenField(validators=[DataRequired()])
+
+
+class ActionForm(FlaskForm):
+    """A button: CSRF token only."""
+
+
+class TokenForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=80)])

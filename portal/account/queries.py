@@ -1,0 +1,41 @@
+"""Read-side queries for a customer's own data; every one is scoped to the user."""
+from __future__ import annotations
+
+from flask import abort
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import INV_STATUSES, ApiToken, Invoice, Notification, Plan
+
+PER_PAGE = 10
+
+
+def plans_on_offer() -> list[Plan]:
+    return db.session.scalars(select(Plan).where(Plan.active).order_by(Plan.sort_order, Plan.price)).all()
+
+
+def own_invoice(user_id: int, invoice_id: int) -> Invoice:
+    """The user's invoice, or 404: someone else's invoice does not exist for them."""
+    invoice = db.session.scalar(
+        select(Invoice).where(Invoice.id == invoice_id, Invoice.user_id == user_id))
+    if invoice is None:
+        abort(404)
+    return invoice
+
+
+def invoice_page(user_id: int, status: str | None, page: int, per_page: int = PER_PAGE):
+    query = select(Invoice).where(Invoice.user_id == user_id).order_by(Invoice.id.desc())
+    if status in INV_STATUSES:
+        query = query.where(Invoice.status == status)
+    return db.paginate(query, page=page, per_page=per_page, error_out=False, count=True)
+
+
+def notifications_of(user_id: int, limit: int = 100) -> list[Notification]:
+    return db.session.scalars(
+        select(Notification).where(Notification.user_id == user_id, Notification.sent_at.is_not(None))
+        .order_by(Notification.id.desc()).limit(limit)).all()
+
+
+def tokens_of(user_id: int) -> list[ApiToken]:
+    return db.session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())).all()

@@ -1,0 +1,173 @@
+"""The customer's pages: pricing, account, invoices, notifications, API tokens."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ..billing.errors import BillingError
+from ..billing.subscriptions import (
+    cancel, change_plan, find_plan, live_subscription, preview_change, resume, subscribe,
+)
+from ..extensions import db
+from .. import tokens
+from ..web import billing_settings, is_htmx, now, page_or_partial, see_other
+from . import queries
+from .forms import ActionForm, PlanForm, TokenForm
+
+bp = Blueprint("account", __name__)
+
+
+@bp.route("/")
+def home():
+    return redirect(url_for("account.account" if current_user.is_authenticated else "account.pricing"))
+
+
+@bp.route("/pricing")
+def pricing():
+    sub = live_subscription(db.session, current_user.id) if current_user.is_authenticated else None
+    return render_template("account/pricing.html", plans=queries.plans_on_offer(), sub=sub, form=PlanForm())
+
+
+@bp.route("/subscribe", methods=["POST"])
+@login_required
+def subscribe_view():
+    form = PlanForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        subscribe(db.session, current_user, find_plan(db.session, form.plan.data), now(), billing_settings())
+    except BillingError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+        return see_other(url_for("account.pricing"))
+    db.session.commit()
+    flash("You are subscribed. Your first invoice is below.", "success")
+    return see_other(url_for("account.account"))
+
+
+def _subscription_panel(status: int = 200):
+    sub = live_subscription(db.session, current_user.id)
+    return page_or_partial("account/account.html", "account/_subscription.html", status=status,
+                           sub=sub, plans=queries.plans_on_offer(), form=ActionForm(),
+                           recent=queries.invoice_page(current_user.id, None, 1, 5).items)
+
+
+@bp.route("/account")
+@login_required
+def account():
+    return _subscription_panel()
+
+
+def _act(action) -> object:
+    """Run a subscription action; answer with the panel (HTMX) or a redirect."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    sub = live_subscription(db.session, current_user.id)
+    try:
+        if sub is None:
+            raise BillingError("You have no subscription.", "no_subscription")
+        message = action(sub)
+    except BillingError as exc:
+        db.session.rollback()
+        flash(exc.message, "error")
+    else:
+        db.session.commit()
+        flash(message, "success")
+    if is_htmx():
+        return _subscription_panel()
+    return see_other(url_for("account.account"))
+
+
+@bp.route("/account/cancel", methods=["POST"])
+@login_required
+def cancel_view():
+    def act(sub):
+        cancel(db.session, sub, now())
+        return f"Your subscription will end on {sub.current_period_end:%b %-d, %Y}."
+    return _act(act)
+
+
+@bp.route("/account/resume", methods=["POST"])
+@login_required
+def resume_view():
+    def act(sub):
+        resume(db.session, sub, now())
+        return "Your subscription will continue."
+    return _act(act)
+
+
+@bp.route("/account/change-plan", methods=["GET", "POST"])
+@login_required
+def change_plan_view():
+    sub = live_subscription(db.session, current_user.id)
+    if sub is None:
+        return see_other(url_for("account.pricing"))
+    code = request.values.get("plan", "")
+    try:
+        plan = find_plan(db.session, code)
+        change = preview_change(sub, plan, now().date())
+    except BillingError as exc:
+        if request.method == "POST" or not is_htmx():
+            flash(exc.message, "error")
+            return see_other(url_for("account.account"))
+        return render_template("account/_change_preview.html", error=exc.message), 200
+    if request.method == "GET":
+        return page_or_partial("account/change_plan.html", "account/_change_preview.html",
+                               sub=sub, plan=plan, change=change, form=PlanForm(plan=plan.code))
+
+    def act(sub):
+        done, invoice = change_plan(db.session, sub, plan, now(), billing_settings())
+        if done.kind == "downgrade":
+            return f"You will move to {plan.name} on {done.effective:%b %-d, %Y}."
+        if done.kind == "keep":
+            return f"You stay on {plan.name}."
+        return f"You are now on {plan.name}." + (" A prorated invoice was issued." if invoice else "")
+    return _act(act)
+
+
+@bp.route("/invoices")
+@login_required
+def invoices():
+    status = request.args.get("status") or None
+    page = request.args.get("page", 1, type=int)
+    pagination = queries.invoice_page(current_user.id, status, max(page, 1))
+    return page_or_partial("account/invoices.html", "account/_invoice_list.html",
+                           pagination=pagination, status=status)
+
+
+@bp.route("/invoices/<int:invoice_id>")
+@login_required
+def invoice(invoice_id: int):
+    inv = queries.own_invoice(current_user.id, invoice_id)
+    return render_template("account/invoice.html", invoice=inv, form=ActionForm(),
+                           payment=request.args.get("payment"))
+
+
+@bp.route("/notifications")
+@login_required
+def notifications():
+    return render_template("account/notifications.html", notes=queries.notifications_of(current_user.id))
+
+
+@bp.route("/tokens", methods=["GET", "POST"])
+@login_required
+def api_tokens():
+    form, secret = TokenForm(), None
+    if form.validate_on_submit():
+        _, secret = tokens.issue(db.session, current_user, form.name.data, now())
+        db.session.commit()
+        form = TokenForm(formdata=None)
+    return render_template("account/tokens.html", form=form, secret=secret, revoke=ActionForm(),
+                           tokens=queries.tokens_of(current_user.id)), 422 if form.errors else 200
+
+
+@bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
+@login_required
+def revoke_token(token_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if not tokens.revoke(db.session, current_user.id, token_id, now()):
+        abort(404)
+    db.session.commit()
+    flash("The token was revoked.", "success")
+    return see_other(url_for("account.api_tokens"))

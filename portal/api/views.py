@@ -1,0 +1,194 @@
+"""The JSON API: subscribe, unsubscribe, invoices, pay. Errors are always JSON."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import Blueprint, current_app, g, jsonify, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError, validate_csrf
+from werkzeug.exceptions import HTTPException
+from wtforms import ValidationError
+
+from .. import tokens
+from ..billing.errors import BillingError
+from ..billing.money import format_money
+from ..billing.subscriptions import cancel, find_plan, live_subscription, subscribe
+from ..extensions import csrf, db
+from ..models import INV_STATUSES, Invoice, Subscription
+from ..payments.checkout import PaymentError
+from ..web import billing_settings, now
+from ..account import queries
+from .openapi import spec
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+csrf.exempt(bp)  # bearer tokens need no CSRF; session callers are checked in api_auth
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error(status: int, code: str, message: str):
+    return jsonify(error={"code": code, "message": message}), status
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    return error(exc.status, exc.code, exc.message)
+
+
+@bp.errorhandler(BillingError)
+def _billing_error(exc: BillingError):
+    db.session.rollback()
+    return error(exc.status, exc.code, exc.message)
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+             413: "too_large", 401: "unauthorized"}
+    return error(exc.code, codes.get(exc.code, "error"), exc.description)
+
+
+def api_auth(view):
+    """Authorization: Bearer <token>, or the browser session (then with a CSRF header)."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            user = tokens.authenticate(db.session, header[7:].strip(), now())
+            if user is None:
+                raise ApiError(401, "unauthorized", "The API token is invalid or revoked.")
+            db.session.commit()
+        elif current_user.is_authenticated:
+            user = current_user._get_current_object()
+            if request.method not in ("GET", "HEAD", "OPTIONS"):
+                try:
+                    validate_csrf(request.headers.get("X-CSRFToken", ""))
+                except (ValidationError, CSRFError):
+                    raise ApiError(403, "csrf_failed", "Send the X-CSRFToken header with session requests.") from None
+        else:
+            raise ApiError(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")
+        g.api_user = user
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def body() -> dict:
+    if request.content_length and request.content_length > current_app.config["MAX_CONTENT_LENGTH"]:
+        raise ApiError(413, "too_large", "The request body is too large.")
+    data = request.get_json(silent=True)
+    if data is None:
+        if request.get_data(cache=True) in (b"", None):
+            return {}
+        raise ApiError(400, "malformed_json", "The request body is not valid JSON.")
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_json", "The request body must be a JSON object.")
+    return data
+
+
+def invoice_json(inv: Invoice, detail: bool = False) -> dict:
+    out = {
+        "id": inv.id, "number": inv.number, "status": inv.status, "kind": inv.kind,
+        "description": inv.description,
+        "period_start": inv.period_start.isoformat(), "period_end": inv.period_end.isoformat(),
+        "total": inv.total, "currency": inv.currency,
+        "total_display": format_money(inv.total, inv.currency),
+        "issued_at": inv.issued_at.isoformat(), "due_date": inv.due_date.isoformat(),
+        "paid_at": inv.paid_at.isoformat() if inv.paid_at else None,
+    }
+    if detail:
+        out["lines"] = [{"description": l.description, "quantity": l.quantity, "unit_amount": l.unit_amount,
+                         "amount": l.amount,
+                         "period_start": l.period_start.isoformat() if l.period_start else None,
+                         "period_end": l.period_end.isoformat() if l.period_end else None}
+                        for l in inv.display_lines]
+        out["payments"] = [{"id": p.id, "provider": p.provider, "amount": p.amount, "currency": p.currency,
+                            "status": p.status, "created_at": p.created_at.isoformat()} for p in inv.payments]
+    return out
+
+
+def subscription_json(sub: Subscription) -> dict:
+    return {
+        "id": sub.id, "plan": sub.plan.code, "status": sub.status,
+        "current_period_start": sub.current_period_start.isoformat(),
+        "current_period_end": sub.current_period_end.isoformat(),
+        "cancel_at_period_end": sub.cancel_at_period_end,
+        "ended_at": sub.ended_at.isoformat() if sub.ended_at else None,
+        "pending_plan": sub.pending_plan.code if sub.pending_plan else None,
+    }
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(spec())
+
+
+@bp.post("/subscribe/")
+@api_auth
+def api_subscribe():
+    data = body()
+    code = data.get("plan")
+    if not isinstance(code, str) or not code.strip():
+        raise ApiError(422, "invalid", "'plan' is required: one of the plan codes.")
+    sub = subscribe(db.session, g.api_user, find_plan(db.session, code), now(), billing_settings())
+    db.session.commit()
+    return jsonify(subscription_json(sub)), 201
+
+
+@bp.post("/unsubscribe/")
+@api_auth
+def api_unsubscribe():
+    data = body()
+    at_once = data.get("at_once", False)
+    if not isinstance(at_once, bool):
+        raise ApiError(422, "invalid", "'at_once' must be true or false.")
+    sub = live_subscription(db.session, g.api_user.id)
+    if sub is None:
+        raise ApiError(404, "no_subscription", "You have no subscription.")
+    cancel(db.session, sub, now(), at_once=at_once)
+    db.session.commit()
+    return jsonify(subscription_json(sub))
+
+
+@bp.get("/invoices/")
+@api_auth
+def api_invoices():
+    status = request.args.get("status")
+    if status is not None and status not in INV_STATUSES:
+        raise ApiError(422, "invalid", f"'status' must be one of: {', '.join(INV_STATUSES)}.")
+    page = request.args.get("page", "1")
+    per_page = request.args.get("per_page", "20")
+    if not (page.isdigit() and per_page.isdigit() and int(page) >= 1 and 1 <= int(per_page) <= 100):
+        raise ApiError(422, "invalid", "'page' must be >= 1 and 'per_page' between 1 and 100.")
+    pagination = queries.invoice_page(g.api_user.id, status, int(page), int(per_page))
+    return jsonify(items=[invoice_json(i) for i in pagination.items], page=pagination.page,
+                   per_page=pagination.per_page, total=pagination.total)
+
+
+@bp.get("/invoices/<int:invoice_id>/")
+@api_auth
+def api_invoice(invoice_id: int):
+    return jsonify(invoice_json(queries.own_invoice(g.api_user.id, invoice_id), detail=True))
+
+
+@bp.post("/pay/")
+@api_auth
+def api_pay():
+    from ..payments.views import start_payment  # the web flow, shared
+
+    data = body()
+    invoice_id = data.get("invoice_id")
+    if isinstance(invoice_id, bool) or not isinstance(invoice_id, int):
+        raise ApiError(422, "invalid", "'invoice_id' must be an integer.")
+    invoice = queries.own_invoice(g.api_user.id, invoice_id)
+    if not invoice.is_payable:
+        raise ApiError(409, "not_payable", f"Invoice {invoice.number} is {invoice.status}; there is nothing to pay.")
+    try:
+        checkout = start_payment(invoice, g.api_user)
+    except PaymentError as exc:
+        db.session.rollback()
+        raise ApiError(502, "payment_provider_error", str(exc)) from None
+    return jsonify(checkout_url=checkout.url, invoice_id=invoice.id)

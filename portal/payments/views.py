@@ -1,0 +1,169 @@
+"""Pay, return, demo checkout and the Stripe webhook."""
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import (Blueprint, abort, current_app, flash, jsonify, render_template, request,
+                   url_for)
+from flask_login import current_user, login_required
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..account.forms import ActionForm
+from ..account.queries import own_invoice
+from ..extensions import csrf, db
+from ..models import Invoice, WebhookEvent
+from ..web import billing_settings, now, page_or_partial, see_other
+from .checkout import EXPIRED, PAID, PROCESSING, Checkout, PaymentError
+from .demo import DemoGateway
+from .fulfil import fulfil
+from .gateway import StripeGateway, failed
+
+bp = Blueprint("payments", __name__)
+log = logging.getLogger(__name__)
+
+CHECKOUT_EVENTS = {
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
+}
+
+
+def gateway():
+    """Stripe when a key is configured, the local demo checkout otherwise."""
+    cfg = current_app.config
+    if cfg["STRIPE_SECRET_KEY"]:
+        return StripeGateway(cfg["STRIPE_SECRET_KEY"], cfg["STRIPE_WEBHOOK_SECRET"], cfg["STRIPE_API_BASE"])
+    return DemoGateway(cfg["SECRET_KEY"], lambda token: url_for("payments.demo_checkout", token=token))
+
+
+def start_payment(invoice: Invoice, user) -> Checkout:
+    """A checkout for a payable invoice of the current user; PaymentError if refused."""
+    if not invoice.is_payable:
+        raise PaymentError(f"Invoice {invoice.number} is {invoice.status}; there is nothing to pay.")
+    base = current_app.config["PUBLIC_URL"]
+    success = base + url_for("payments.returned", invoice_id=invoice.id) + "&session_id={CHECKOUT_SESSION_ID}"
+    cancel = base + url_for("account.invoice", invoice_id=invoice.id, payment="canceled")
+    checkout = gateway().start(invoice, user, success, cancel)
+    invoice.checkout_ref = checkout.ref
+    db.session.commit()
+    return checkout
+
+
+@bp.route("/invoices/<int:invoice_id>/pay", methods=["POST"])
+@login_required
+def pay(invoice_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    invoice = own_invoice(current_user.id, invoice_id)
+    try:
+        checkout = start_payment(invoice, current_user)
+    except PaymentError as exc:
+        db.session.rollback()
+        flash(f"The payment could not be started: {exc} Your invoice is unchanged.", "error")
+        return see_other(url_for("account.invoice", invoice_id=invoice_id))
+    return see_other(checkout.url)
+
+
+@bp.route("/payments/return")
+@login_required
+def returned():
+    """Where Stripe (or the demo) sends the customer back; fulfils too, the webhook may be late."""
+    invoice = own_invoice(current_user.id, request.args.get("invoice_id", type=int) or 0)
+    session_id = request.args.get("session_id", "")
+    state = PAID if invoice.status == "paid" else PROCESSING
+    if session_id and invoice.status != "paid" and current_app.config["STRIPE_SECRET_KEY"]:
+        try:
+            checkout = gateway().fetch(session_id)
+        except PaymentError as exc:
+            flash(f"We could not confirm the payment yet: {exc}", "error")
+        else:
+            if checkout.invoice_id != invoice.id:
+                abort(404)
+            fulfil(db.session, checkout, now(), billing_settings())
+            db.session.commit()
+            state = EXPIRED if checkout.state == EXPIRED else state
+    db.session.refresh(invoice)
+    return page_or_partial("payments/return.html", "payments/_status.html", invoice=invoice, state=state)
+
+
+@bp.route("/demo/checkout/<token>", methods=["GET", "POST"])
+@login_required
+def demo_checkout(token: str):
+    if current_app.config["STRIPE_SECRET_KEY"]:
+        abort(404)  # the demo provider exists only while Stripe is not configured
+    demo = gateway()
+    try:
+        checkout = demo.read(token)
+    except ValueError as exc:
+        flash(str(exc).capitalize() + ".", "error")
+        return see_other(url_for("account.invoices"))
+    invoice = own_invoice(current_user.id, checkout.invoice_id)
+    form = ActionForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        if request.form.get("action") == "cancel":
+            return see_other(url_for("account.invoice", invoice_id=invoice.id, payment="canceled"))
+        fulfil(db.session, demo.pay(token), now(), billing_settings())
+        db.session.commit()
+        return see_other(url_for("payments.returned", invoice_id=invoice.id))
+    return render_template("payments/demo_checkout.html", invoice=invoice, checkout=checkout, form=form)
+
+
+@bp.route("/stripe/webhook", methods=["POST"])
+@csrf.exempt  # Stripe cannot send a CSRF token: the signature is the proof instead
+def webhook():
+    cfg = current_app.config
+    if not cfg["STRIPE_SECRET_KEY"]:
+        abort(404)
+    stripe_gateway = gateway()
+    try:
+        event = stripe_gateway.verify(request.get_data(), request.headers.get("Stripe-Signature", ""))
+    except ValueError as exc:
+        log.warning("webhook refused: %s", exc)
+        return jsonify(error={"code": "bad_signature", "message": str(exc)}), 400
+
+    record = db.session.scalar(select(WebhookEvent).where(WebhookEvent.provider_event_id == event.id))
+    if record is not None and record.processed_at is not None:
+        return jsonify(received=True, duplicate=True)
+    if record is None:
+        record = WebhookEvent(provider_event_id=event.id, type=event.type,
+                              payload=json.dumps(event.to_dict(), indent=2, sort_keys=True),
+                              received_at=now())
+        db.session.add(record)
+        try:
+            db.session.flush()
+        except IntegrityError:  # the same event, delivered twice at once
+            db.session.rollback()
+            return jsonify(received=True, duplicate=True)
+    try:
+        if event.type in CHECKOUT_EVENTS:
+            checkout = stripe_gateway.fetch(event.data.object["id"])  # never trust the payload
+            if event.type == "checkout.session.async_payment_failed":
+                checkout = failed(checkout)
+            fulfil(db.session, checkout, now(), billing_settings())
+        record.processed_at, record.error = now(), None
+        db.session.commit()
+    except PaymentError as exc:
+        db.session.rollback()
+        _record_error(event, str(exc), final=not exc.retryable)
+        if exc.retryable:  # Stripe delivers again later
+            return jsonify(error={"code": "provider_unavailable", "message": str(exc)}), 503
+    return jsonify(received=True)
+
+
+def _record_error(event, message: str, final: bool) -> None:
+    """Keep the failed event with its error for staff; a final one is not retried."""
+    record = db.session.scalar(select(WebhookEvent).where(WebhookEvent.provider_event_id == event.id))
+    if record is None:
+        record = WebhookEvent(provider_event_id=event.id, type=event.type,
+                              payload=json.dumps(event.to_dict(), indent=2, sort_keys=True),
+                              received_at=now())
+        db.session.add(record)
+    record.error = message
+    if final:
+        record.processed_at = now()
+    db.session.commit()
