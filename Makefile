@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 FLASK  := $(BIN)/flask --app wsgi
 HTMX_VERSION := 2.0.11
 
-.PHONY: run test install assets migrate bench clean
+.PHONY: run test install assets migrate bench clean up
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ migrate: $(STAMP)
 
 run: $(STAMP) assets migrate
 	$(FLASK) demo-setup
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	$(FLASK) serve --host 127.0.0.1 --port 5000
 
 test: $(STAMP) assets
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -42,3 +42,13 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts static/vendor
+
+# Production-like: gunicorn, one worker and the scheduler against real Redis and
+# PostgreSQL (set REDIS_URL and DATABASE_URL). Ctrl-C stops all three.
+up: $(STAMP) assets migrate
+	@test -n "$$REDIS_URL" || (echo "set REDIS_URL (and DATABASE_URL) first" && exit 2)
+	trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/gunicorn --workers 4 --bind 127.0.0.1:8000 wsgi:app & \
+	$(BIN)/python worker.py & \
+	$(BIN)/python worker.py --scheduler & \
+	wait

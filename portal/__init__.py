@@ -23,6 +23,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_logging(app)
     register_extensions(app)
     register_blueprints(app)
+    register_admin(app)
     register_templates(app)
     register_errors(app)
     register_cli(app)
@@ -52,6 +53,12 @@ def register_blueprints(app: Flask) -> None:
 
     for blueprint in (auth, account, payments, api):
         app.register_blueprint(blueprint)
+
+
+def register_admin(app: Flask) -> None:
+    from .admin import init_admin
+
+    init_admin(app)
 
 
 def register_templates(app: Flask) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import secrets
 import sys
 
@@ -174,11 +175,14 @@ def demo_setup():
     try:
         with open(path) as fh:
             email, password = fh.read().split()
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):
         email, password = "admin@example.com", secrets.token_urlsafe(12)
-        create_staff(db.session, email, password)
         with open(path, "w") as fh:
             fh.write(f"{email} {password}\n")
+        os.chmod(path, 0o600)
+    user = db.session.scalar(select(User).where(User.email == email))
+    if user is None or not user.is_staff:  # a fresh database: same login as before
+        create_staff(db.session, email, password)
     db.session.commit()
     click.echo(f"Plans seeded. Staff login: {email} / {password}  (kept in {path})")
 
@@ -187,3 +191,26 @@ def init_cli(app: Flask) -> None:
     for group in (billing_cli, plans_cli, subs_cli, invoices_cli, users_cli):
         app.cli.add_command(group)
     app.cli.add_command(demo_setup)
+    app.cli.add_command(serve)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host, port):
+    """Serve the app for development; with no REDIS_URL, run the workers in-process too."""
+    from werkzeug.serving import run_simple
+
+    from .jobs import embedded, queues, tasks
+
+    app = current_app._get_current_object()
+    if app.config["REDIS_URL"]:
+        click.echo("Jobs go to Redis: run `python worker.py` and `python worker.py --scheduler` beside this.")
+    else:
+        embedded.start(app)
+        # Catch up at start: a laptop that was off still bills the days it missed.
+        queues.queue(queues.BILLING, queues.connection("")).enqueue(tasks.daily_billing)
+        click.echo("Embedded worker and scheduler running in this process (no REDIS_URL).")
+    mode = "Stripe" if app.config["STRIPE_SECRET_KEY"] else "demo checkout (no STRIPE_SECRET_KEY)"
+    click.echo(f"Payments: {mode}. Serving on http://{host}:{port}")
+    run_simple(host, port, app, threaded=True, use_reloader=False)

@@ -249,6 +249,7 @@ class Invoice(Base):
     payments: Mapped[list["Payment"]] = relationship(
         back_populates="invoice", order_by="Payment.id"
     )
+    notices: Mapped[list["Notification"]] = relationship(viewonly=True, order_by="Notification.id")
 
     @property
     def number(self) -> str:

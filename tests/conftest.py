@@ -71,8 +71,9 @@ def _postgres_schema_url() -> tuple[str, dict, callable]:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
-    options = {"connect_args": {"options": f"-csearch_path={schema}"}, "pool_pre_ping": True}
-    return PG_URL, options, drop
+    # The schema travels in the URL, so worker subprocesses can be pointed at it too.
+    url = sa.engine.make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False), {"pool_pre_ping": True}, drop
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -89,6 +90,7 @@ def app(backend, tmp_path_factory):
         url, options, drop = _postgres_schema_url()
     app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url,
                       "SQLALCHEMY_ENGINE_OPTIONS": options})
+    app.config["TEST_DATABASE_URI"] = url
     with app.app_context():
         upgrade()  # the schema comes from the migrations, as in production
     yield app

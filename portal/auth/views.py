@@ -74,7 +74,7 @@ def login():
             user.failed_logins, user.locked_until = 0, None
             db.session.commit()
             login_user(user)
-            return see_other(safe_next(url_for("account.account")))
+            return see_other(safe_next(url_for("admin.index") if user.is_staff else url_for("account.account")))
         if user:
             user.failed_logins += 1
             if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:

@@ -1,0 +1,86 @@
+"""Benchmark: the billing run done by 1 and by 2 RQ workers, against the single-process
+run, on PostgreSQL and a real Redis, in one invocation.
+
+    python bench/workers_run.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test \
+        --redis-url redis://127.0.0.1:6379/14 [--n 1000000] [--chunk-size 10000]
+
+Each variant starts from a freshly seeded schema (see billing_run.py). Worker variants
+enqueue the daily billing job and time `python worker.py --burst` processes until the
+queues are empty. Prints seconds, subscriptions/second and the speed-up over one process.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import redis  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+from billing_run import AS_OF, fresh_database  # noqa: E402
+
+from portal.billing.invoicing import run_billing  # noqa: E402
+from portal.billing.settings import BillingSettings  # noqa: E402
+from portal.extensions import db  # noqa: E402
+from portal.jobs import queues, tasks  # noqa: E402
+
+
+def invoices() -> int:
+    return db.session.scalar(sa.text("SELECT count(*) FROM invoices"))
+
+
+def single(url: str, n: int, chunk: int) -> float:
+    with fresh_database(url, n, chunk):
+        t0 = time.perf_counter()
+        run_billing(db.session, AS_OF, BillingSettings(chunk_size=chunk), db.session.commit)
+        seconds = time.perf_counter() - t0
+        assert invoices() == n
+    return seconds
+
+
+def with_workers(url: str, redis_url: str, n: int, chunk: int, workers: int) -> float:
+    conn = redis.Redis.from_url(redis_url)
+    conn.flushdb()
+    with fresh_database(url, n, chunk):
+        search_path = db.session.scalar(sa.text("SHOW search_path"))  # the fresh schema
+        worker_url = db.engine.url.update_query_dict({"options": f"-csearch_path={search_path}"})
+        env = {**os.environ, "DATABASE_URL": worker_url.render_as_string(hide_password=False),
+               "REDIS_URL": redis_url, "BILLING_CHUNK_SIZE": str(chunk), "TZ": "UTC"}
+        queues.queue(queues.BILLING, conn).enqueue(tasks.daily_billing, AS_OF.date().isoformat())
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "worker.py", "--burst", "--queues", "billing"], cwd=ROOT,
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for _ in range(workers)]
+        for p in procs:
+            p.wait()
+        seconds = time.perf_counter() - t0
+        assert invoices() == n, f"{invoices()} invoices, expected {n}"
+    conn.flushdb()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""), required=False)
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--chunk-size", type=int, default=10_000)
+    args = parser.parse_args()
+    if not args.database_url.startswith("postgres"):
+        parser.error("--database-url must be PostgreSQL (workers need a shared database)")
+    base = single(args.database_url, args.n, args.chunk_size)
+    one = with_workers(args.database_url, args.redis_url, args.n, args.chunk_size, 1)
+    two = with_workers(args.database_url, args.redis_url, args.n, args.chunk_size, 2)
+    print(f"billing run with workers: postgresql, N={args.n:,}, chunk={args.chunk_size:,}, cores={os.cpu_count()}")
+    for label, seconds in (("single process", base), ("1 worker", one), ("2 workers", two)):
+        print(f"  {label:16s} {seconds:8.2f} s  {args.n / seconds:>10,.0f} subs/s  x{base / seconds:.2f} vs single")
+
+
+if __name__ == "__main__":
+    main()

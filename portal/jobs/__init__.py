@@ -1,0 +1,1 @@
+"""Background work on RQ: queues, job functions, the periodic schedule, monitoring."""

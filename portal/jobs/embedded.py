@@ -1,0 +1,60 @@
+"""Embedded mode: with no REDIS_URL, the same jobs and schedule run inside the web
+process on an in-memory Redis stand-in, so a laptop needs nothing else."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from rq import SimpleWorker
+from rq.scheduler import RQScheduler
+from rq.timeouts import TimerDeathPenalty
+
+from . import queues, schedule, tasks
+
+log = logging.getLogger(__name__)
+
+
+class ThreadWorker(SimpleWorker):
+    """A worker that can live in a thread: no signal handlers, timer-based timeouts."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self):
+        pass
+
+
+def start(app, scheduler_interval: int = 5) -> dict:
+    """Start a worker thread and a scheduler thread; returns them (daemons)."""
+    os.environ["TZ"] = "UTC"  # rq-scheduler computes cron times in local time
+    time.tzset()
+    conn = queues.connection("")
+    tasks.use_app(app)
+    sched = schedule.scheduler(conn, interval=scheduler_interval)
+    schedule.reconcile(sched, schedule.declared(app.config))
+
+    # rq's own scheduler (retries with a delay) runs in this loop too: rq would
+    # otherwise fork a process for it, which cannot see an in-memory Redis.
+    delayed = RQScheduler([queues.queue(q, conn) for q in queues.ALL], connection=conn)
+
+    def run_scheduler():
+        while True:
+            try:
+                sched.enqueue_jobs()
+                delayed.enqueue_scheduled_jobs()
+            except Exception:  # keep the loop alive; the error is logged
+                log.exception("embedded scheduler pass failed")
+            time.sleep(scheduler_interval)
+
+    worker = ThreadWorker([queues.queue(q, conn) for q in queues.ALL], connection=conn)
+    threads = {
+        "scheduler": threading.Thread(target=run_scheduler, name="embedded-scheduler", daemon=True),
+        "worker": threading.Thread(target=lambda: worker.work(with_scheduler=False, logging_level="WARNING"),
+                                   name="embedded-worker", daemon=True),
+    }
+    for thread in threads.values():
+        thread.start()
+    log.warning("No REDIS_URL: running the worker and the scheduler embedded in this process "
+                "(in-memory queue; set REDIS_URL and run worker.py for production).")
+    return threads

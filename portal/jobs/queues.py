@@ -1,0 +1,33 @@
+"""Queue names and the Redis connection (a real server, or an embedded stand-in)."""
+from __future__ import annotations
+
+import threading
+
+import redis
+from rq import Queue
+
+BILLING, NOTIFICATIONS, DEFAULT = "billing", "notifications", "default"
+ALL = (BILLING, NOTIFICATIONS, DEFAULT)
+
+RESULT_TTL = 24 * 3600          # keep results a day, so Redis does not fill up
+FAILURE_TTL = 7 * 24 * 3600     # failed jobs stay a week for staff to see and retry
+
+_embedded = None
+_lock = threading.Lock()
+
+
+def connection(redis_url: str) -> redis.Redis:
+    """Redis at REDIS_URL, or one in-process fakeredis shared by the whole process."""
+    if redis_url:
+        return redis.Redis.from_url(redis_url)
+    global _embedded
+    with _lock:
+        if _embedded is None:
+            import fakeredis
+
+            _embedded = fakeredis.FakeRedis()
+        return _embedded
+
+
+def queue(name: str, conn: redis.Redis, is_async: bool = True) -> Queue:
+    return Queue(name, connection=conn, is_async=is_async)

@@ -1,0 +1,74 @@
+"""The periodic schedule, declared as data and reconciled into rq-scheduler.
+
+rq-scheduler does not de-duplicate cron registrations, so each entry has a fixed
+job id: reconcile() adds what is missing, replaces what changed and cancels what
+is no longer declared. Restarting the scheduler never doubles a job.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+from rq_scheduler import Scheduler
+
+from . import queues
+
+PREFIX = "periodic-"
+
+# crontab warns that a future version computes times in UTC instead of local time;
+# workers and the embedded scheduler run with TZ=UTC, where the two agree.
+warnings.filterwarnings("ignore", message="Version 0.22.0", category=FutureWarning)
+
+
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    cron: str          # minute hour day month weekday, in UTC
+    func: str          # dotted path of the job function
+    queue: str
+    timeout: int = 30 * 60
+
+    @property
+    def job_id(self) -> str:
+        return PREFIX + self.name
+
+
+def declared(config) -> list[Periodic]:
+    """The default schedule; each time can be changed by an environment variable."""
+    env = os.environ
+    return [
+        Periodic("billing-daily", env.get("SCHEDULE_BILLING", "5 0 * * *"),
+                 "portal.jobs.tasks.daily_billing", queues.BILLING),
+        Periodic("overdue-hourly", env.get("SCHEDULE_OVERDUE", "0 * * * *"),
+                 "portal.jobs.tasks.mark_overdue", queues.BILLING),
+        Periodic("reminders-daily", env.get("SCHEDULE_REMINDERS", "0 9 * * *"),
+                 "portal.jobs.tasks.send_reminders", queues.NOTIFICATIONS),
+    ]
+
+
+def scheduler(conn, interval: int = 30) -> Scheduler:
+    return Scheduler(queue_name=queues.DEFAULT, connection=conn, interval=interval)
+
+
+def reconcile(sched: Scheduler, entries: list[Periodic]) -> dict:
+    """Make the scheduled periodic jobs exactly `entries`; returns what changed."""
+    wanted = {e.job_id: e for e in entries}
+    present = {job.id: job for job in sched.get_jobs() if job.id.startswith(PREFIX)}
+    changes = {"added": [], "removed": [], "kept": []}
+    for job_id, job in present.items():
+        entry = wanted.get(job_id)
+        if entry and job.meta.get("cron_string") == entry.cron and job.func_name == entry.func \
+                and job.origin == entry.queue:
+            changes["kept"].append(job_id)
+        else:
+            sched.cancel(job)
+            job.delete()
+            changes["removed"].append(job_id)
+    for job_id, entry in wanted.items():
+        if job_id not in changes["kept"]:
+            sched.cron(entry.cron, entry.func, id=job_id, queue_name=entry.queue,
+                       timeout=entry.timeout, result_ttl=queues.RESULT_TTL,
+                       description=f"{entry.name} ({entry.cron} UTC)", use_local_timezone=False)
+            changes["added"].append(job_id)
+    return changes

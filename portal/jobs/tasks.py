@@ -1,0 +1,134 @@
+"""Job functions. Each takes plain values, builds its own app context, re-reads state,
+and is safe to run twice (the billing core is idempotent)."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from contextlib import contextmanager
+
+from rq import Retry, get_current_job
+from rq.job import Dependency
+
+from . import queues
+
+log = logging.getLogger(__name__)
+_app = None
+_app_pid = None
+
+# Transient failures (database restarting, lock timeouts) get three more tries.
+RETRY = Retry(max=3, interval=[10, 60, 300])
+CHUNK_TIMEOUT = 15 * 60
+
+
+def use_app(flask_app) -> None:
+    """Run jobs in this process with an existing app (embedded mode, tests)."""
+    global _app, _app_pid
+    _app, _app_pid = flask_app, os.getpid()
+
+
+def app():
+    """The app for this process. A forked work horse builds its own, so it never
+    shares the parent's pooled database connections."""
+    global _app, _app_pid
+    if _app is None or _app_pid != os.getpid():
+        from portal import create_app
+
+        _app, _app_pid = create_app(), os.getpid()
+    return _app
+
+
+def _as_of(as_of: str | None) -> dt.datetime:
+    now = dt.datetime.now(dt.timezone.utc)
+    if not as_of:
+        return now
+    day = dt.date.fromisoformat(as_of)
+    return now.replace(year=day.year, month=day.month, day=day.day)
+
+
+def _conn():
+    job = get_current_job()
+    return job.connection if job else queues.connection(app().config["REDIS_URL"])
+
+
+@contextmanager
+def unit_of_work():
+    """(session, billing settings) in an app context; commits on success, always cleans up."""
+    from portal.billing.settings import BillingSettings
+    from portal.extensions import db
+
+    a = app()
+    with a.app_context():
+        try:
+            yield db.session, BillingSettings.from_config(a.config)
+            db.session.commit()
+        finally:
+            db.session.remove()
+
+
+def daily_billing(as_of: str | None = None) -> dict:
+    """Fan the day's billing out: one job per id range, then overdue and notices."""
+    from portal.billing.invoicing import due_id_range, id_chunks
+
+    now = _as_of(as_of)
+    day = now.date().isoformat()
+    with unit_of_work() as (session, settings):
+        span = due_id_range(session, now.date())
+    conn = _conn()
+    billing = queues.queue(queues.BILLING, conn)
+    chunks = [
+        billing.enqueue(bill_chunk, lo, hi, day, job_timeout=CHUNK_TIMEOUT, retry=RETRY,
+                        result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL,
+                        description=f"bill subscriptions {lo}-{hi} as of {day}")
+        for lo, hi in (id_chunks(*span, settings.chunk_size) if span else [])
+    ]
+    # Overdue and notices follow the chunks, even if one of them failed (its own
+    # retries, and tomorrow's run, catch it up).
+    after = Dependency(jobs=chunks, allow_failure=True) if chunks else None
+    overdue = billing.enqueue(mark_overdue, day, depends_on=after, retry=RETRY,
+                              result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL)
+    queues.queue(queues.NOTIFICATIONS, conn).enqueue(
+        send_reminders, day, depends_on=Dependency(jobs=[overdue], allow_failure=True), retry=RETRY,
+        result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL)
+    return {"as_of": day, "chunks": len(chunks)}
+
+
+def bill_chunk(lo: int, hi: int, as_of: str | None = None) -> dict:
+    """One chunk, one transaction: a worker killed midway leaves nothing behind."""
+    from portal.billing.invoicing import bill_chunk as bill
+
+    with unit_of_work() as (session, settings):
+        result = bill(session, lo, hi, _as_of(as_of), settings)
+    return {"invoices": result.invoices, "ended": result.ended}
+
+
+def mark_overdue(as_of: str | None = None) -> dict:
+    from portal.billing.daily import mark_overdue_and_past_due
+
+    with unit_of_work() as (session, settings):
+        counts = mark_overdue_and_past_due(session, _as_of(as_of).date(), settings)
+    return counts
+
+
+def send_reminders(as_of: str | None = None) -> dict:
+    """Queue the notices due today, then hand delivery to the notifications queue."""
+    from portal.billing.daily import queue_notices
+
+    with unit_of_work() as (session, settings):
+        counts = queue_notices(session, _as_of(as_of), settings)
+    queues.queue(queues.NOTIFICATIONS, _conn()).enqueue(
+        deliver_notices, retry=RETRY, result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL)
+    return counts
+
+
+def deliver_notices(batch: int = 100) -> int:
+    """Send what is in the outbox, a batch per transaction."""
+    from portal.notify import deliver_pending, sender_from_config
+
+    sent = 0
+    with unit_of_work() as (session, _):
+        sender = sender_from_config(app().config)
+        while n := deliver_pending(session, sender, limit=batch):
+            session.commit()
+            sent += n
+    return sent

@@ -1,0 +1,63 @@
+"""The app served on a loopback port, driven by Debian's headless Chromium."""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from portal import create_app
+from portal.cli import create_staff, seed_plans
+from portal.extensions import db
+from tests.conftest import REQUIRE_SERVICES, TEST_CONFIG
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+STAFF = ("staff@example.com", "staff password 1")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A fresh app (SQLite, demo payments) in a server thread; yields (app, base_url)."""
+    from flask_migrate import upgrade
+
+    db_path = tmp_path_factory.mktemp("browser") / "app.db"
+    app = create_app({**TEST_CONFIG, "WTF_CSRF_ENABLED": True, "TESTING": False,
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}"})
+    with app.app_context():
+        upgrade()
+        seed_plans(db.session)
+        create_staff(db.session, *STAFF)
+        db.session.commit()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    app.config["PUBLIC_URL"] = base
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield app, base
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        message = "Chromium is not installed (apt-get install chromium)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    """Keep what the customer saw, for a person to look at (git-ignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

@@ -1,0 +1,174 @@
+"""Workers against the machine's real Redis (and PostgreSQL for the races)."""
+import datetime as dt
+import os
+import signal
+import time
+
+import pytest
+import sqlalchemy as sa
+from rq import Retry, SimpleWorker
+from rq.job import JobStatus
+from sqlalchemy import func, select
+
+from portal.billing.subscriptions import find_plan, subscribe
+from portal.jobs import embedded, monitor, queues, schedule, tasks
+from portal.models import Invoice, Notification, Subscription
+from tests.conftest import utc
+from tests.jobs.conftest import start_worker
+
+
+def customers(session, make_user, settings, n, day=utc(2024, 1, 10, 9)):
+    plan = find_plan(session, "pro")
+    for _ in range(n):
+        subscribe(session, make_user(), plan, day, settings)
+    session.commit()
+
+
+def count(session, model, *where):
+    session.expire_all()
+    return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def periods(session):
+    return session.execute(select(Invoice.subscription_id, Invoice.period_start)
+                           .where(Invoice.kind == "period")).all()
+
+
+def burst(conn):
+    worker = SimpleWorker([queues.queue(q, conn) for q in queues.ALL], connection=conn)
+    worker.work(burst=True, with_scheduler=False)
+    return worker
+
+
+ATTEMPTS = []
+
+
+def always_fails():
+    ATTEMPTS.append(time.monotonic())
+    raise RuntimeError("the database is down")
+
+
+def test_a_worker_runs_the_billing_chain_end_to_end(job_app, redis_conn, session, make_user, settings, config):
+    config["BILLING_CHUNK_SIZE"] = 2
+    customers(session, make_user, settings, 5)
+    queues.queue(queues.BILLING, redis_conn).enqueue(tasks.daily_billing, "2024-02-25")
+    burst(redis_conn)
+    assert count(session, Invoice) == 10                      # a second period each
+    assert count(session, Invoice, Invoice.status == "overdue") == 5   # January's, due Jan 24
+    sent = count(session, Notification, Notification.sent_at.is_not(None))
+    assert sent == count(session, Notification) == 15       # 10 issued notices + 5 overdue steps
+    assert monitor.queue_stats(redis_conn)[0] == {"queue": "billing", "queued": 0, "running": 0, "failed": 0}
+
+
+def test_a_failing_job_is_retried_then_lands_in_the_failed_registry(job_app, redis_conn):
+    ATTEMPTS.clear()
+    q = queues.queue(queues.DEFAULT, redis_conn)
+    job = q.enqueue(always_fails, retry=Retry(max=2), failure_ttl=queues.FAILURE_TTL)
+    burst(redis_conn)
+    job.refresh()
+    assert job.get_status() == JobStatus.FAILED
+    assert len(ATTEMPTS) == 3  # the first try and two retries
+    [failed] = monitor.failed_jobs(redis_conn)
+    assert failed.id == job.id and "RuntimeError: the database is down" in failed.error
+    assert monitor.retry(redis_conn, job.id) is True
+    assert job.get_status(refresh=True) == JobStatus.QUEUED
+    assert monitor.retry(redis_conn, "no-such-job") is False
+
+
+def test_reconciling_the_schedule_twice_keeps_the_same_jobs(redis_conn, app, monkeypatch):
+    sched = schedule.scheduler(redis_conn)
+    entries = schedule.declared(app.config)
+    first = schedule.reconcile(sched, entries)
+    second = schedule.reconcile(sched, entries)
+    assert sorted(first["added"]) == sorted(e.job_id for e in entries) and second["added"] == []
+    jobs = monitor.scheduled_jobs(redis_conn)
+    assert sorted(j["id"] for j in jobs) == sorted(e.job_id for e in entries)
+    billing = next(j for j in jobs if j["id"] == "periodic-billing-daily")
+    assert billing["cron"] == "5 0 * * *" and billing["queue"] == "billing"
+    assert (billing["next_run"].hour, billing["next_run"].minute) == (0, 5)  # UTC
+    # Changing one entry replaces it; dropping one removes it from Redis.
+    monkeypatch.setenv("SCHEDULE_REMINDERS", "30 8 * * *")
+    changed = schedule.reconcile(sched, [e for e in schedule.declared(app.config) if e.name != "overdue-hourly"])
+    assert sorted(changed["removed"]) == ["periodic-overdue-hourly", "periodic-reminders-daily"]
+    assert changed["added"] == ["periodic-reminders-daily"]
+    assert sorted(j["id"] for j in monitor.scheduled_jobs(redis_conn)) == [
+        "periodic-billing-daily", "periodic-reminders-daily"]
+
+
+def test_embedded_mode_runs_a_scheduled_job(app, session, make_user, settings):
+    customers(session, make_user, settings, 2)
+    conn = queues.connection("")
+    conn.flushdb()  # only this test's jobs on the in-process queue
+    embedded.start(app, scheduler_interval=1)
+    sched = schedule.scheduler(conn)
+    sched.enqueue_at(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(seconds=1),
+                     tasks.daily_billing, "2024-02-11", queue_name=queues.BILLING)
+    deadline = time.monotonic() + 20
+    while count(session, Invoice) < 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert count(session, Invoice) == 4
+    assert {j["id"] for j in monitor.scheduled_jobs(conn)} >= {"periodic-billing-daily"}
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_two_workers_on_the_same_run_bill_each_period_once(app, redis_conn, session, make_user, settings):
+    customers(session, make_user, settings, 40)
+    billing = queues.queue(queues.BILLING, redis_conn)
+    for _ in range(2):  # the run enqueued twice, worked by two worker processes at once
+        billing.enqueue(tasks.daily_billing, "2024-04-11")
+    workers = [start_worker(app, "--burst", BILLING_CHUNK_SIZE=3) for _ in range(2)]
+    outputs = [w.communicate(timeout=180)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    rows = periods(session)
+    assert len(rows) == 40 * 4 and len(set(rows)) == len(rows)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_worker_killed_mid_chunk_leaves_nothing_and_the_rerun_bills_once(app, redis_conn, session,
+                                                                           make_user, settings):
+    customers(session, make_user, settings, 6)
+    ids = session.scalars(select(Subscription.id).order_by(Subscription.id)).all()
+    # Hold one subscription row: the chunk inserts its invoices, then waits on this
+    # lock in the middle of its transaction.
+    engine = sa.create_engine(app.config["TEST_DATABASE_URI"])
+    blocker = engine.connect()
+    blocker.execute(sa.text("SELECT id FROM subscriptions WHERE id = :id FOR NO KEY UPDATE"), {"id": ids[-1]})
+    queues.queue(queues.BILLING, redis_conn).enqueue(tasks.bill_chunk, ids[0], ids[-1], "2024-02-11")
+    worker = start_worker(app, "--burst")
+    try:
+        assert _wait_for_lock_wait(engine), "the chunk never reached its UPDATE"
+    finally:
+        for pid in _children(worker.pid) + [worker.pid]:
+            os.kill(pid, signal.SIGKILL)  # the worker and its work horse, mid-transaction
+        worker.wait(timeout=30)
+        blocker.rollback()
+        blocker.close()
+        engine.dispose()
+    time.sleep(0.5)  # PostgreSQL notices the dead connection and rolls its transaction back
+    assert count(session, Invoice) == 6  # only the first invoices from subscribe
+    redis_conn.flushdb()
+    queues.queue(queues.BILLING, redis_conn).enqueue(tasks.bill_chunk, ids[0], ids[-1], "2024-02-11")
+    rerun = start_worker(app, "--burst")
+    assert rerun.wait(timeout=120) == 0, rerun.communicate()[0]
+    rows = periods(session)
+    assert len(rows) == 12 and len(set(rows)) == 12
+
+
+def _wait_for_lock_wait(engine, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:  # a new transaction: pg_stat_activity is a per-transaction snapshot
+            if conn.execute(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'UPDATE subscriptions SET plan_id%'")).scalar():
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except FileNotFoundError:
+        return []
