@@ -18,7 +18,7 @@ time.tzset()
 from rq import Worker  # noqa: E402
 
 from portal import create_app  # noqa: E402
-from portal.jobs import queues, schedule  # noqa: E402
+from portal.jobs import queues, schedule, tasks  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     app = create_app()
+    tasks.use_app(app)  # built once here; each forked job reuses it with its own connections
     if not app.config["REDIS_URL"]:
         print("worker.py needs REDIS_URL (without it, `make run` runs the jobs in-process).", file=sys.stderr)
         return 2

@@ -28,13 +28,20 @@ def use_app(flask_app) -> None:
 
 
 def app():
-    """The app for this process. A forked work horse builds its own, so it never
-    shares the parent's pooled database connections."""
+    """The app for this process, built once. A forked work horse inherits the
+    parent's app but must not share its pooled database connections, so it
+    drops the pool (without closing the parent's sockets) and opens its own."""
     global _app, _app_pid
-    if _app is None or _app_pid != os.getpid():
+    if _app is None:
         from portal import create_app
 
         _app, _app_pid = create_app(), os.getpid()
+    elif _app_pid != os.getpid():
+        from portal.extensions import db
+
+        with _app.app_context():
+            db.engine.dispose(close=False)
+        _app_pid = os.getpid()
     return _app
 
 
