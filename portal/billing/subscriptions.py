@@ -129,7 +129,12 @@ def resume(session: Session, sub: Subscription, now: dt.datetime) -> None:
 
 @dataclass(frozen=True)
 class PlanChange:
-    """What changing plan would do today: 'upgrade' (prorated invoice now) or 'downgrade'."""
+    """What changing plan would do today.
+
+    kind: 'upgrade' (now, prorated invoice), 'downgrade' (from the next period),
+    'switch' (now, nothing to charge: a trial or an equal price), 'keep' (drop a
+    scheduled downgrade).
+    """
 
     kind: str
     amount: int          # the prorated charge now, minor units (0 for a downgrade)
