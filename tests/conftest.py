@@ -29,6 +29,7 @@ REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 
 def service_unavailable(what: str, exc: Exception):
+    """The one place a missing service is decided: skipped locally, a failure in CI."""
     message = f"{what} not reachable: {exc}"
     if REQUIRE_SERVICES:
         pytest.fail(message, pytrace=False)

@@ -12,7 +12,7 @@ from werkzeug.serving import make_server
 from portal import create_app
 from portal.cli import create_staff, seed_plans
 from portal.extensions import db
-from tests.conftest import REQUIRE_SERVICES, TEST_CONFIG
+from tests.conftest import TEST_CONFIG, service_unavailable
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -43,10 +43,7 @@ def served(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     if not os.path.exists(CHROMIUM):
-        message = "Chromium is not installed (apt-get install chromium)"
-        if REQUIRE_SERVICES:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        service_unavailable("Chromium", FileNotFoundError(f"{CHROMIUM} (apt-get install chromium)"))
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
