@@ -16,6 +16,7 @@ from ..billing.subscriptions import cancel, find_plan, live_subscription, subscr
 from ..extensions import csrf, db
 from ..models import INV_STATUSES, Invoice, Subscription
 from ..payments.checkout import PaymentError
+from ..payments.service import start_payment
 from ..web import billing_settings, now
 from ..account import queries
 from .openapi import spec
@@ -177,8 +178,6 @@ def api_invoice(invoice_id: int):
 @bp.post("/pay/")
 @api_auth
 def api_pay():
-    from ..payments.views import start_payment  # the web flow, shared
-
     data = body()
     invoice_id = data.get("invoice_id")
     if isinstance(invoice_id, bool) or not isinstance(invoice_id, int):
@@ -191,4 +190,5 @@ def api_pay():
     except PaymentError as exc:
         db.session.rollback()
         raise ApiError(502, "payment_provider_error", str(exc)) from None
+    db.session.commit()
     return jsonify(checkout_url=checkout.url, invoice_id=invoice.id)

@@ -13,12 +13,12 @@ from sqlalchemy.exc import IntegrityError
 from ..account.forms import ActionForm
 from ..account.queries import own_invoice
 from ..extensions import csrf, db
-from ..models import Invoice, WebhookEvent
+from ..models import WebhookEvent
 from ..web import billing_settings, now, page_or_partial, see_other
-from .checkout import EXPIRED, PAID, PROCESSING, Checkout, PaymentError
-from .demo import DemoGateway
+from .checkout import EXPIRED, PAID, PROCESSING, PaymentError
 from .fulfil import fulfil
-from .gateway import StripeGateway, failed
+from .gateway import failed
+from .service import gateway, start_payment
 
 bp = Blueprint("payments", __name__)
 log = logging.getLogger(__name__)
@@ -29,27 +29,6 @@ CHECKOUT_EVENTS = {
     "checkout.session.async_payment_failed",
     "checkout.session.expired",
 }
-
-
-def gateway():
-    """Stripe when a key is configured, the local demo checkout otherwise."""
-    cfg = current_app.config
-    if cfg["STRIPE_SECRET_KEY"]:
-        return StripeGateway(cfg["STRIPE_SECRET_KEY"], cfg["STRIPE_WEBHOOK_SECRET"], cfg["STRIPE_API_BASE"])
-    return DemoGateway(cfg["SECRET_KEY"], lambda token: url_for("payments.demo_checkout", token=token))
-
-
-def start_payment(invoice: Invoice, user) -> Checkout:
-    """A checkout for a payable invoice of the current user; PaymentError if refused."""
-    if not invoice.is_payable:
-        raise PaymentError(f"Invoice {invoice.number} is {invoice.status}; there is nothing to pay.")
-    base = current_app.config["PUBLIC_URL"]
-    success = base + url_for("payments.returned", invoice_id=invoice.id) + "&session_id={CHECKOUT_SESSION_ID}"
-    cancel = base + url_for("account.invoice", invoice_id=invoice.id, payment="canceled")
-    checkout = gateway().start(invoice, user, success, cancel)
-    invoice.checkout_ref = checkout.ref
-    db.session.commit()
-    return checkout
 
 
 @bp.route("/invoices/<int:invoice_id>/pay", methods=["POST"])
@@ -64,6 +43,7 @@ def pay(invoice_id: int):
         db.session.rollback()
         flash(f"The payment could not be started: {exc} Your invoice is unchanged.", "error")
         return see_other(url_for("account.invoice", invoice_id=invoice_id))
+    db.session.commit()
     return see_other(checkout.url)
 
 
@@ -130,10 +110,7 @@ def webhook():
     if record is not None and record.processed_at is not None:
         return jsonify(received=True, duplicate=True)
     if record is None:
-        record = WebhookEvent(provider_event_id=event.id, type=event.type,
-                              payload=json.dumps(event.to_dict(), indent=2, sort_keys=True),
-                              received_at=now())
-        db.session.add(record)
+        record = _new_record(event)
         try:
             db.session.flush()
         except IntegrityError:  # the same event, delivered twice at once
@@ -155,14 +132,19 @@ def webhook():
     return jsonify(received=True)
 
 
+def _new_record(event) -> WebhookEvent:
+    record = WebhookEvent(provider_event_id=event.id, type=event.type,
+                          payload=json.dumps(event.to_dict(), indent=2, sort_keys=True),
+                          received_at=now())
+    db.session.add(record)
+    return record
+
+
 def _record_error(event, message: str, final: bool) -> None:
     """Keep the failed event with its error for staff; a final one is not retried."""
     record = db.session.scalar(select(WebhookEvent).where(WebhookEvent.provider_event_id == event.id))
     if record is None:
-        record = WebhookEvent(provider_event_id=event.id, type=event.type,
-                              payload=json.dumps(event.to_dict(), indent=2, sort_keys=True),
-                              received_at=now())
-        db.session.add(record)
+        record = _new_record(event)
     record.error = message
     if final:
         record.processed_at = now()
