@@ -1,8 +1,8 @@
 """The billing run: issue every due period's invoice, catch up, end cancelled subs.
 
 The run is set-based: a chunk of subscriptions (an id range) is billed with a few
-INSERT ... SELECT and UPDATE statements, one transaction per chunk. It is idempotent
-and restartable because the database refuses a second invoice for a period
+INSERT ... SELECT and UPDATE statements (on PostgreSQL, one statement does both),
+one transaction per chunk. It is idempotent and restartable because the database refuses a second invoice for a period
 (uq_invoices_period) and a subscription only advances past a period whose invoice
 exists. Two runs at once, a re-run, or a run after a crash bill each period once.
 """
@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from sqlalchemy import and_, case, exists, func, literal, select, update
+from sqlalchemy import and_, case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -27,11 +27,16 @@ from ..models import (
     UTCDateTime,
 )
 from .settings import BillingSettings
-from .sql import add_months_sql, const, insert_ignoring_duplicates
+from .sql import add_months_sql, const, insert_ignoring_duplicates, supports_dml_in_cte
 
 S = Subscription.__table__
 I = Invoice.__table__  # noqa: E741
 P = Plan.__table__
+
+# The plan and end of a subscription's next period: a pending downgrade applies
+# from that period on.
+NEXT_PLAN = func.coalesce(S.c.pending_plan_id, S.c.plan_id)
+NEXT_PERIOD_END = add_months_sql(S.c.anchor, (S.c.next_period + 1) * S.c.interval_months)
 
 
 @dataclass
@@ -74,8 +79,7 @@ def bill_chunk(
     session: Session, lo: int, hi: int, now: dt.datetime, settings: BillingSettings
 ) -> RunResult:
     """Bill subscriptions lo..hi as of `now`: one unit of work; the caller commits."""
-    today = now.date()
-    due = _due(lo, hi, today)
+    due = _due(lo, hi, now.date())
     result = RunResult(chunks=1)
 
     # A subscription set to cancel at period end ends when that period is over.
@@ -87,49 +91,78 @@ def bill_chunk(
 
     # One period per pass, so a subscription several periods behind catches up
     # one invoice per missed period, each with its own dates.
-    plan_id = func.coalesce(S.c.pending_plan_id, S.c.plan_id)  # downgrades apply now
-    period_end = add_months_sql(S.c.anchor, (S.c.next_period + 1) * S.c.interval_months)
-    issued_at = literal(now, UTCDateTime)
-    due_date = literal(today + dt.timedelta(days=settings.due_days), I.c.due_date.type)
+    renewing = and_(due, ~S.c.cancel_at_period_end)
     while True:
-        issued = session.execute(
-            insert_ignoring_duplicates(session, I).from_select(
-                ["user_id", "subscription_id", "plan_id", "kind", "description", "period_start",
-                 "period_end", "total", "currency", "status", "issued_at", "due_date"],
-                select(
-                    S.c.user_id, S.c.id, P.c.id, literal(KIND_PERIOD), P.c.name.concat(" plan"),
-                    S.c.next_period_start, period_end, P.c.price, P.c.currency, literal(INV_OPEN),
-                    issued_at, due_date,
-                )
-                .select_from(S.join(P, P.c.id == plan_id))
-                .where(due, ~S.c.cancel_at_period_end),
-            )
-        ).rowcount
-        result.invoices += max(issued, 0)
-
-        # Advance only past a period whose invoice exists: a run that lost a race
-        # for the insert never skips a period.
-        billed = exists().where(
-            I.c.subscription_id == S.c.id,
-            I.c.kind == const(KIND_PERIOD),
-            I.c.period_start == S.c.next_period_start,
-        )
-        advanced = session.execute(
-            update(S)
-            .where(due, ~S.c.cancel_at_period_end, billed)
-            .values(
-                plan_id=plan_id,
-                pending_plan_id=None,
-                next_period=S.c.next_period + 1,
-                current_period_start=S.c.next_period_start,
-                current_period_end=period_end,
-                next_period_start=period_end,
-                status=case((S.c.status == SUB_TRIALING, SUB_ACTIVE), else_=S.c.status),
-            )
-        ).rowcount
-        if not advanced:
+        issued = _issue_next_periods(session, renewing, now, settings)
+        result.invoices += issued
+        if not issued and not _advance_past_billed_periods(session, renewing):
             break
     return result
+
+
+def _issue_next_periods(session: Session, renewing, now: dt.datetime, settings: BillingSettings) -> int:
+    """Invoice the next period of each `renewing` subscription and advance it past that period.
+
+    Returns how many were invoiced; a period invoiced already (a concurrent run
+    won the insert) is not invoiced again.
+    """
+    insert = insert_ignoring_duplicates(session, I).from_select(
+        ["user_id", "subscription_id", "plan_id", "kind", "description", "period_start",
+         "period_end", "total", "currency", "status", "issued_at", "due_date"],
+        select(
+            S.c.user_id, S.c.id, P.c.id, literal(KIND_PERIOD), P.c.name.concat(" plan"),
+            S.c.next_period_start, NEXT_PERIOD_END, P.c.price, P.c.currency, literal(INV_OPEN),
+            literal(now, UTCDateTime),
+            literal(now.date() + dt.timedelta(days=settings.due_days), I.c.due_date.type),
+        )
+        .select_from(S.join(P, P.c.id == NEXT_PLAN))
+        .where(renewing),
+    )
+    if supports_dml_in_cte(session):
+        # One statement: the subscriptions advanced are exactly the invoices this
+        # statement inserted, with no lookup of invoices (whose statistics lag
+        # far behind during a big run and mislead the planner).
+        issued = insert.returning(I.c.subscription_id, I.c.plan_id, I.c.period_end).cte("issued")
+        return session.execute(
+            _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end)
+        ).rowcount
+    count = max(session.execute(insert).rowcount, 0)
+    _advance_past_billed_periods(session, renewing)
+    return count
+
+
+def _advance_past_billed_periods(session: Session, renewing) -> int:
+    """Advance each `renewing` subscription whose next period is invoiced already.
+
+    Only past a period whose invoice exists: a run that lost a race for the
+    insert never skips a period, and a subscription left behind its invoices
+    (restored from a backup, edited by hand) catches up instead of sticking.
+    """
+    # IN, not EXISTS: PostgreSQL turns a correlated EXISTS into a join, planned on
+    # statistics that lag far behind a big run (a scan of every invoice per chunk);
+    # a correlated IN stays a per-row probe of uq_invoices_period, made only for
+    # the rare subscription still due.
+    billed = S.c.next_period_start.in_(
+        select(I.c.period_start).where(I.c.subscription_id == S.c.id, I.c.kind == const(KIND_PERIOD))
+    )
+    return session.execute(_advance(and_(renewing, billed), NEXT_PLAN, NEXT_PERIOD_END)).rowcount
+
+
+def _advance(where, plan_id, period_end):
+    """UPDATE moving the subscriptions matching `where` on by one period."""
+    return (
+        update(S)
+        .where(where)
+        .values(
+            plan_id=plan_id,
+            pending_plan_id=None,
+            next_period=S.c.next_period + 1,
+            current_period_start=S.c.next_period_start,
+            current_period_end=period_end,
+            next_period_start=period_end,
+            status=case((S.c.status == SUB_TRIALING, SUB_ACTIVE), else_=S.c.status),
+        )
+    )
 
 
 def run_billing(

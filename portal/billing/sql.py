@@ -58,6 +58,11 @@ def insert_ignoring_duplicates(session: Session, table: Table):
     )
 
 
+def supports_dml_in_cte(session: Session) -> bool:
+    """True where INSERT ... RETURNING can feed an UPDATE in one statement (PostgreSQL)."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def const(value):
     """A value written into the SQL text, not sent as a parameter.
 

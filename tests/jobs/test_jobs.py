@@ -133,10 +133,11 @@ def test_a_worker_killed_mid_chunk_leaves_nothing_and_the_rerun_bills_once(app, 
     engine = sa.create_engine(app.config["TEST_DATABASE_URI"])
     blocker = engine.connect()
     blocker.execute(sa.text("SELECT id FROM subscriptions WHERE id = :id FOR NO KEY UPDATE"), {"id": ids[-1]})
+    blocker_pid = blocker.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
     queues.queue(queues.BILLING, redis_conn).enqueue(tasks.bill_chunk, ids[0], ids[-1], "2024-02-11")
     worker = start_worker(app, "--burst")
     try:
-        assert _wait_for_lock_wait(engine), "the chunk never reached its UPDATE"
+        assert _wait_until_blocked_by(engine, blocker_pid), "the chunk never reached its UPDATE"
     finally:
         for pid in _children(worker.pid) + [worker.pid]:
             os.kill(pid, signal.SIGKILL)  # the worker and its work horse, mid-transaction
@@ -154,13 +155,14 @@ def test_a_worker_killed_mid_chunk_leaves_nothing_and_the_rerun_bills_once(app, 
     assert len(rows) == 12 and len(set(rows)) == 12
 
 
-def _wait_for_lock_wait(engine, seconds: float = 60) -> bool:
+def _wait_until_blocked_by(engine, pid: int, seconds: float = 60) -> bool:
+    """True once some session waits for a lock that session `pid` holds."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with engine.connect() as conn:  # a new transaction: pg_stat_activity is a per-transaction snapshot
             if conn.execute(sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query LIKE 'UPDATE subscriptions SET plan_id%'")).scalar():
+                    "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
+                    {"pid": pid}).scalar():
                 return True
         time.sleep(0.1)
     return False
