@@ -5,8 +5,8 @@ run, on PostgreSQL and a real Redis, in one invocation.
         --redis-url redis://127.0.0.1:6379/14 [--n 1000000] [--chunk-size 10000]
 
 Each variant starts from a freshly seeded schema (see billing_run.py). Worker variants
-enqueue the daily billing job and time `python worker.py --burst` processes until the
-queues are empty. Prints seconds, subscriptions/second and the speed-up over one process.
+time the daily billing job's fan-out (one job per chunk, then overdue marking) and
+`python worker.py --burst` processes until the billing queue is empty. Prints seconds, subscriptions/second and the speed-up over one process.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
+from flask import current_app  # noqa: E402
 from billing_run import AS_OF, fresh_database  # noqa: E402
 
 from portal.billing.invoicing import run_billing  # noqa: E402
@@ -52,8 +53,12 @@ def with_workers(url: str, redis_url: str, n: int, chunk: int, workers: int) -> 
         worker_url = db.engine.url.update_query_dict({"options": f"-csearch_path={search_path}"})
         env = {**os.environ, "DATABASE_URL": worker_url.render_as_string(hide_password=False),
                "REDIS_URL": redis_url, "BILLING_CHUNK_SIZE": str(chunk), "TZ": "UTC"}
-        queues.queue(queues.BILLING, conn).enqueue(tasks.daily_billing, AS_OF.date().isoformat())
+        # The daily job's fan-out runs here, before the workers start: a burst worker
+        # that found the queue empty while another was still fanning out would quit.
+        current_app.config["REDIS_URL"] = redis_url
+        tasks.use_app(current_app)
         t0 = time.perf_counter()
+        tasks.daily_billing(AS_OF.date().isoformat())
         procs = [subprocess.Popen([sys.executable, "worker.py", "--burst", "--queues", "billing"], cwd=ROOT,
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for _ in range(workers)]
