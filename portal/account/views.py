@@ -47,7 +47,7 @@ def subscribe_view():
 
 def _subscription_panel(status: int = 200):
     sub = live_subscription(db.session, current_user.id)
-    return page_or_partial("account/account.html", "account/_subscription.html", status=status,
+    return page_or_partial("account/account.html", "account/_account_update.html", status=status,
                            sub=sub, plans=queries.plans_on_offer(), form=ActionForm(),
                            recent=queries.invoice_page(current_user.id, None, 1, 5).items)
 

@@ -46,12 +46,15 @@ def test_the_customer_journey_with_htmx(served, browser):
     # Change to Enterprise: the prorated amount shows before confirming, swapped in place.
     page.goto(f"{base}/account")
     page.evaluate("window.__sameDocument = true")
+    assert page.locator("#recent-invoices tbody tr").count() == 1
     page.select_option("#plan-select", "enterprise")
     page.wait_for_selector("#change-preview-body")
     preview = page.inner_text("#change-preview-body")
     assert re.search(r"costs \$\d+\.\d\d for the \d+ days left", preview), preview
     page.click("#change-preview-body button")
     page.wait_for_selector("text=You are now on Enterprise")
+    # The prorated invoice joins the recent invoices in the same swap.
+    page.wait_for_function("document.querySelectorAll('#recent-invoices tbody tr').length === 2")
     shot(page, "account")
     # Cancel at period end, then resume: the panel changes, the document stays.
     page.once("dialog", lambda d: d.accept())

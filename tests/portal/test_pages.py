@@ -81,9 +81,13 @@ def test_plan_change_shows_the_prorated_amount_before_confirming(client, custome
     assert "$36.13" in preview and "16 days left" in preview  # 7000 * 16/31
     assert session.scalar(select(Subscription)).plan.code == "pro"  # nothing changed yet
     done = client.post("/account/change-plan", data={"plan": "enterprise"}, headers={"HX-Request": "true"})
-    assert "You are now on Enterprise. A prorated invoice was issued." in done.get_data(as_text=True)
+    html = done.get_data(as_text=True)
+    assert "You are now on Enterprise. A prorated invoice was issued." in html
     proration = session.scalar(select(Invoice).where(Invoice.kind == "proration"))
     assert proration.total == 3613
+    # The page's invoice list is refreshed in the same answer, out of band.
+    recent = html[html.index('id="recent-invoices" hx-swap-oob="true"'):]
+    assert proration.number in recent and "$36.13" in recent
 
 
 def test_downgrade_from_the_page_is_scheduled(client, customer, session, config):
