@@ -40,17 +40,20 @@ def mark_overdue(session: Session, today: dt.date) -> int:
 
 
 def _long_overdue(today: dt.date, settings: BillingSettings):
+    """Invoices overdue for so long that their subscription is past_due."""
     limit = today - dt.timedelta(days=settings.past_due_after_days)
-    return exists().where(
-        I.c.subscription_id == S.c.id, I.c.status == INV_OVERDUE, I.c.due_date <= limit
-    )
+    return and_(I.c.status == INV_OVERDUE, I.c.due_date <= limit)
 
 
 def mark_past_due(session: Session, today: dt.date, settings: BillingSettings) -> int:
     """Active subscriptions with an invoice overdue for too long become past_due."""
+    # The long-overdue invoices are read once (an uncorrelated IN), not once per
+    # subscription: with no index on invoices.subscription_id, SQLite ran the
+    # correlated EXISTS as a scan of every overdue invoice per subscription.
+    long_overdue = select(I.c.subscription_id).where(_long_overdue(today, settings))
     return session.execute(
         update(S)
-        .where(S.c.status == SUB_ACTIVE, _long_overdue(today, settings))
+        .where(S.c.status == SUB_ACTIVE, S.c.id.in_(long_overdue))
         .values(status=SUB_PAST_DUE)
     ).rowcount
 
@@ -64,7 +67,7 @@ def settle(session: Session, subscription_id: int | None, today: dt.date,
     return bool(session.execute(
         update(S)
         .where(S.c.id == subscription_id, S.c.status == SUB_PAST_DUE,
-               ~_long_overdue(today, settings))
+               ~exists().where(I.c.subscription_id == S.c.id, _long_overdue(today, settings)))
         .values(status=SUB_ACTIVE)
     ).rowcount)
 

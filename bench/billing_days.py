@@ -1,0 +1,66 @@
+"""Benchmark: the whole daily chain over N subscriptions, day by day, against raw SQL.
+
+    python bench/billing_days.py [--n 1000000] [--database-url URL] [--chunk-size 10000]
+
+Seeds N due subscriptions (as billing_run.py), times a raw INSERT ... SELECT of N
+invoice rows as the baseline, then runs the daily chain of `flask billing run`
+(without sending) on four days: the billing day, the day every invoice is overdue
+and reminded, the day subscriptions become past due, and a quiet day after. Each
+step's seconds are printed with its ratio to the raw insert: a step whose ratio
+grows with N has gone quadratic.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from billing_run import AS_OF, fresh_database, raw_insert_select  # noqa: E402
+
+from portal.billing import daily  # noqa: E402
+from portal.billing.invoicing import run_billing  # noqa: E402
+from portal.billing.settings import BillingSettings  # noqa: E402
+from portal.extensions import db  # noqa: E402
+
+DAYS = (("billing day", 0), ("all overdue", 17), ("past due", 22), ("quiet day", 23))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
+                        help="PostgreSQL URL; default: a temporary SQLite file")
+    parser.add_argument("--chunk-size", type=int, default=10_000)
+    args = parser.parse_args()
+    settings = BillingSettings(chunk_size=args.chunk_size)
+
+    with fresh_database(args.database_url, args.n, args.chunk_size):
+        with db.engine.connect() as conn:
+            raw = raw_insert_select(conn)
+    backend = "postgresql" if args.database_url.startswith("postgres") else "sqlite"
+    print(f"daily chain benchmark: {backend}, N={args.n:,}, chunk={args.chunk_size:,}")
+    print(f"  raw INSERT ... SELECT of N invoices   {raw:7.2f} s  (the baseline: x1.00)")
+    with fresh_database(args.database_url, args.n, args.chunk_size):
+        for label, offset in DAYS:
+            now = AS_OF + dt.timedelta(days=offset)
+            steps = (
+                ("bill", lambda: run_billing(db.session, now, settings, db.session.commit).invoices),
+                ("overdue", lambda: daily.mark_overdue_and_past_due(db.session, now.date(), settings)),
+                ("notices", lambda: daily.queue_notices(db.session, now, settings)),
+            )
+            for step, work in steps:
+                t0 = time.perf_counter()
+                counts = work()
+                db.session.commit()
+                seconds = time.perf_counter() - t0
+                print(f"  {label:12s} +{offset:<2d} {step:8s} {seconds:7.2f} s  x{seconds / raw:5.2f}  {counts}")
+
+
+if __name__ == "__main__":
+    main()
