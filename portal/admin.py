@@ -232,7 +232,8 @@ class PaymentView(ReadOnlyView):
 
 
 class NotificationView(ReadOnlyView):
-    column_list = ("id", "user", "invoice", "kind", "step", "subject", "created_at", "sent_at", "error")
+    column_list = ("id", "user", "invoice", "kind", "step", "subject", "created_at", "sent_at", "attempts",
+                   "error")
     column_filters = ("kind", "user.email")
 
 

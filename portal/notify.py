@@ -8,13 +8,20 @@ from email.message import EmailMessage
 from typing import Protocol
 
 from flask import current_app, render_template
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from .billing.money import format_money
 from .models import Notification, utcnow
 
 log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6  # tries over about two and a half hours, then staff see the error
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """The pause after the n-th failed try: 5, 10, 20, 40, 80 minutes."""
+    return dt.timedelta(minutes=5) * 2 ** (attempts - 1)
 
 
 class Sender(Protocol):
@@ -77,11 +84,17 @@ def deliver_pending(session: Session, sender: Sender, limit: int = 100,
     """Render and send up to `limit` unsent notices; the caller commits.
 
     Rows are locked with SKIP LOCKED (PostgreSQL) so two workers never send one notice.
-    A failed send keeps the notice unsent, with its error, for the next pass.
+    A failed send keeps the notice unsent, with its error, and sets it aside until
+    its next try, so the notices behind it go out meanwhile.
     """
+    now = now or utcnow()
     notes = session.scalars(
         select(Notification)
-        .where(Notification.sent_at.is_(None))
+        .where(
+            Notification.sent_at.is_(None),
+            Notification.attempts < MAX_ATTEMPTS,
+            or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now),
+        )
         .order_by(Notification.id)
         .limit(limit)
         .options(joinedload(Notification.user), joinedload(Notification.invoice))
@@ -95,9 +108,13 @@ def deliver_pending(session: Session, sender: Sender, limit: int = 100,
             sender.send(note.user.email, note.subject, note.body)
         except (OSError, smtplib.SMTPException) as exc:
             note.error = f"{type(exc).__name__}: {exc}"
-            log.warning("notice %s to user %s not sent: %s", note.id, note.user_id, note.error)
+            note.attempts += 1
+            note.next_attempt_at = now + retry_delay(note.attempts)
+            last = note.attempts >= MAX_ATTEMPTS
+            log.log(logging.ERROR if last else logging.WARNING, "notice %s to user %s not sent (try %d%s): %s",
+                    note.id, note.user_id, note.attempts, ", giving up" if last else "", note.error)
             continue
-        note.sent_at, note.error = now or utcnow(), None
+        note.sent_at, note.error = now, None
         sent += 1
     session.flush()
     return sent

@@ -1,3 +1,6 @@
+import datetime as dt
+import smtplib
+
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
@@ -5,7 +8,9 @@ from sqlalchemy import select
 from portal.billing.daily import run_day
 from portal.billing.subscriptions import find_plan, subscribe
 from portal.models import Notification
-from portal.notify import ConsoleSender, SmtpSender, deliver_pending, sender_from_config
+from portal.notify import (
+    MAX_ATTEMPTS, ConsoleSender, SmtpSender, deliver_pending, retry_delay, sender_from_config,
+)
 from tests.conftest import free_port, utc
 
 
@@ -53,12 +58,51 @@ def test_notices_go_out_over_real_smtp_once(app, session, make_user, settings, s
     assert all(n.sent_at is not None and n.subject and "Hello Ada" in n.body for n in stored)
 
 
-def test_a_failed_send_stays_queued_with_its_error(session, make_user, settings):
+def test_a_failed_send_stays_queued_with_its_error_and_waits_to_retry(session, make_user, settings):
     queue_some(session, make_user, settings)
     dead = SmtpSender("127.0.0.1", 1)  # nothing listens on port 1
-    assert deliver_pending(session, dead) == 0
+    t0 = utc(2024, 1, 21, 7)
+    assert deliver_pending(session, dead, now=t0) == 0
     notes = session.scalars(select(Notification)).all()
     assert notes and all(n.sent_at is None and "ConnectionRefusedError" in n.error for n in notes)
+    assert all(n.attempts == 1 and n.next_attempt_at == t0 + dt.timedelta(minutes=5) for n in notes)
+    assert deliver_pending(session, ConsoleSender(), now=t0 + dt.timedelta(minutes=4)) == 0  # not yet
+    assert deliver_pending(session, ConsoleSender(), now=t0 + dt.timedelta(minutes=5)) == 2
+    assert all(n.sent_at is not None and n.error is None for n in notes)
+
+
+def test_a_notice_that_keeps_failing_is_given_up(session, make_user, settings):
+    queue_some(session, make_user, settings)
+    dead, when = SmtpSender("127.0.0.1", 1), utc(2024, 1, 21, 7)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        assert deliver_pending(session, dead, now=when) == 0
+        when += retry_delay(attempt)
+    notes = session.scalars(select(Notification)).all()
+    assert all(n.attempts == MAX_ATTEMPTS for n in notes)
+    assert deliver_pending(session, ConsoleSender(), now=when + dt.timedelta(days=1)) == 0  # staff see it
+
+
+class RefusesOne:
+    """An SMTP server that refuses one address, as for a mailbox that no longer exists."""
+
+    def __init__(self, refused: str):
+        self.refused, self.delivered = refused, []
+
+    def send(self, to, subject, body):
+        if to == self.refused:
+            raise smtplib.SMTPRecipientsRefused({to: (550, b"no such user")})
+        self.delivered.append(to)
+
+
+def test_a_failing_address_does_not_hold_up_the_notices_behind_it(session, make_user, settings):
+    queue_some(session, make_user, settings)  # two notices for ada, first in the outbox
+    grace = make_user(email="grace@example.com")
+    subscribe(session, grace, find_plan(session, "basic"), utc(2024, 1, 21, 8), settings)
+    run_day(session, utc(2024, 1, 21, 8), settings, session.commit)  # grace's issue notice
+    sender, when = RefusesOne("ada@example.com"), utc(2024, 1, 21, 9)
+    assert deliver_pending(session, sender, limit=2, now=when) == 0  # ada's two, refused
+    assert deliver_pending(session, sender, limit=2, now=when) == 1  # the next pass moves on
+    assert sender.delivered == ["grace@example.com"]
 
 
 def test_console_sender_prints(app, session, make_user, settings, capsys):

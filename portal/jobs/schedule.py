@@ -44,6 +44,9 @@ def declared(config) -> list[Periodic]:
                  "portal.jobs.tasks.mark_overdue", queues.BILLING),
         Periodic("reminders-daily", env.get("SCHEDULE_REMINDERS", "0 9 * * *"),
                  "portal.jobs.tasks.send_reminders", queues.NOTIFICATIONS),
+        # Receipts and retries of failed sends go out within minutes, not next morning.
+        Periodic("notices-frequent", env.get("SCHEDULE_NOTICES", "*/5 * * * *"),
+                 "portal.jobs.tasks.deliver_notices", queues.NOTIFICATIONS),
     ]
 
 

@@ -92,7 +92,7 @@ def test_reconciling_the_schedule_twice_keeps_the_same_jobs(redis_conn, app, mon
     assert sorted(changed["removed"]) == ["periodic-overdue-hourly", "periodic-reminders-daily"]
     assert changed["added"] == ["periodic-reminders-daily"]
     assert sorted(j["id"] for j in monitor.scheduled_jobs(redis_conn)) == [
-        "periodic-billing-daily", "periodic-reminders-daily"]
+        "periodic-billing-daily", "periodic-notices-frequent", "periodic-reminders-daily"]
 
 
 def test_embedded_mode_runs_a_scheduled_job(app, session, make_user, settings):
