@@ -4,8 +4,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import smtplib
+from contextlib import contextmanager, nullcontext, suppress
 from email.message import EmailMessage
-from typing import Protocol
+from typing import ContextManager, Protocol
 
 from flask import current_app, render_template
 from sqlalchemy import or_, select
@@ -27,6 +28,8 @@ def retry_delay(attempts: int) -> dt.timedelta:
 class Sender(Protocol):
     def send(self, to: str, subject: str, body: str) -> None: ...
 
+    def batch(self) -> ContextManager: ...
+
 
 class ConsoleSender:
     """Prints each message: the default, so a laptop needs no mail server."""
@@ -34,23 +37,56 @@ class ConsoleSender:
     def send(self, to: str, subject: str, body: str) -> None:
         print(f"--- mail to {to}: {subject}\n{body}\n---", flush=True)
 
+    def batch(self) -> ContextManager:
+        return nullcontext(self)
+
 
 class SmtpSender:
     def __init__(self, host: str, port: int, username: str = "", password: str = "",
                  use_tls: bool = False, sender: str = "billing@localhost"):
         self.host, self.port, self.username, self.password = host, port, username, password
         self.use_tls, self.sender = use_tls, sender
+        self._open: smtplib.SMTP | None = None  # the batch's connection
+
+    def _connect(self) -> smtplib.SMTP:
+        smtp = smtplib.SMTP(self.host, self.port, timeout=30)
+        if self.use_tls:
+            smtp.starttls()
+        if self.username:
+            smtp.login(self.username, self.password)
+        return smtp
+
+    @contextmanager
+    def batch(self):
+        """One connection for many messages: a handshake (and TLS) per batch, not per mail.
+
+        If the server cannot be reached, each send tries on its own and fails with
+        its own error, which the outbox records.
+        """
+        with suppress(OSError, smtplib.SMTPException):
+            self._open = self._connect()
+        try:
+            yield self
+        finally:
+            smtp, self._open = self._open, None
+            if smtp is not None:
+                with suppress(OSError, smtplib.SMTPException):
+                    smtp.quit()
 
     def send(self, to: str, subject: str, body: str) -> None:
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = self.sender, to, subject
         msg.set_content(body)
-        with smtplib.SMTP(self.host, self.port, timeout=30) as smtp:
-            if self.use_tls:
-                smtp.starttls()
-            if self.username:
-                smtp.login(self.username, self.password)
-            smtp.send_message(msg)
+        if self._open is None:
+            with self._connect() as smtp:
+                smtp.send_message(msg)
+            return
+        try:
+            self._open.send_message(msg)
+        except smtplib.SMTPServerDisconnected:  # dropped mid-batch: once more on a new one
+            self._open = None
+            self._open = self._connect()
+            self._open.send_message(msg)
 
 
 def sender_from_config(config) -> Sender:
@@ -101,21 +137,23 @@ def deliver_pending(session: Session, sender: Sender, limit: int = 100,
         .with_for_update(skip_locked=True, of=Notification)
     ).all()
     sent = 0
-    for note in notes:
-        if note.subject is None:
-            note.subject, note.body = render(note)
-        try:
-            sender.send(note.user.email, note.subject, note.body)
-        except (OSError, smtplib.SMTPException) as exc:
-            note.error = f"{type(exc).__name__}: {exc}"
-            note.attempts += 1
-            note.next_attempt_at = now + retry_delay(note.attempts)
-            last = note.attempts >= MAX_ATTEMPTS
-            log.log(logging.ERROR if last else logging.WARNING, "notice %s to user %s not sent (try %d%s): %s",
-                    note.id, note.user_id, note.attempts, ", giving up" if last else "", note.error)
-            continue
-        note.sent_at, note.error = now, None
-        sent += 1
+    with sender.batch():
+        for note in notes:
+            if note.subject is None:
+                note.subject, note.body = render(note)
+            try:
+                sender.send(note.user.email, note.subject, note.body)
+            except (OSError, smtplib.SMTPException) as exc:
+                note.error = f"{type(exc).__name__}: {exc}"
+                note.attempts += 1
+                note.next_attempt_at = now + retry_delay(note.attempts)
+                last = note.attempts >= MAX_ATTEMPTS
+                log.log(logging.ERROR if last else logging.WARNING,
+                        "notice %s to user %s not sent (try %d%s): %s",
+                        note.id, note.user_id, note.attempts, ", giving up" if last else "", note.error)
+                continue
+            note.sent_at, note.error = now, None
+            sent += 1
     session.flush()
     return sent
 

@@ -1,3 +1,4 @@
+import contextlib
 import datetime as dt
 import smtplib
 
@@ -16,10 +17,11 @@ from tests.conftest import free_port, utc
 
 class Inbox:
     def __init__(self):
-        self.messages = []
+        self.messages, self.peers = [], []
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(envelope)
+        self.peers.append(session.peer)  # the client's (host, port): one per connection
         return "250 OK"
 
 
@@ -48,7 +50,7 @@ def test_notices_go_out_over_real_smtp_once(app, session, make_user, settings, s
     assert deliver_pending(session, sender) == 2
     session.commit()
     assert deliver_pending(session, sender) == 0
-    assert len(inbox.messages) == 2
+    assert len(inbox.messages) == 2 and len(set(inbox.peers)) == 1  # one connection for the batch
     assert {m.rcpt_tos[0] for m in inbox.messages} == {"ada@example.com"}
     bodies = [m.content.decode() for m in inbox.messages]
     assert any("Subject: Invoice INV-000001 for $29.00" in b for b in bodies)
@@ -87,6 +89,9 @@ class RefusesOne:
 
     def __init__(self, refused: str):
         self.refused, self.delivered = refused, []
+
+    def batch(self):
+        return contextlib.nullcontext(self)
 
     def send(self, to, subject, body):
         if to == self.refused:
