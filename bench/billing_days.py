@@ -11,9 +11,7 @@ grows with N has gone quadratic.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from billing_run import AS_OF, fresh_database, raw_insert_select  # noqa: E402
+from billing_run import AS_OF, arguments, fresh_database, raw_insert_select  # noqa: E402
 
 from portal.billing import daily  # noqa: E402
 from portal.billing.invoicing import run_billing  # noqa: E402
@@ -32,12 +30,7 @@ DAYS = (("billing day", 0), ("all overdue", 17), ("past due", 22), ("quiet day",
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
-                        help="PostgreSQL URL; default: a temporary SQLite file")
-    parser.add_argument("--chunk-size", type=int, default=10_000)
-    args = parser.parse_args()
+    args = arguments(__doc__).parse_args()
     settings = BillingSettings(chunk_size=args.chunk_size)
 
     with fresh_database(args.database_url, args.n, args.chunk_size):

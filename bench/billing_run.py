@@ -169,12 +169,18 @@ def bench(url: str, n: int, chunk_size: int) -> dict:
             "rss_before": rss_before, "rss_after": peak_rss_mb(), "chunks": first.chunks}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The options every billing benchmark takes: --n, --database-url, --chunk-size."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
                         help="PostgreSQL URL; default: a temporary SQLite file")
     parser.add_argument("--chunk-size", type=int, default=10_000)
+    return parser
+
+
+def main() -> None:
+    parser = arguments(__doc__)
     parser.add_argument("--repeat", type=int, default=1, help="repeat on fresh data; medians are printed")
     args = parser.parse_args()
 

@@ -10,7 +10,6 @@ time the daily billing job's fan-out (one job per chunk, then overdue marking) a
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -24,7 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from flask import current_app  # noqa: E402
-from billing_run import AS_OF, fresh_database  # noqa: E402
+from billing_run import AS_OF, arguments, fresh_database  # noqa: E402
 
 from portal.billing.invoicing import run_billing  # noqa: E402
 from portal.billing.settings import BillingSettings  # noqa: E402
@@ -71,11 +70,8 @@ def with_workers(url: str, redis_url: str, n: int, chunk: int, workers: int) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""), required=False)
+    parser = arguments(__doc__)
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"))
-    parser.add_argument("--chunk-size", type=int, default=10_000)
     args = parser.parse_args()
     if not args.database_url.startswith("postgres"):
         parser.error("--database-url must be PostgreSQL (workers need a shared database)")

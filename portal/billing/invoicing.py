@@ -2,9 +2,9 @@
 
 The run is set-based: a chunk of subscriptions (an id range) is billed with a few
 INSERT ... SELECT and UPDATE statements (on PostgreSQL, one statement does both),
-one transaction per chunk. It is idempotent and restartable because the database refuses a second invoice for a period
-(uq_invoices_period) and a subscription only advances past a period whose invoice
-exists. Two runs at once, a re-run, or a run after a crash bill each period once.
+one transaction per chunk. It is idempotent and restartable because the database
+refuses a second invoice for a period (uq_invoices_period) and a subscription only
+advances past a period whose invoice exists. Two runs at once, a re-run, or a run after a crash bill each period once.
 """
 from __future__ import annotations
 
