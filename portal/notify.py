@@ -136,6 +136,8 @@ def deliver_pending(session: Session, sender: Sender, limit: int = 100,
         .options(joinedload(Notification.user), joinedload(Notification.invoice))
         .with_for_update(skip_locked=True, of=Notification)
     ).all()
+    if not notes:
+        return 0  # no connection to the mail server for an empty outbox
     sent = 0
     with sender.batch():
         for note in notes:
