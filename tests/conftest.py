@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 import uuid
 
 import pytest
@@ -22,9 +21,11 @@ from portal.billing.settings import BillingSettings
 from portal.cli import seed_plans
 from portal.extensions import db
 from portal.models import Base, User
+from tests.live_server import free_port  # noqa: F401  (re-exported for tests)
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Database 15 belongs to the tests (they empty it): never a developer's database 0.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
 
@@ -34,12 +35,6 @@ def service_unavailable(what: str, exc: Exception):
     if REQUIRE_SERVICES:
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def utc(*args) -> dt.datetime:

@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from portal import create_app
 from portal.cli import create_staff, seed_plans
 from portal.extensions import db
 from tests.conftest import TEST_CONFIG, service_unavailable
+from tests.live_server import gunicorn
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -21,23 +20,24 @@ STAFF = ("staff@example.com", "staff password 1")
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """A fresh app (SQLite, demo payments) in a server thread; yields (app, base_url)."""
+    """A fresh app (SQLite, demo payments) under gunicorn; yields (app, base_url).
+
+    `app` is an in-process app on the same database, for the CLI and for checks.
+    """
     from flask_migrate import upgrade
 
-    db_path = tmp_path_factory.mktemp("browser") / "app.db"
+    folder = tmp_path_factory.mktemp("browser")
+    url = f"sqlite:///{folder / 'app.db'}"
     app = create_app({**TEST_CONFIG, "WTF_CSRF_ENABLED": True, "TESTING": False,
-                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}"})
+                      "SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
         upgrade()
         seed_plans(db.session)
         create_staff(db.session, *STAFF)
         db.session.commit()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    base = f"http://127.0.0.1:{server.server_port}"
-    app.config["PUBLIC_URL"] = base
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield app, base
-    server.shutdown()
+    with gunicorn(url, folder / "instance") as base:
+        app.config["PUBLIC_URL"] = base
+        yield app, base
 
 
 @pytest.fixture(scope="module")
