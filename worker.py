@@ -15,10 +15,9 @@ import time
 os.environ["TZ"] = "UTC"
 time.tzset()
 
-from rq import Worker  # noqa: E402
-
 from portal import create_app  # noqa: E402
 from portal.jobs import queues, schedule, tasks  # noqa: E402
+from portal.jobs.workers import Worker  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -270,8 +270,9 @@ class JobsView(StaffOnly, BaseView):
     def index(self):
         conn = self._conn()
         try:
+            monitor.requeue_all_abandoned(conn)  # workers sweep too; this shows the latest state
             context = dict(stats=monitor.queue_stats(conn), scheduled=monitor.scheduled_jobs(conn),
-                           failed=monitor.failed_jobs(conn))
+                           failed=monitor.failed_jobs(conn), abandoned=monitor.abandoned_jobs(conn))
         except queues.UNREACHABLE as exc:
             return self._unreachable(exc)
         return self.render("staff/jobs.html", **context,
