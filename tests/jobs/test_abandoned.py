@@ -116,3 +116,4 @@ def test_a_finished_job_left_in_the_started_registry_is_not_requeued(redis_conn)
     _abandon(redis_conn, job)
     job.set_status(JobStatus.FINISHED)
     assert monitor.requeue_all_abandoned(redis_conn) == [] and q.count == 0
+
