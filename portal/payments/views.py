@@ -52,8 +52,8 @@ def pay(invoice_id: int):
 def _nothing_to_pay(invoice):
     """Say plainly why an invoice cannot be paid, on the invoice itself (its receipt)."""
     if invoice.status == "paid":
-        paid_on = f" on {invoice.paid_at:%b %-d, %Y}" if invoice.paid_at else ""
-        flash(f"Invoice {invoice.number} is already paid{paid_on}; nothing more is due. "
+        paid_on = f" (on {invoice.paid_at:%b %-d, %Y})" if invoice.paid_at else ""
+        flash(f"Invoice {invoice.number} is already paid{paid_on}: nothing more is due. "
               "The receipt is below.", "info")
         return see_other(url_for("account.invoice", invoice_id=invoice.id, _anchor="receipt"))
     flash(f"Invoice {invoice.number} was voided; there is nothing to pay.", "info")
