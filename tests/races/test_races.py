@@ -147,10 +147,13 @@ def test_paying_one_invoice_twice_at_once_through_the_demo_checkout(live, sessio
     responses = at_once(calls)
     no_server_errors(responses, instance)
     assert {r.status_code for r in responses} == {303}
-    for user in users:
+    for n, user in enumerate(users):
+        # A pay post either takes the payment (and goes on to the return page) or, when the
+        # invoice is already paid by the time it loads it, takes nothing and says so.
+        taken = sum("/payments/return" in r.headers["Location"] for r in responses[2 * n:2 * n + 2])
         payments = session.scalars(select(Payment).join(Invoice).where(Invoice.user_id == user.id)).all()
-        assert len(payments) == 2, user.email           # money received is always recorded
-        assert sorted(p.flag is None for p in payments) == [False, True]
+        assert len(payments) == taken >= 1, user.email   # money received is always recorded
+        assert sum(p.flag is None for p in payments) == 1  # the duplicate is flagged for a refund
         assert count(session, Notification, Notification.user_id == user.id,
                      Notification.kind == NOTE_RECEIPT) == 1
 
