@@ -15,7 +15,7 @@ from ..extensions import db, login_manager
 from ..imports import normalize_email
 from ..models import User
 from ..notify import sender_from_config
-from ..web import now, see_other
+from ..web import now, safe_next, see_other
 from .forms import ChangePasswordForm, LoginForm, RequestLinkForm, SetPasswordForm, SignupForm
 
 bp = Blueprint("auth", __name__)
@@ -25,12 +25,6 @@ LINK_MAX_AGE = 24 * 3600
 @login_manager.user_loader
 def load_user(user_id: str):
     return db.session.get(User, int(user_id))
-
-
-def safe_next(default: str) -> str:
-    """Only same-site paths: never redirect to another host after login."""
-    target = request.args.get("next", "")
-    return target if target.startswith("/") and not target.startswith("//") else default
 
 
 def _by_email(email: str) -> User | None:
