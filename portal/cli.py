@@ -14,6 +14,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
+from .auth.sessions import end_all
 from .billing.daily import run_day
 from .billing.settings import BillingSettings
 from .extensions import db
@@ -148,6 +149,7 @@ def create_staff(session, email: str, password: str) -> User:
     user.is_staff = True
     user.password_hash = generate_password_hash(password)
     session.flush()
+    end_all(session, user.id)  # a new password logs out every browser
     return user
 
 

@@ -400,3 +400,18 @@ class AuditEntry(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     actor: Mapped[Optional[User]] = relationship()
+
+
+class LoginSession(Base):
+    """One logged-in browser: the Flask session carries a random id, only its SHA-256 is here.
+
+    Log-out deletes the row, a password change deletes the user's other rows: a
+    cookie captured earlier then opens nothing.
+    """
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

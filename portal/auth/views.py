@@ -6,7 +6,7 @@ import hashlib
 import math
 
 from flask import Blueprint, current_app, flash, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -16,6 +16,7 @@ from ..imports import normalize_email
 from ..models import User
 from ..notify import sender_from_config
 from ..web import now, safe_next, see_other
+from . import sessions
 from .forms import ChangePasswordForm, LoginForm, RequestLinkForm, SetPasswordForm, SignupForm
 
 bp = Blueprint("auth", __name__)
@@ -24,7 +25,7 @@ LINK_MAX_AGE = 24 * 3600
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    return db.session.get(User, int(user_id))
+    return sessions.load(db.session, user_id, now())
 
 
 def _by_email(email: str) -> User | None:
@@ -46,8 +47,9 @@ def signup():
         user = User(email=email, name=form.name.data.strip(),
                     password_hash=generate_password_hash(form.password.data), created_at=now())
         db.session.add(user)
+        db.session.flush()
+        sessions.start(db.session, user, now())
         db.session.commit()
-        login_user(user)
         flash("Welcome! Pick a plan to get started.", "success")
         return see_other(url_for("account.pricing"))
     return render_template("auth/signup.html", form=form), 422 if form.errors else 200
@@ -66,8 +68,8 @@ def login():
             return render_template("auth/login.html", form=form), 429
         if user and user.password_hash and check_password_hash(user.password_hash, form.password.data):
             user.failed_logins, user.locked_until = 0, None
+            sessions.start(db.session, user, moment)
             db.session.commit()
-            login_user(user)
             return see_other(safe_next(url_for("admin.index") if user.is_staff else url_for("account.account")))
         if user:
             user.failed_logins += 1
@@ -82,7 +84,8 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    logout_user()
+    sessions.end(db.session)
+    db.session.commit()
     flash("You are logged out.", "info")
     return see_other(url_for("auth.login"))
 
@@ -96,6 +99,7 @@ def change_password():
             form.current.errors.append("That is not your current password.")
             return render_template("auth/password.html", form=form), 422
         current_user.password_hash = generate_password_hash(form.password.data)
+        sessions.end_others(db.session, current_user.id)  # this browser stays in
         db.session.commit()
         flash("Your password was changed.", "success")
         return see_other(url_for("account.account"))
@@ -146,8 +150,9 @@ def set_password(token: str):
     if form.validate_on_submit():
         user.password_hash = generate_password_hash(form.password.data)
         user.failed_logins, user.locked_until = 0, None
+        sessions.end_all(db.session, user.id)
+        sessions.start(db.session, user, now())
         db.session.commit()
-        login_user(user)
         flash("Your password is set.", "success")
         return see_other(url_for("account.account"))
     return render_template("auth/set_password.html", form=form), 422 if form.errors else 200

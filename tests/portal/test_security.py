@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+from flask import g
+from flask.testing import FlaskClient
 
 try:
     from portal.web import local_path
@@ -65,3 +67,99 @@ def test_staff_login_link_round_trips_through_next(client, make_user):
     login_url = bounce.headers["Location"]
     response = client.post(login_url, data={"email": "ada@example.com", "password": PASSWORD})
     assert response.headers["Location"] == "/admin/invoice/?flt0_status_equals=overdue"
+
+
+# --- item 2: log-out and a password change end sessions ---------------------------------
+
+class Browser(FlaskClient):
+    """A test client that never reuses the user another client's request loaded.
+
+    The `session` fixture keeps an app context pushed, and Flask reuses it for every
+    request, so Flask-Login's cached user (g._login_user) would leak between clients.
+    """
+
+    def open(self, *args, **kwargs):
+        g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
+
+
+def new_browser(app) -> Browser:
+    return Browser(app, app.response_class, use_cookies=True)
+
+
+def _browser(app, cookie: str):
+    """Another browser that replays a captured session cookie."""
+    other = new_browser(app)
+    other.set_cookie("session", cookie, domain="localhost")
+    return other
+
+
+def _logged_in(app, email="ada@example.com", password=PASSWORD):
+    browser = new_browser(app)
+    response = browser.post("/login", data={"email": email, "password": password})
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return browser
+
+
+def test_a_cookie_captured_before_log_out_opens_nothing_after(app, make_user, session):
+    make_user(email="ada@example.com", password=PASSWORD)
+    session.commit()
+    browser = _logged_in(app)
+    captured = browser.get_cookie("session").value
+    assert _browser(app, captured).get("/account").status_code == 200
+    assert _browser(app, captured).get("/api/invoices/").status_code == 200
+    assert browser.post("/logout").status_code == 303
+    thief = _browser(app, captured)
+    assert thief.get("/account").status_code == 302
+    assert thief.get("/api/invoices/").status_code == 401
+    assert thief.get("/api/invoices/").get_json()["error"]["code"] == "unauthorized"
+
+
+def test_a_password_change_ends_the_other_sessions_but_not_this_one(app, make_user, session):
+    make_user(email="ada@example.com", password=PASSWORD)
+    session.commit()
+    laptop, phone = _logged_in(app), _logged_in(app)
+    phone_cookie = phone.get_cookie("session").value
+    changed = laptop.post("/password", data={"current": PASSWORD, "password": "a brand new secret",
+                                             "confirm": "a brand new secret"})
+    assert changed.status_code == 303
+    assert laptop.get("/account").status_code == 200
+    assert phone.get("/account").status_code == 302
+    assert _browser(app, phone_cookie).get("/api/invoices/").status_code == 401
+    # The new password works on a new browser; the old one does not.
+    _logged_in(app, password="a brand new secret")
+    assert new_browser(app).post("/login", data={"email": "ada@example.com",
+                                                  "password": PASSWORD}).status_code == 401
+
+
+def test_a_password_set_from_a_link_ends_every_older_session(app, make_user, session, capsys):
+    import re
+
+    make_user(email="ada@example.com", password=PASSWORD)
+    session.commit()
+    stolen = _logged_in(app)
+    owner = new_browser(app)
+    owner.post("/set-password", data={"email": "ada@example.com"})
+    link = re.search(r"http://portal\.test(/set-password/\S+)", capsys.readouterr().out).group(1)
+    assert owner.post(link, data={"password": "taken back at last",
+                                  "confirm": "taken back at last"}).status_code == 303
+    assert owner.get("/account").status_code == 200
+    assert stolen.get("/account").status_code == 302
+
+
+def test_creating_staff_with_a_new_password_ends_old_sessions(app, make_user, session, runner):
+    make_user(email="ada@example.com", password=PASSWORD)
+    session.commit()
+    browser = _logged_in(app)
+    result = runner.invoke(args=["users", "create-staff", "ada@example.com", "--password", "staff pass 2026!"])
+    assert result.exit_code == 0, result.output
+    assert browser.get("/account").status_code == 302
+
+
+def test_a_forged_user_id_without_a_session_row_is_logged_out(client, make_user, session):
+    user = make_user(email="ada@example.com", password=PASSWORD)
+    session.commit()
+    with client.session_transaction() as sess:  # what a pre-fix cookie carried
+        sess["_user_id"] = str(user.id)
+        sess["_fresh"] = True
+    assert client.get("/account").status_code == 302
