@@ -90,4 +90,6 @@ def from_env() -> dict:
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
         "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", 5),
         "LOGIN_LOCK_MINUTES": _int("LOGIN_LOCK_MINUTES", 15),
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": _int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20),
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
     }

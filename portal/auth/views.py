@@ -4,10 +4,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import secrets
 
-from flask import Blueprint, current_app, flash, render_template, request, url_for
+from flask import Blueprint, current_app, flash, make_response, render_template, request, url_for
 from flask_login import current_user, login_required
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -16,11 +17,13 @@ from ..imports import normalize_email
 from ..models import User
 from ..notify import sender_from_config
 from ..web import now, safe_next, see_other
-from . import sessions
+from . import sessions, throttle
 from .forms import ChangePasswordForm, LoginForm, RequestLinkForm, SetPasswordForm, SignupForm
 
 bp = Blueprint("auth", __name__)
 LINK_MAX_AGE = 24 * 3600
+DEVICE_COOKIE = "known_device"
+DEVICE_MAX_AGE = 365 * 24 * 3600
 
 
 @login_manager.user_loader
@@ -55,28 +58,82 @@ def signup():
     return render_template("auth/signup.html", form=form), 422 if form.errors else 200
 
 
+def _limits() -> tuple[throttle.Limit, throttle.Limit]:
+    cfg = current_app.config
+    cap = dt.timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"])
+    return (throttle.Limit(cfg["LOGIN_MAX_FAILURES"], cap),
+            throttle.Limit(cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"], cap))
+
+
+def _device_signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="known-device")
+
+
+def _account_throttle_key(email: str) -> str:
+    """This email's counter, or its own counter on a browser the owner logged in from before."""
+    try:
+        known = _device_signer().loads(request.cookies.get(DEVICE_COOKIE, ""))
+    except BadSignature:
+        known = None
+    if isinstance(known, dict) and known.get("a") == throttle.account_key(email):
+        return throttle.device_key(email, str(known.get("d")))
+    return throttle.account_key(email)
+
+
+def _remember_device(response, email: str):
+    value = _device_signer().dumps({"a": throttle.account_key(email), "d": secrets.token_urlsafe(16)})
+    response.set_cookie(DEVICE_COOKIE, value, max_age=DEVICE_MAX_AGE, httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
+
+
+def _too_many(form, until: dt.datetime, moment: dt.datetime, message: str):
+    seconds = max(1, math.ceil((until - moment).total_seconds()))
+    minutes = math.ceil(seconds / 60)
+    form.password.errors.append(f"{message} Try again in {minutes} minute{'s' if minutes > 1 else ''}.")
+    response = make_response(render_template("auth/login.html", form=form), 429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+def _dummy_hash() -> str:
+    """A real hash to check when there is no account: unknown emails take as long as real ones."""
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
+    return _DUMMY_HASH
+
+
+_DUMMY_HASH: str | None = None
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        user = _by_email(form.email.data)
+        email = form.email.data.strip().lower()
         moment = now()
-        if user and user.locked_until and user.locked_until > moment:
-            minutes = max(1, math.ceil((user.locked_until - moment).total_seconds() / 60))
-            form.password.errors.append(
-                f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}.")
-            return render_template("auth/login.html", form=form), 429
-        if user and user.password_hash and check_password_hash(user.password_hash, form.password.data):
-            user.failed_logins, user.locked_until = 0, None
+        account_limit, address_limit = _limits()
+        address, account = throttle.address_key(request.remote_addr), _account_throttle_key(email)
+        # Both attempts are counted (and committed) before any password is checked.
+        if until := throttle.reserve(db.session, address, address_limit, moment):
+            db.session.commit()
+            return _too_many(form, until, moment, "Too many failed log-ins from your network.")
+        if until := throttle.reserve(db.session, account, account_limit, moment):
+            throttle.give_back(db.session, address, address_limit)
+            db.session.commit()
+            return _too_many(form, until, moment, "Too many failed attempts for this email. "
+                             "You can also set a new password with “Forgot your password?”.")
+        db.session.commit()
+        user = _by_email(email)
+        if check_password_hash((user and user.password_hash) or _dummy_hash(), form.password.data) \
+                and user and user.password_hash:
+            throttle.clear(db.session, account)
+            throttle.give_back(db.session, address, address_limit)
             sessions.start(db.session, user, moment)
             db.session.commit()
-            return see_other(safe_next(url_for("admin.index") if user.is_staff else url_for("account.account")))
-        if user:
-            user.failed_logins += 1
-            if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
-                user.locked_until = moment + dt.timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"])
-                user.failed_logins = 0
-            db.session.commit()
+            response = see_other(safe_next(url_for("admin.index") if user.is_staff else url_for("account.account")))
+            return _remember_device(response, email)
         form.password.errors.append("Email or password is wrong.")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form), 422 if form.errors else 200
@@ -149,7 +206,7 @@ def set_password(token: str):
     form = SetPasswordForm()
     if form.validate_on_submit():
         user.password_hash = generate_password_hash(form.password.data)
-        user.failed_logins, user.locked_until = 0, None
+        throttle.clear_account(db.session, user.email)  # the link lifts any log-in delay
         sessions.end_all(db.session, user.id)
         sessions.start(db.session, user, now())
         db.session.commit()

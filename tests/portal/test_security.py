@@ -1,14 +1,14 @@
 """Issue 12, security items: what an outsider or a hostile customer tried."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from flask import g
 from flask.testing import FlaskClient
 
-try:
-    from portal.web import local_path
-except ImportError:
-    local_path = lambda t: t
+from portal.web import local_path
+from tests.conftest import utc
 
 PASSWORD = "right password"
 
@@ -163,3 +163,91 @@ def test_a_forged_user_id_without_a_session_row_is_logged_out(client, make_user,
         sess["_user_id"] = str(user.id)
         sess["_fresh"] = True
     assert client.get("/account").status_code == 302
+
+
+# --- item 3: log-in throttling ------------------------------------------------------------
+
+def _attempt(browser, email, password="wrong password", addr="203.0.113.7"):
+    return browser.post("/login", data={"email": email, "password": password},
+                        environ_base={"REMOTE_ADDR": addr})
+
+
+@pytest.fixture()
+def clock(config):
+    moment = [utc(2024, 1, 1, 12)]
+    config["CLOCK"] = lambda: moment[0]
+    return moment
+
+
+def test_the_delay_grows_with_each_failure_and_then_lifts(app, make_user, session, clock):
+    make_user(email="ada@example.com", password=PASSWORD)
+    session.commit()
+    stranger = new_browser(app)
+    for _ in range(5):
+        assert _attempt(stranger, "ada@example.com").status_code == 401
+    for minutes in (2, 4, 8, 15, 15):
+        refused = _attempt(stranger, "ada@example.com", PASSWORD)
+        assert refused.status_code == 429
+        clock[0] += dt.timedelta(seconds=int(refused.headers["Retry-After"]))
+        assert _attempt(stranger, "ada@example.com").status_code == 401  # one more guess, then longer
+        assert _attempt(stranger, "ada@example.com").headers["Retry-After"] == str(minutes * 60)
+    clock[0] += dt.timedelta(minutes=15)
+    assert _attempt(stranger, "ada@example.com", PASSWORD).status_code == 303
+
+
+def test_a_stranger_cannot_lock_the_owner_out_of_a_browser_they_used_before(app, make_user, session, clock):
+    make_user(email="ada@example.com", password=PASSWORD)
+    session.commit()
+    owner = new_browser(app)
+    assert _attempt(owner, "ada@example.com", PASSWORD, addr="198.51.100.1").status_code == 303
+    owner.post("/logout")
+    stranger = new_browser(app)
+    for _ in range(8):
+        _attempt(stranger, "ada@example.com")
+    assert _attempt(stranger, "ada@example.com", PASSWORD).status_code == 429
+    assert _attempt(new_browser(app), "ada@example.com", PASSWORD).status_code == 429
+    assert _attempt(owner, "ada@example.com", PASSWORD, addr="198.51.100.1").status_code == 303
+
+
+def test_the_set_password_link_lifts_the_delay(app, make_user, session, clock, capsys):
+    import re
+
+    make_user(email="ada@example.com", password=PASSWORD)
+    session.commit()
+    stranger = new_browser(app)
+    for _ in range(7):
+        _attempt(stranger, "ada@example.com")
+    owner = new_browser(app)
+    owner.post("/set-password", data={"email": "ada@example.com"})
+    link = re.search(r"http://portal\.test(/set-password/\S+)", capsys.readouterr().out).group(1)
+    assert owner.post(link, data={"password": "my own again 42", "confirm": "my own again 42"}).status_code == 303
+    owner.post("/logout")
+    assert _attempt(new_browser(app), "ada@example.com", "my own again 42").status_code == 303
+
+
+def test_one_address_is_limited_across_many_accounts(app, make_user, session, clock, config):
+    config["LOGIN_MAX_FAILURES_PER_ADDRESS"] = 6
+    for i in range(8):
+        make_user(email=f"user{i}@example.com", password=PASSWORD)
+    session.commit()
+    spray = new_browser(app)
+    answers = [_attempt(spray, f"user{i}@example.com").status_code for i in range(8)]
+    assert answers == [401] * 6 + [429] * 2
+    refused = _attempt(spray, "user0@example.com", PASSWORD)
+    assert refused.status_code == 429
+    assert "Too many failed log-ins from your network. Try again in 1 minute." in refused.get_data(as_text=True)
+    # Another address is not affected; and successes do not use up the address's allowance.
+    other = new_browser(app)
+    for _ in range(10):
+        assert _attempt(other, "user7@example.com", PASSWORD, addr="192.0.2.9").status_code == 303
+        other.post("/logout")
+    clock[0] += dt.timedelta(minutes=2)
+    assert _attempt(spray, "user0@example.com", PASSWORD).status_code == 303
+
+
+def test_ipv6_clients_are_counted_per_64_block():
+    from portal.auth.throttle import address_key
+
+    assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff::9") == "addr:2001:db8:1:2::/64"
+    assert address_key("::ffff:192.0.2.1") == address_key("192.0.2.1") == "addr:192.0.2.1"
+    assert address_key(None) == address_key("bogus") == "addr:unknown"
