@@ -102,6 +102,8 @@ class User(Base):
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     stripe_customer_id: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
+    # Signed up, but has not opened the emailed link yet: cannot log in.
+    awaiting_confirmation: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     subscriptions: Mapped[list["Subscription"]] = relationship(
         back_populates="user", foreign_keys="Subscription.user_id"

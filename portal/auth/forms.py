@@ -41,3 +41,7 @@ class RequestLinkForm(FlaskForm):
 class SetPasswordForm(FlaskForm):
     password = new_password("New password")
     confirm = confirm()
+
+
+class ConfirmForm(FlaskForm):
+    """Only the CSRF token: the button that finishes a sign-up."""

@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, flash, make_response, render_template,
 from flask_login import current_user, login_required
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db, login_manager
@@ -18,10 +19,11 @@ from ..models import User
 from ..notify import sender_from_config
 from ..web import now, safe_next, see_other
 from . import sessions, throttle
-from .forms import ChangePasswordForm, LoginForm, RequestLinkForm, SetPasswordForm, SignupForm
+from .forms import ChangePasswordForm, ConfirmForm, LoginForm, RequestLinkForm, SetPasswordForm, SignupForm
 
 bp = Blueprint("auth", __name__)
 LINK_MAX_AGE = 24 * 3600
+CONFIRM_MAX_AGE = 3 * 24 * 3600
 DEVICE_COOKIE = "known_device"
 DEVICE_MAX_AGE = 365 * 24 * 3600
 
@@ -37,6 +39,12 @@ def _by_email(email: str) -> User | None:
 
 @bp.route("/signup", methods=["GET", "POST"])
 def signup():
+    """Sign up by email confirmation: the answer never tells whether the address has an account.
+
+    A new address gets an account that waits for the emailed link; a known one gets
+    a mail saying so, with a link to set a password. Both answer the same 303 and
+    flash, after the same work (the password is hashed either way).
+    """
     form = SignupForm()
     if form.validate_on_submit():
         try:
@@ -44,18 +52,65 @@ def signup():
         except ValueError as exc:
             form.email.errors.append(str(exc))
             return render_template("auth/signup.html", form=form), 422
-        if _by_email(email):
-            form.email.errors.append("An account with this email already exists. Log in instead.")
-            return render_template("auth/signup.html", form=form), 409
-        user = User(email=email, name=form.name.data.strip(),
-                    password_hash=generate_password_hash(form.password.data), created_at=now())
-        db.session.add(user)
-        db.session.flush()
+        password_hash = generate_password_hash(form.password.data)
+        user = _by_email(email)
+        if user is None:
+            user = User(email=email, name=form.name.data.strip(), password_hash=password_hash,
+                        created_at=now(), awaiting_confirmation=True)
+            db.session.add(user)
+            try:
+                db.session.commit()
+            except IntegrityError:  # the same address signed up at the same moment
+                db.session.rollback()
+                user = _by_email(email)
+            else:
+                _send_confirmation(user)
+                user = None
+        if user is not None:
+            sender_from_config(current_app.config).send(
+                user.email, "You already have an account",
+                "Someone, probably you, tried to sign up with this address, which already has an account.\n"
+                f"Log in at {current_app.config['PUBLIC_URL']}{url_for('auth.login')}, or use this link within "
+                f"24 hours to set a new password:\n{password_link(user)}\n")
+        flash(f"Almost done: open the link we emailed to {email} to finish signing up.", "info")
+        return see_other(url_for("auth.login"))
+    return render_template("auth/signup.html", form=form), 422 if form.errors else 200
+
+
+def _confirm_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="confirm-signup")
+
+
+def confirmation_link(user: User) -> str:
+    token = _confirm_signer().dumps({"u": user.id, "f": _fingerprint(user)})
+    return current_app.config["PUBLIC_URL"] + url_for("auth.confirm_signup", token=token)
+
+
+def _send_confirmation(user: User) -> None:
+    sender_from_config(current_app.config).send(
+        user.email, "Confirm your email",
+        f"Open this link within 3 days to finish signing up:\n{confirmation_link(user)}\n")
+
+
+@bp.route("/signup/confirm/<token>", methods=["GET", "POST"])
+def confirm_signup(token: str):
+    """The emailed link: a button (a mail scanner's GET logs nobody in), then the pricing page."""
+    try:
+        data = _confirm_signer().loads(token, max_age=CONFIRM_MAX_AGE)
+        user = db.session.get(User, data["u"])
+        if user is None or not user.awaiting_confirmation or data["f"] != _fingerprint(user):
+            raise BadSignature("used")
+    except BadSignature:
+        flash("This link has expired or was already used. Log in, or sign up again.", "error")
+        return see_other(url_for("auth.login"))
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        user.awaiting_confirmation = False
         sessions.start(db.session, user, now())
         db.session.commit()
         flash("Welcome! Pick a plan to get started.", "success")
         return see_other(url_for("account.pricing"))
-    return render_template("auth/signup.html", form=form), 422 if form.errors else 200
+    return render_template("auth/confirm.html", form=form, email=user.email)
 
 
 def _limits() -> tuple[throttle.Limit, throttle.Limit]:
@@ -126,15 +181,22 @@ def login():
                              "You can also set a new password with “Forgot your password?”.")
         db.session.commit()
         user = _by_email(email)
-        if check_password_hash((user and user.password_hash) or _dummy_hash(), form.password.data) \
-                and user and user.password_hash:
+        correct = check_password_hash((user and user.password_hash) or _dummy_hash(), form.password.data) \
+            and user is not None and user.password_hash is not None
+        if correct and user.awaiting_confirmation:
+            # Same answer as a wrong password (else a sign-up's password tells the address
+            # was new); the owner gets the link again.
+            _send_confirmation(user)
+            correct = False
+        if correct:
             throttle.clear(db.session, account)
             throttle.give_back(db.session, address, address_limit)
             sessions.start(db.session, user, moment)
             db.session.commit()
             response = see_other(safe_next(url_for("admin.index") if user.is_staff else url_for("account.account")))
             return _remember_device(response, email)
-        form.password.errors.append("Email or password is wrong.")
+        form.password.errors.append("Email or password is wrong. "
+                                    "Signed up recently? Open the link we emailed you first.")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form), 422 if form.errors else 200
 
@@ -207,6 +269,7 @@ def set_password(token: str):
     if form.validate_on_submit():
         user.password_hash = generate_password_hash(form.password.data)
         throttle.clear_account(db.session, user.email)  # the link lifts any log-in delay
+        user.awaiting_confirmation = False  # the link proves the mailbox
         sessions.end_all(db.session, user.id)
         sessions.start(db.session, user, now())
         db.session.commit()

@@ -9,14 +9,30 @@ from tests.browser.conftest import STAFF, shot
 pytestmark = pytest.mark.browser
 
 
-def sign_up(page, base, email):
+def sign_up(page, app, base, email):
     page.goto(f"{base}/signup")
     page.fill("input[name=name]", "Grace Hopper")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", "a long password")
     page.fill("input[name=confirm]", "a long password")
     page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/login")
+    assert "open the link we emailed" in page.inner_text("body")
+    page.goto(confirmation_link(app, email))  # the link in the mail
+    page.click("button:has-text('Confirm and continue')")
     page.wait_for_url(f"{base}/pricing")
+
+
+def confirmation_link(app, email):
+    """The link in the mail the server printed (console mail, in gunicorn's log)."""
+    from pathlib import Path
+
+    from tests.live_server import server_log
+
+    folder = Path(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")).parent
+    mails = server_log(folder / "instance").split(f"--- mail to {email}: Confirm your email")
+    assert len(mails) > 1, f"no confirmation mail to {email}"
+    return re.search(r"http://\S+/signup/confirm/\S+", mails[-1]).group(0)
 
 
 def subscribe_and_pay(page, base, name):
@@ -38,7 +54,7 @@ def subscribe_and_pay(page, base, name):
 def test_the_customer_journey_with_htmx(served, browser):
     app, base = served
     page = browser.new_page(viewport={"width": 1200, "height": 900})
-    sign_up(page, base, "grace@example.com")
+    sign_up(page, app, base, "grace@example.com")
     assert page.locator(".plan").count() == 3
     shot(page, "pricing")
     subscribe_and_pay(page, base, "js")
@@ -101,10 +117,10 @@ def test_the_customer_journey_with_htmx(served, browser):
 
 
 def test_without_javascript_the_plain_forms_work(served, browser):
-    _, base = served
+    app, base = served
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
-    sign_up(page, base, "nojs@example.com")
+    sign_up(page, app, base, "nojs@example.com")
     subscribe_and_pay(page, base, "nojs")
     page.goto(f"{base}/account")
     page.select_option("#plan-select", "enterprise")

@@ -251,3 +251,88 @@ def test_ipv6_clients_are_counted_per_64_block():
     assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff::9") == "addr:2001:db8:1:2::/64"
     assert address_key("::ffff:192.0.2.1") == address_key("192.0.2.1") == "addr:192.0.2.1"
     assert address_key(None) == address_key("bogus") == "addr:unknown"
+
+
+# --- item 4: user enumeration ------------------------------------------------------------
+
+def _sign_up(browser, email, password="a long password"):
+    return browser.post("/signup", data={"name": "X", "email": email, "password": password,
+                                         "confirm": password})
+
+
+def test_sign_up_answers_the_same_for_a_taken_and_a_new_email(app, make_user, session, capsys):
+    make_user(email="taken@example.com", password=PASSWORD)
+    session.commit()
+    answers = []
+    for email in ("taken@example.com", "fresh@example.com"):
+        browser = new_browser(app)
+        response = _sign_up(browser, email)
+        page = browser.get(response.headers["Location"])
+        answers.append((response.status_code, response.headers["Location"], page.status_code,
+                        page.get_data(as_text=True).replace(email, "EMAIL"),
+                        browser.get("/account").status_code))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 303 and answers[0][4] == 302
+    # Nor does logging in with the password given at sign-up tell them apart.
+    logins = [_attempt(new_browser(app), email, "a long password", addr=f"192.0.2.{i}")
+              for i, email in enumerate(("taken@example.com", "fresh@example.com"))]
+    assert [r.status_code for r in logins] == [401, 401]
+    assert logins[0].get_data(as_text=True).replace("taken", "X") == \
+        logins[1].get_data(as_text=True).replace("fresh", "X")
+    mails = capsys.readouterr().out
+    assert "mail to taken@example.com: You already have an account" in mails
+    assert mails.count("mail to fresh@example.com: Confirm your email") == 2  # again at the log-in
+
+
+def test_a_squatted_sign_up_does_not_keep_the_owner_out(app, session, capsys):
+    import re
+
+    _sign_up(new_browser(app), "victim@example.com", "the squatter's pass")
+    capsys.readouterr()
+    owner = new_browser(app)
+    _sign_up(owner, "victim@example.com", "the owner's own pass")
+    link = re.search(r"http://portal\.test(/set-password/\S+)", capsys.readouterr().out).group(1)
+    assert owner.post(link, data={"password": "the owner's own pass",
+                                  "confirm": "the owner's own pass"}).status_code == 303
+    assert owner.get("/account").status_code == 200
+    assert _attempt(new_browser(app), "victim@example.com", "the squatter's pass").status_code == 401
+
+
+def test_a_mail_scanner_following_the_link_logs_nobody_in(app, session, capsys):
+    import re
+
+    _sign_up(new_browser(app), "new@example.com")
+    link = re.search(r"http://portal\.test(/signup/confirm/\S+)", capsys.readouterr().out).group(1)
+    scanner = new_browser(app)
+    assert scanner.get(link).status_code == 200
+    assert scanner.get("/account").status_code == 302
+
+
+def test_unknown_emails_get_a_password_hash_checked_too(app, make_user, session, monkeypatch):
+    """Log-in takes as long for an unknown email as for a real one (bench/login_timing.py)."""
+    from portal.auth import views
+
+    make_user(email="ada@example.com", password=PASSWORD)
+    make_user(email="imported@example.com", password=None)
+    session.commit()
+    checked = []
+    real_check = views.check_password_hash
+    monkeypatch.setattr(views, "check_password_hash",
+                        lambda stored, given: checked.append(stored.split("$")[0]) or real_check(stored, given))
+    for email in ("ada@example.com", "nobody@example.com", "imported@example.com"):
+        assert _attempt(new_browser(app), email).status_code == 401
+    assert checked == ["scrypt:32768:8:1"] * 3
+
+
+def test_the_429_is_the_same_for_real_and_unknown_accounts(app, make_user, session, clock):
+    make_user(email="ada@example.com", password=PASSWORD)
+    session.commit()
+    answers = []
+    for email in ("ada@example.com", "nobody@example.com"):
+        browser = new_browser(app)
+        for _ in range(5):
+            assert _attempt(browser, email, addr="192.0.2.1").status_code == 401
+        refused = _attempt(browser, email, addr="192.0.2.1")
+        answers.append((refused.status_code, refused.headers["Retry-After"],
+                        refused.get_data(as_text=True).replace(email, "EMAIL")))
+    assert answers[0] == answers[1] and answers[0][0] == 429
