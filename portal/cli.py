@@ -124,6 +124,17 @@ def export_rows(session):
                for k, v in zip(EXPORT_FIELDS, values)}
 
 
+# A spreadsheet runs a cell that begins with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A text cell that a spreadsheet would run as a formula, quoted with a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 @invoices_cli.command("export")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 def invoices_export(fmt):
@@ -132,7 +143,7 @@ def invoices_export(fmt):
     if fmt == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     else:
         sys.stdout.write("[")
         for i, row in enumerate(rows):
