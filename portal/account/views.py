@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 from ..billing.errors import BillingError
 from ..billing.subscriptions import (
     cancel, change_plan, find_plan, live_subscription, preview_change, resume, subscribe,
+    trial_available,
 )
 from ..extensions import db
 from .. import tokens
@@ -24,8 +25,10 @@ def home():
 
 @bp.route("/pricing")
 def pricing():
-    sub = live_subscription(db.session, current_user.id) if current_user.is_authenticated else None
-    return render_template("account/pricing.html", plans=queries.plans_on_offer(), sub=sub, form=PlanForm())
+    user_id = current_user.id if current_user.is_authenticated else None
+    sub = live_subscription(db.session, user_id) if user_id else None
+    return render_template("account/pricing.html", plans=queries.plans_on_offer(), sub=sub, form=PlanForm(),
+                           trial_available=trial_available(db.session, user_id))
 
 
 @bp.route("/subscribe", methods=["POST"])

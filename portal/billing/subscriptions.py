@@ -55,6 +55,17 @@ def _ensure_no_live(session: Session, user: User) -> None:
         )
 
 
+def trial_available(session: Session, user_id: int | None) -> bool:
+    """One free trial per customer, whatever the plan: only a first subscription has one.
+
+    Any earlier subscription counts (cancelled, ended, or imported), so cancelling and
+    subscribing again, or moving to another plan with a trial, starts billing at once.
+    """
+    if user_id is None:
+        return True
+    return session.scalar(select(Subscription.id).where(Subscription.user_id == user_id).limit(1)) is None
+
+
 def subscribe(
     session: Session, user: User, plan: Plan, now: dt.datetime, settings: BillingSettings
 ) -> Subscription:
@@ -64,16 +75,17 @@ def subscribe(
     _ensure_no_live(session, user)
     today = now.date()
     months = INTERVAL_MONTHS[plan.interval]
-    trial_end = today + dt.timedelta(days=plan.trial_days)
+    trial_days = plan.trial_days if trial_available(session, user.id) else 0
+    trial_end = today + dt.timedelta(days=trial_days)
     sub = Subscription(
         user_id=user.id, plan_id=plan.id, interval_months=months,
-        status=SUB_TRIALING if plan.trial_days else SUB_ACTIVE,
+        status=SUB_TRIALING if trial_days else SUB_ACTIVE,
         anchor=trial_end, next_period=0, next_period_start=trial_end,
         current_period_start=today, current_period_end=trial_end, created_at=now,
     )
     session.add(sub)
     session.flush()
-    if not plan.trial_days:
+    if not trial_days:
         bill_chunk(session, sub.id, sub.id, now, settings)  # the first invoice, at once
         session.refresh(sub)
     return sub
