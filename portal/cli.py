@@ -21,6 +21,7 @@ from .extensions import db
 from .imports import import_subscriptions, normalize_email
 from .models import Invoice, Plan, User, utcnow
 from .notify import deliver_pending, sender_from_config
+from .passwords import weakness
 
 billing_cli = AppGroup("billing", help="Run billing.")
 plans_cli = AppGroup("plans", help="Manage plans.")
@@ -172,6 +173,8 @@ def users_create_staff(email, password):
     """Create a staff account (or make an existing user staff)."""
     if len(password) < 8:
         raise click.BadParameter("must be at least 8 characters", param_hint="--password")
+    if reason := weakness(password, (email,)):
+        raise click.BadParameter(reason, param_hint="--password")
     try:
         user = create_staff(db.session, email, password)
     except ValueError as exc:

@@ -336,3 +336,51 @@ def test_the_429_is_the_same_for_real_and_unknown_accounts(app, make_user, sessi
         answers.append((refused.status_code, refused.headers["Retry-After"],
                         refused.get_data(as_text=True).replace(email, "EMAIL")))
     assert answers[0] == answers[1] and answers[0][0] == 429
+
+
+# --- item 6: common and breached-looking passwords ---------------------------------------
+
+WEAK = ["12345678", "password", "Password123!", "P@ssw0rd", "qwertyuiop", "iloveyou123", "monkey12",
+        "11111111", "abcdefgh"]
+
+
+@pytest.mark.parametrize("weak", WEAK)
+def test_sign_up_refuses_a_common_password(client, session, weak):
+    from portal.models import User
+    from sqlalchemy import select
+
+    response = _sign_up(client, "new@example.com", weak)
+    assert response.status_code == 422
+    assert "This password is too common or easy to guess." in response.get_data(as_text=True)
+    assert session.scalar(select(User)) is None
+
+
+def test_a_password_made_of_the_email_is_refused(client, session):
+    response = _sign_up(client, "grace.hopper@example.com", "gracehopper")
+    assert response.status_code == 422 and "too common or easy to guess" in response.get_data(as_text=True)
+
+
+def test_change_and_set_password_refuse_common_ones(app, client, make_user, session, capsys):
+    import re
+
+    from tests.conftest import login
+
+    user = make_user(email="ada@example.com", password=PASSWORD)
+    session.commit()
+    login(client, user)
+    changed = client.post("/password", data={"current": PASSWORD, "password": "Password123!",
+                                             "confirm": "Password123!"})
+    assert changed.status_code == 422 and "too common or easy to guess" in changed.get_data(as_text=True)
+    other = new_browser(app)
+    other.post("/set-password", data={"email": "ada@example.com"})
+    link = re.search(r"http://portal\.test(/set-password/\S+)", capsys.readouterr().out).group(1)
+    refused = other.post(link, data={"password": "letmein!", "confirm": "letmein!"})
+    assert refused.status_code == 422 and "too common or easy to guess" in refused.get_data(as_text=True)
+    assert other.post(link, data={"password": "orbit lantern pickle", "confirm": "orbit lantern pickle"}).status_code == 303
+
+
+def test_staff_creation_refuses_a_common_password(runner, session):
+    result = runner.invoke(args=["users", "create-staff", "boss@example.com", "--password", "password1"])
+    assert result.exit_code == 2 and "too common or easy to guess" in result.output
+    assert runner.invoke(args=["users", "create-staff", "boss@example.com", "--password",
+                               "orbit lantern pickle"]).exit_code == 0
