@@ -68,8 +68,9 @@ def register_blueprints(app: Flask) -> None:
 
 def register_admin(app: Flask) -> None:
     from .admin import init_admin
+    from .security import init_security
 
-    init_admin(app)
+    init_security(app, init_admin(app))
 
 
 def register_templates(app: Flask) -> None:
