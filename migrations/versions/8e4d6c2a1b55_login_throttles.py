@@ -28,6 +28,7 @@ def upgrade():
         sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('key', name=op.f('pk_login_throttles')),
     )
+    op.create_index(op.f('ix_login_throttles_updated_at'), 'login_throttles', ['updated_at'], unique=False)
     # Plain ALTER TABLE (SQLite >= 3.35 has DROP COLUMN): a batch copy of `users`
     # would lose its CHECK constraint on SQLite.
     op.execute("ALTER TABLE users DROP COLUMN failed_logins")
@@ -37,4 +38,5 @@ def upgrade():
 def downgrade():
     op.add_column('users', sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True))
     op.add_column('users', sa.Column('failed_logins', sa.Integer(), nullable=False, server_default='0'))
+    op.drop_index(op.f('ix_login_throttles_updated_at'), table_name='login_throttles')
     op.drop_table('login_throttles')

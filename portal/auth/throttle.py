@@ -101,6 +101,13 @@ def clear(session: Session, *keys: str) -> None:
     session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys)))
 
 
+def forget_stale(session: Session, now: dt.datetime) -> int:
+    """Drop counters nobody touched for a day and that hold no lock (run at each log-in)."""
+    t = LoginThrottle
+    return session.execute(delete(t).where(
+        t.updated_at < now - FORGET_AFTER, or_(t.locked_until.is_(None), t.locked_until < now))).rowcount
+
+
 def clear_account(session: Session, email: str) -> None:
     """Lift every lock on this email, its known browsers included."""
     session.execute(delete(LoginThrottle).where(LoginThrottle.key.startswith(account_key(email))))

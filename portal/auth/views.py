@@ -124,19 +124,26 @@ def _device_signer() -> URLSafeSerializer:
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="known-device")
 
 
-def _account_throttle_key(email: str) -> str:
-    """This email's counter, or its own counter on a browser the owner logged in from before."""
+def _known_device(email: str) -> str | None:
+    """This browser's id if the owner of `email` logged in from it before."""
     try:
         known = _device_signer().loads(request.cookies.get(DEVICE_COOKIE, ""))
     except BadSignature:
-        known = None
+        return None
     if isinstance(known, dict) and known.get("a") == throttle.account_key(email):
-        return throttle.device_key(email, str(known.get("d")))
-    return throttle.account_key(email)
+        return str(known.get("d"))
+    return None
+
+
+def _account_throttle_key(email: str) -> str:
+    """This email's counter, or its own counter on a browser the owner logged in from before."""
+    device = _known_device(email)
+    return throttle.device_key(email, device) if device else throttle.account_key(email)
 
 
 def _remember_device(response, email: str):
-    value = _device_signer().dumps({"a": throttle.account_key(email), "d": secrets.token_urlsafe(16)})
+    device = _known_device(email) or secrets.token_urlsafe(16)
+    value = _device_signer().dumps({"a": throttle.account_key(email), "d": device})
     response.set_cookie(DEVICE_COOKIE, value, max_age=DEVICE_MAX_AGE, httponly=True, samesite="Lax",
                         secure=current_app.config["SESSION_COOKIE_SECURE"])
     return response
@@ -191,6 +198,7 @@ def login():
         if correct:
             throttle.clear(db.session, account)
             throttle.give_back(db.session, address, address_limit)
+            throttle.forget_stale(db.session, moment)
             sessions.start(db.session, user, moment)
             db.session.commit()
             response = see_other(safe_next(url_for("admin.index") if user.is_staff else url_for("account.account")))

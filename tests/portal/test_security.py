@@ -384,3 +384,22 @@ def test_staff_creation_refuses_a_common_password(runner, session):
     assert result.exit_code == 2 and "too common or easy to guess" in result.output
     assert runner.invoke(args=["users", "create-staff", "boss@example.com", "--password",
                                "orbit lantern pickle"]).exit_code == 0
+
+
+def test_old_counters_are_forgotten_but_not_live_locks(app, make_user, session, clock):
+    from sqlalchemy import func, select
+
+    from portal.models import LoginThrottle
+
+    make_user(email="ada@example.com", password=PASSWORD)
+    session.commit()
+    for i in range(3):
+        _attempt(new_browser(app), f"gone{i}@example.com", addr=f"192.0.2.{i}")
+    clock[0] += dt.timedelta(days=2)
+    for _ in range(5):
+        _attempt(new_browser(app), "locked@example.com", addr="198.51.100.7")
+    assert _attempt(new_browser(app), "ada@example.com", PASSWORD, addr="198.51.100.9").status_code == 303
+    keys = session.scalars(select(LoginThrottle.key)).all()
+    assert len(keys) == 3 and not any(k.startswith("addr:192.0.2.") for k in keys)
+    assert session.scalar(select(func.count()).select_from(LoginThrottle)
+                                             .where(LoginThrottle.locked_until.is_not(None))) == 1
