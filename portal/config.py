@@ -57,12 +57,14 @@ def _database_url() -> str:
 
 def from_env() -> dict:
     """The app's configuration as a dict, read once when the app is created."""
-    public_url = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/")
+    # Follows PORT unless set: links in mails and payment returns must reach this app.
+    public_url = (os.environ.get("PUBLIC_URL") or f"http://127.0.0.1:{_int('PORT', 5000)}").rstrip("/")
     https = public_url.startswith("https://")
     return {
         "SECRET_KEY": _secret_key(),
         "SQLALCHEMY_DATABASE_URI": _database_url(),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "PORT": _int("PORT", 5000),
         "PUBLIC_URL": public_url,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -1,6 +1,6 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
 from flask_login import current_user
+from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, StopValidation
 
 from ..passwords import weakness
@@ -36,6 +36,7 @@ class SignupForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
     password = new_password()
     confirm = confirm()
+    plan = HiddenField()  # the plan chosen on the pricing page, if any
 
 
 class LoginForm(FlaskForm):

@@ -13,9 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..billing.errors import BillingError
+from ..billing.subscriptions import find_plan
 from ..extensions import db, login_manager
 from ..imports import normalize_email
-from ..models import User
+from ..models import Plan, User
 from ..notify import sender_from_config
 from ..web import now, safe_next, see_other
 from . import sessions, throttle
@@ -37,6 +39,14 @@ def _by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
+def _chosen_plan(code: str | None) -> Plan | None:
+    """The plan picked on the pricing page ("Start with Pro"), carried through sign-up."""
+    try:
+        return find_plan(db.session, code) if code else None
+    except BillingError:
+        return None
+
+
 @bp.route("/signup", methods=["GET", "POST"])
 def signup():
     """Sign up by email confirmation: the answer never tells whether the address has an account.
@@ -45,17 +55,22 @@ def signup():
     a mail saying so, with a link to set a password. Both answer the same 303 and
     flash, after the same work (the password is hashed either way).
     """
-    form = SignupForm()
+    form = SignupForm(plan=request.args.get("plan", ""))
+    plan = _chosen_plan(form.plan.data)
+
+    def page(status: int):
+        return render_template("auth/signup.html", form=form, plan=plan), status
+
     if form.validate_on_submit():
         try:
             email = normalize_email(form.email.data)
         except ValueError as exc:
             form.email.errors.append(str(exc))
-            return render_template("auth/signup.html", form=form), 422
+            return page(422)
         password_hash = generate_password_hash(form.password.data)
         user = _by_email(email)
         if user is None:
-            user = User(email=email, name=form.name.data.strip(), password_hash=password_hash,
+            user = User(email=email, name=(form.name.data or "").strip(), password_hash=password_hash,
                         created_at=now(), awaiting_confirmation=True)
             db.session.add(user)
             try:
@@ -64,7 +79,7 @@ def signup():
                 db.session.rollback()
                 user = _by_email(email)
             else:
-                _send_confirmation(user)
+                _send_confirmation(user, plan)
                 user = None
         if user is not None:
             sender_from_config(current_app.config).send(
@@ -74,27 +89,28 @@ def signup():
                 f"24 hours to set a new password:\n{password_link(user)}\n")
         flash(f"Almost done: open the link we emailed to {email} to finish signing up.", "info")
         return see_other(url_for("auth.login"))
-    return render_template("auth/signup.html", form=form), 422 if form.errors else 200
+    return page(422 if form.errors else 200)
 
 
 def _confirm_signer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="confirm-signup")
 
 
-def confirmation_link(user: User) -> str:
-    token = _confirm_signer().dumps({"u": user.id, "f": _fingerprint(user)})
+def confirmation_link(user: User, plan: Plan | None = None) -> str:
+    """The link that finishes a sign-up; it carries the plan chosen on the pricing page."""
+    token = _confirm_signer().dumps({"u": user.id, "f": _fingerprint(user), "p": plan.code if plan else ""})
     return current_app.config["PUBLIC_URL"] + url_for("auth.confirm_signup", token=token)
 
 
-def _send_confirmation(user: User) -> None:
+def _send_confirmation(user: User, plan: Plan | None = None) -> None:
     sender_from_config(current_app.config).send(
         user.email, "Confirm your email",
-        f"Open this link within 3 days to finish signing up:\n{confirmation_link(user)}\n")
+        f"Open this link within 3 days to finish signing up:\n{confirmation_link(user, plan)}\n")
 
 
 @bp.route("/signup/confirm/<token>", methods=["GET", "POST"])
 def confirm_signup(token: str):
-    """The emailed link: a button (a mail scanner's GET logs nobody in), then the pricing page."""
+    """The emailed link: a button (a mail scanner's GET logs nobody in), then the chosen plan."""
     try:
         data = _confirm_signer().loads(token, max_age=CONFIRM_MAX_AGE)
         user = db.session.get(User, data["u"])
@@ -108,6 +124,10 @@ def confirm_signup(token: str):
         user.awaiting_confirmation = False
         sessions.start(db.session, user, now())
         db.session.commit()
+        plan = _chosen_plan(data.get("p"))
+        if plan is not None:
+            flash("Welcome! Check your plan and confirm to start.", "success")
+            return see_other(url_for("account.subscribe_view", plan=plan.code))
         flash("Welcome! Pick a plan to get started.", "success")
         return see_other(url_for("account.pricing"))
     return render_template("auth/confirm.html", form=form, email=user.email)
