@@ -100,3 +100,19 @@ def test_concurrent_guesses_from_one_address_check_at_most_the_address_limit(fre
     assert sorted(set(answers)) == [401, 429], server_log(instance)
     assert answers.count(401) == ADDRESS_LIMIT, answers
     assert _failures(app, "addr:") == [ADDRESS_LIMIT]
+
+
+@pytest.mark.parametrize("target", ["/%0d%0a/evil.example", "/%09/evil.example", "/%5Cevil.example",
+                                    "/%0d%0aSet-Cookie:%20x=1"])
+@pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
+def test_a_hostile_next_under_gunicorn_is_neither_followed_nor_a_500(fresh_counters, target, htmx):
+    """Item 1 as production serves it: gunicorn turned a CR/LF in a header into a 500."""
+    app, base, instance = fresh_counters
+    browser, token = _ready_browser(base)
+    headers = {"HX-Request": "true"} if htmx else {}
+    response = browser.post(f"{base}/login?next={target}", timeout=30, allow_redirects=False, headers=headers,
+                            data={"csrf_token": token, "email": "owner@example.com", "password": "right password"})
+    if htmx:
+        assert response.status_code == 204 and response.headers["HX-Redirect"] == "/account"
+    else:
+        assert response.status_code == 303 and response.headers["Location"] == "/account", server_log(instance)
