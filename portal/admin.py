@@ -368,9 +368,11 @@ class Dashboard(StaffOnly, AdminIndexView):
 
 
 def init_admin(app) -> Admin:
+    from .security import csp_nonce
+
     admin = Admin(app, name="Acme Billing · Staff",
                   theme=Bootstrap4Theme(swatch="default", fluid=True, base_template="staff/master.html"),
-                  index_view=Dashboard(name="Dashboard", url="/admin"))
+                  index_view=Dashboard(name="Dashboard", url="/admin"), csp_nonce_generator=csp_nonce)
     for view in (
         UserView(User, db, name="Users"),
         PlanView(Plan, db, name="Plans"),

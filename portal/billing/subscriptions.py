@@ -63,6 +63,17 @@ def _ensure_no_live(session: Session, user: User) -> None:
         )
 
 
+def trial_available(session: Session, user_id: int | None) -> bool:
+    """One free trial per customer, whatever the plan: only a first subscription has one.
+
+    Any earlier subscription counts (cancelled, ended, or imported), so cancelling and
+    subscribing again, or moving to another plan with a trial, starts billing at once.
+    """
+    if user_id is None:
+        return True
+    return session.scalar(select(Subscription.id).where(Subscription.user_id == user_id).limit(1)) is None
+
+
 @dataclass(frozen=True)
 class SubscriptionQuote:
     """What subscribing to a plan today would cost, shown before the customer confirms."""
@@ -75,10 +86,13 @@ class SubscriptionQuote:
     next_amount: int
 
 
-def quote_subscription(plan: Plan, today: dt.date) -> SubscriptionQuote:
-    """The terms of subscribing to `plan` today, without changing anything."""
+def quote_subscription(plan: Plan, today: dt.date, trial: bool = True) -> SubscriptionQuote:
+    """The terms of subscribing to `plan` today, without changing anything.
+
+    `trial`: whether this customer may still have a trial (see trial_available).
+    """
     months = INTERVAL_MONTHS[plan.interval]
-    trial_days = plan.trial_days
+    trial_days = plan.trial_days if trial else 0
     anchor = today + dt.timedelta(days=trial_days)
     if trial_days:
         return SubscriptionQuote(plan, trial_days, 0, None, anchor, plan.price)
@@ -96,7 +110,7 @@ def subscribe(
     # the second sees the first's subscription (a no-op on SQLite, where writes queue anyway).
     session.execute(select(User.id).where(User.id == user.id).with_for_update())
     _ensure_no_live(session, user)
-    quote = quote_subscription(plan, now.date())
+    quote = quote_subscription(plan, now.date(), trial=trial_available(session, user.id))
     today = now.date()
     trial_end = today + dt.timedelta(days=quote.trial_days)
     sub = Subscription(

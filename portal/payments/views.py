@@ -46,7 +46,7 @@ def pay(invoice_id: int):
         flash(f"The payment could not be started: {exc} Your invoice is unchanged.", "error")
         return see_other(url_for("account.invoice", invoice_id=invoice_id))
     db.session.commit()
-    return see_other(checkout.url)
+    return see_other(checkout.url, external=True)
 
 
 def _nothing_to_pay(invoice):

@@ -99,6 +99,18 @@ def make_customer(served):
     return make
 
 
+def confirmation_link(app, email: str) -> str:
+    """The sign-up link mailed to `email` (console mail: the last one in gunicorn's log)."""
+    import re
+
+    from tests.live_server import server_log
+
+    folder = Path(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")).parent
+    mails = server_log(folder / "instance").split(f"--- mail to {email}: Confirm your email")
+    assert len(mails) > 1, f"no confirmation mail to {email}"
+    return re.search(r"http://\S+/signup/confirm/\S+", mails[-1]).group(0)
+
+
 def first_page(page, base: str) -> None:
     """The only typed address of a journey: the portal's front door."""
     page.goto(base + "/")

@@ -58,13 +58,16 @@ def test_sign_up_errors(served, open_page, js, case, fields, message):
 
 
 @JS
-def test_sign_up_with_an_email_taken_in_another_letter_case(served, open_page, make_customer, js):
+def test_sign_up_with_a_taken_email_answers_as_for_a_new_one(served, open_page, make_customer, js):
+    """Issue 12 item 4: no "already exists"; the owner is told by mail instead."""
     _, base = served
     email, _ = make_customer(unique("taken"))
     page = open_page(js=js)
     open_sign_up(page, base)
     fill_sign_up(page, email=email.upper(), password="a long password")
-    expect_error(page, "already exists", f"form-signup-taken-{'js' if js else 'nojs'}")
+    page.get_by_role("heading", name="Log in").wait_for()
+    assert f"open the link we emailed to {email}" in page.inner_text("#flashes")
+    shot(page, f"form-signup-taken-{'js' if js else 'nojs'}")
 
 
 @JS

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import STAFF, click, first_page, log_in, shot
+from tests.browser.conftest import STAFF, click, confirmation_link, first_page, log_in, shot
 
 pytestmark = pytest.mark.browser
 
@@ -16,8 +16,8 @@ def expect_page(page, heading: str) -> None:
     assert page.locator("footer.footer").count() == 1, f"no footer on {page.url}"
 
 
-def sign_up_for_pro(page, base: str, email: str, name: str) -> None:
-    """Front door → Start with Pro → sign up → summary → confirm → account with the invoice to pay."""
+def sign_up_for_pro(page, app, base: str, email: str, name: str) -> None:
+    """Front door → Start with Pro → sign up → the mailed link → summary → confirm → account."""
     first_page(page, base)
     expect_page(page, "Simple pricing that grows with you")
     click(page, "Start with Pro")
@@ -28,6 +28,11 @@ def sign_up_for_pro(page, base: str, email: str, name: str) -> None:
     page.get_by_label("Password", exact=True).fill("a long password")
     page.get_by_label("Repeat password").fill("a long password")
     click(page, "Create account", "button")
+    expect_page(page, "Log in")
+    assert f"open the link we emailed to {email}" in page.inner_text("#flashes")
+    page.goto(confirmation_link(app, email))  # a click in the mail
+    expect_page(page, "Finish signing up")
+    click(page, "Confirm and continue", "button")
     expect_page(page, "Pro")
     assert page.inner_text("#due-today") == "$29.00"
     assert re.fullmatch(r"\w{3} \d{1,2}, \d{4} · \$29\.00", page.inner_text("#next-billing"))
@@ -53,7 +58,7 @@ def test_a_new_customer_clicks_through_the_portal(served, open_page, js):
     app, base = served
     name = "js" if js else "nojs"
     page = open_page(js=js)
-    sign_up_for_pro(page, base, f"grace-{name}@example.com", name)
+    sign_up_for_pro(page, app, base, f"grace-{name}@example.com", name)
     shot(page, f"{name}-account-new")
 
     # Every top-bar link and in-page link gives a whole page (a boosted click too).
