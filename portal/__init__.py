@@ -26,6 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_blueprints(app)
     register_admin(app)
     register_templates(app)
+    register_htmx(app)
     register_errors(app)
     register_cli(app)
     return app
@@ -88,14 +89,23 @@ def register_templates(app: Flask) -> None:
         return {"htmx_available": (config_module.ROOT / "static/vendor/htmx.min.js").exists()}
 
 
+def register_htmx(app: Flask) -> None:
+    from .web import vary_on_htmx
+
+    app.after_request(vary_on_htmx)
+
+
 def register_errors(app: Flask) -> None:
-    from flask import render_template, request
+    from flask import make_response, render_template, request
     from flask_wtf.csrf import CSRFError
+
+    from .web import whole_page
 
     def page(status: int, title: str, message: str):
         if request.path.startswith("/api/"):
             return {"error": {"code": title.lower().replace(" ", "_"), "message": message}}, status
-        return render_template("error.html", status=status, title=title, message=message), status
+        return whole_page(make_response(render_template("error.html", status=status, title=title, message=message),
+                                        status))
 
     @app.errorhandler(404)
     def not_found(_exc):

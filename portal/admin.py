@@ -379,9 +379,9 @@ def init_admin(app) -> Admin:
         SubscriptionView(Subscription, db, name="Subscriptions"),
         InvoiceView(Invoice, db, name="Invoices"),
         PaymentView(Payment, db, name="Payments"),
-        NotificationView(Notification, db, name="Notifications"),
-        WebhookEventView(WebhookEvent, db, name="Webhook events", category="Log"),
-        AuditView(AuditEntry, db, name="Audit log", category="Log"),
+        NotificationView(Notification, db, name="Notices"),
+        WebhookEventView(WebhookEvent, db, name="Webhooks"),
+        AuditView(AuditEntry, db, name="Audit log"),
         JobsView(name="Jobs", endpoint="jobs"),
     ):
         admin.add_view(view)

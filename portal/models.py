@@ -323,6 +323,9 @@ class Payment(Base):
     invoice: Mapped[Invoice] = relationship(back_populates="payments")
     recorded_by: Mapped[Optional[User]] = relationship()
 
+    def __str__(self) -> str:
+        return f"{self.provider} {self.provider_ref}"
+
 
 class WebhookEvent(Base):
     __tablename__ = "webhook_events"
@@ -334,6 +337,9 @@ class WebhookEvent(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
     error: Mapped[Optional[str]] = mapped_column(Text)
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.provider_event_id}"
 
 
 class Notification(Base):
@@ -366,6 +372,9 @@ class Notification(Base):
 
     user: Mapped[User] = relationship()
     invoice: Mapped[Optional[Invoice]] = relationship()
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.id}"
 
 
 class ApiToken(Base):
@@ -400,6 +409,9 @@ class AuditEntry(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     actor: Mapped[Optional[User]] = relationship()
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_type} #{self.object_id or ''}".rstrip(" #")
 
 
 class LoginSession(Base):

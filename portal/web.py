@@ -45,9 +45,30 @@ def page_or_partial(page: str, partial: str, target: str, context: dict, http_st
     The template context is a dict of its own so that no template variable (an
     invoice filter called `status`, say) can ever become the HTTP status.
     """
-    response = make_response(render_template(partial if targets(target) else page, **context), http_status)
+    return make_response(render_template(partial if targets(target) else page, **context), http_status)
+
+
+def vary_on_htmx(response):
+    """Every answer may differ by these headers (a fragment or the page, HX-Redirect or 303)."""
     response.vary.update(HTMX_HEADERS)
     return response
+
+
+def whole_page(response):
+    """A whole page (an error page) answering an htmx request that targeted a fragment:
+    swap it for the body rather than nest a second top bar inside the fragment."""
+    if is_htmx():
+        response.headers["HX-Retarget"] = "body"
+        response.headers["HX-Reswap"] = "innerHTML"
+    return response
+
+
+def here() -> str:
+    """The page the person is on: for an htmx request, the page that made it."""
+    if is_htmx() and request.headers.get("HX-Current-URL"):
+        parts = urlsplit(request.headers["HX-Current-URL"])
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return request.full_path.rstrip("?")
 
 
 # Browsers drop tabs and newlines anywhere in a URL, read a backslash as a slash

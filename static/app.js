@@ -30,3 +30,26 @@ function selectAndCopy(element) {
   selection.addRange(range);
   try { return document.execCommand("copy"); } catch (_) { return false; }
 }
+
+// While a form's request is on its way its buttons are disabled, so a double click
+// sends it once (htmx has already read the pressed button's value by then).
+document.addEventListener("htmx:beforeRequest", (event) => setButtons(event, true));
+document.addEventListener("htmx:afterRequest", (event) => {
+  // Stay disabled while the browser follows an HX-Redirect to the next page.
+  if (!event.detail.xhr || !event.detail.xhr.getResponseHeader("HX-Redirect")) setButtons(event, false);
+});
+
+function setButtons(event, disabled) {
+  const form = event.detail.elt.closest && event.detail.elt.closest("form");
+  if (form) form.querySelectorAll("button").forEach((button) => busy(button, disabled));
+}
+
+function busy(button, disabled) {
+  button.disabled = disabled;
+  button.toggleAttribute("data-busy", disabled);
+}
+
+// Back to a page kept in the browser's back/forward cache: its buttons work again.
+window.addEventListener("pageshow", (event) => {
+  if (event.persisted) document.querySelectorAll("button[data-busy]").forEach((button) => busy(button, false));
+});

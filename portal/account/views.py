@@ -184,8 +184,10 @@ def api_tokens():
         _, secret = tokens.issue(db.session, current_user, form.name.data, now())
         db.session.commit()
         form = TokenForm(formdata=None)
-    return render_template("account/tokens.html", form=form, secret=secret, revoke=ActionForm(),
-                           tokens=queries.tokens_of(current_user.id)), 422 if form.errors else 200
+    html = render_template("account/tokens.html", form=form, secret=secret, revoke=ActionForm(),
+                           tokens=queries.tokens_of(current_user.id))
+    # The secret is shown once: no copy in the browser's cache or back/forward history.
+    return html, 422 if form.errors else 200, {"Cache-Control": "no-store"} if secret else {}
 
 
 @bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])

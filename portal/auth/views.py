@@ -6,7 +6,7 @@ import hashlib
 import math
 import secrets
 
-from flask import Blueprint, current_app, flash, make_response, render_template, request, url_for
+from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from ..extensions import db, login_manager
 from ..imports import normalize_email
 from ..models import Plan, User
 from ..notify import sender_from_config
-from ..web import now, safe_next, see_other
+from ..web import here, is_htmx, local_path, now, safe_next, see_other
 from . import sessions, throttle
 from .forms import ChangePasswordForm, ConfirmForm, LoginForm, RequestLinkForm, SetPasswordForm, SignupForm
 
@@ -33,6 +33,15 @@ DEVICE_MAX_AGE = 365 * 24 * 3600
 @login_manager.user_loader
 def load_user(user_id: str):
     return sessions.load(db.session, user_id, now())
+
+
+@login_manager.unauthorized_handler
+def must_log_in():
+    """To the log-in page, and back here after: a whole-page move even when an htmx
+    request (a filter click in a tab whose session ended) asked for a fragment."""
+    flash(login_manager.login_message, login_manager.login_message_category)
+    target = url_for("auth.login", next=local_path(here()))
+    return see_other(target) if is_htmx() else redirect(target)
 
 
 def _by_email(email: str) -> User | None:
@@ -57,6 +66,8 @@ def signup():
     """
     form = SignupForm(plan=request.args.get("plan", ""))
     plan = _chosen_plan(form.plan.data)
+    if current_user.is_authenticated:  # the back button, or a second tab: already in
+        return see_other(url_for("account.subscribe_view", plan=plan.code) if plan else url_for("account.account"))
 
     def page(status: int):
         return render_template("auth/signup.html", form=form, plan=plan), status

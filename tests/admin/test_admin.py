@@ -182,5 +182,8 @@ def test_invoice_details_show_the_number_and_readable_times(client, staff, book,
     assert not re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", html)  # no raw timestamps
     listing = client.get("/admin/invoice/").get_data(as_text=True)
     assert not re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", listing)
-    # Icon-only row links say what they do to a screen reader.
-    assert 'aria-label="View Record"' in listing
+    # Icon-only row links say what they do, and to which row, to a screen reader.
+    assert f'aria-label="View Record {paid.number}"' in listing
+    for view in VIEWS[1:-1]:
+        names = re.findall(r'aria-label="(View Record[^"]*)"', client.get(view).get_data(as_text=True))
+        assert len(set(names)) == len(names) and "object at" not in " ".join(names), (view, names)

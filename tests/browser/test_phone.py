@@ -9,8 +9,12 @@ pytestmark = pytest.mark.browser
 
 NO_OVERFLOW = "document.documentElement.scrollWidth <= window.innerWidth"
 # The top bar: the brand, then one row of links (it scrolls sideways rather than wrap).
-NAV_ROWS = """() => new Set([...document.querySelectorAll('.topbar nav > a, .topbar nav > form')]
+NAV_ROWS = """() => new Set([...document.querySelectorAll('.topbar nav > a')]
                     .map(e => { const r = e.getBoundingClientRect(); return Math.round((r.top + r.bottom) / 2 / 8); })).size"""
+# Every link and button of the top bar is on the screen, none scrolled or pushed out of sight.
+OFF_SCREEN = """() => [...document.querySelectorAll('.topbar a, .topbar button')]
+    .filter(e => { const r = e.getBoundingClientRect(); return r.left < 0 || r.right > window.innerWidth; })
+    .map(e => e.textContent.trim())"""
 # Every figure in a stacked table says what it is: its label is drawn before it.
 UNLABELLED = """() => [...document.querySelectorAll('table.stack tbody td, table.stack tfoot td')]
     .filter(td => td.textContent.trim() && !td.querySelector('form'))
@@ -22,6 +26,7 @@ def check(page, name: str) -> None:
     shot(page, f"phone-{name}")
     assert page.evaluate(NO_OVERFLOW), f"{name}: wider than the phone"
     assert page.evaluate(NAV_ROWS) == 1, f"{name}: the top bar wraps"
+    assert page.evaluate(OFF_SCREEN) == [], f"{name}: top-bar items off the screen"
     assert page.evaluate(UNLABELLED) == [], f"{name}: unlabelled figures"
 
 

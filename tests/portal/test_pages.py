@@ -233,3 +233,47 @@ def test_billed_to_names_the_email_once_when_there_is_no_name(client, customer, 
 def test_favicon(client, session):
     response = client.get("/favicon.ico")
     assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+
+
+def test_a_fragment_request_after_the_session_ended_moves_the_whole_page_to_log_in(client, session):
+    """A filter click in a tab whose session ended must not nest the log-in page in the list."""
+    response = client.get("/invoices?status=paid", headers={
+        "HX-Request": "true", "HX-Target": "invoices", "HX-Current-URL": "http://portal.test/invoices?status=open"})
+    assert response.status_code == 204
+    assert response.headers["HX-Redirect"] == "/login?next=/invoices?status%3Dopen"
+    plain = client.get("/invoices?status=paid")
+    assert plain.status_code == 302 and plain.location == "/login?next=/invoices?status%3Dpaid"
+
+
+def test_an_error_page_answering_a_fragment_request_replaces_the_body(client, customer, config):
+    config["WTF_CSRF_ENABLED"] = True
+    response = client.post("/account/cancel", headers={"HX-Request": "true", "HX-Target": "subscription"})
+    assert response.status_code == 400 and "Form expired" in response.get_data(as_text=True)
+    assert response.headers["HX-Retarget"] == "body" and response.headers["HX-Reswap"] == "innerHTML"
+
+
+@pytest.mark.parametrize("path", ["/account/change-plan?plan=pro", "/account/change-plan?plan=nope",
+                                  "/subscribe?plan=enterprise", "/signup"])
+def test_answers_that_depend_on_htmx_headers_vary_on_them(client, customer, path):
+    for headers in ({}, {"HX-Request": "true", "HX-Target": "change-preview"}):
+        response = client.get(path, headers=headers)
+        assert {"HX-Request", "HX-Boosted", "HX-Target"} <= set(response.vary), (path, response.status_code)
+
+
+def test_a_signed_in_customer_is_not_offered_the_sign_up_form(client, customer):
+    assert client.get("/signup").location == "/account"
+    assert client.get("/signup?plan=enterprise").location == "/subscribe?plan=enterprise"
+
+
+def test_the_sign_up_form_keeps_the_chosen_plan_in_its_address(client, session):
+    """After an error the address bar shows the form's action: a reload must keep the plan."""
+    html = client.post("/signup?plan=pro", data={"email": "bad", "plan": "pro"}).get_data(as_text=True)
+    assert 'action="/signup?plan=pro"' in html and "Your plan: <strong>Pro</strong>" in html
+
+
+def test_a_new_api_token_is_never_cached(client, customer):
+    response = client.post("/tokens", data={"name": "ci"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'id="new-token"' in html
+    assert response.headers["Cache-Control"] == "no-store" and 'hx-history="false"' in html
+    assert "no-store" not in client.get("/tokens").headers.get("Cache-Control", "")
