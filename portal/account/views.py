@@ -9,7 +9,7 @@ from ..billing.subscriptions import (
     cancel, change_plan, find_plan, live_subscription, preview_change, resume, subscribe,
 )
 from ..extensions import db
-from .. import tokens
+from .. import inputs, tokens
 from ..web import billing_settings, is_htmx, now, page_or_partial, see_other
 from . import queries
 from .forms import ActionForm, PlanForm, TokenForm
@@ -129,8 +129,11 @@ def change_plan_view():
 @login_required
 def invoices():
     status = request.args.get("status") or None
-    page = request.args.get("page", 1, type=int)
-    pagination = queries.invoice_page(current_user.id, status, max(page, 1))
+    try:
+        page = inputs.page_number(request.args.get("page"))
+    except ValueError as exc:
+        raise inputs.BadInput("invalid_page", str(exc)) from None
+    pagination = queries.invoice_page(current_user.id, status, page)
     return page_or_partial("account/invoices.html", "account/_invoice_list.html",
                            pagination=pagination, status=status)
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from ..account.forms import ActionForm
 from ..account.queries import own_invoice
 from ..extensions import csrf, db
+from ..inputs import int64
 from ..models import WebhookEvent
 from ..web import billing_settings, now, page_or_partial, see_other
 from .checkout import EXPIRED, PAID, PROCESSING, PaymentError
@@ -51,7 +52,7 @@ def pay(invoice_id: int):
 @login_required
 def returned():
     """Where Stripe (or the demo) sends the customer back; fulfils too, the webhook may be late."""
-    invoice = own_invoice(current_user.id, request.args.get("invoice_id", type=int) or 0)
+    invoice = own_invoice(current_user.id, request.args.get("invoice_id", type=int64) or 0)
     session_id = request.args.get("session_id", "")
     state = PAID if invoice.status == "paid" else PROCESSING
     if session_id and invoice.status != "paid" and current_app.config["STRIPE_SECRET_KEY"]:
