@@ -59,10 +59,11 @@ def api_auth(view):
     def wrapper(*args, **kwargs):
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
-            user = tokens.authenticate(db.session, header[7:].strip(), now())
+            user, written = tokens.authenticate(db.session, header[7:].strip(), now())
             if user is None:
                 raise ApiError(401, "unauthorized", "The API token is invalid or revoked.")
-            db.session.commit()
+            if written:  # last use is recorded at most once a minute: reads do not commit
+                db.session.commit()
         elif current_user.is_authenticated:
             user = current_user._get_current_object()
             if request.method not in ("GET", "HEAD", "OPTIONS"):
