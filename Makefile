@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 FLASK  := $(BIN)/flask --app wsgi
 HTMX_VERSION := 2.0.11
+PORT   ?= 5000
+export PORT
 
 .PHONY: run test install assets migrate bench clean up
 
@@ -32,7 +34,7 @@ migrate: $(STAMP)
 
 run: $(STAMP) assets migrate
 	$(FLASK) demo-setup
-	$(FLASK) serve --host 127.0.0.1 --port 5000
+	$(FLASK) serve --host 127.0.0.1
 
 test: $(STAMP) assets
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -73,10 +73,13 @@ def register_admin(app: Flask) -> None:
 
 def register_templates(app: Flask) -> None:
     from .billing.money import format_money
+    from .web import targets
 
     app.jinja_env.filters["money"] = lambda amount, currency: format_money(amount, currency)
     app.jinja_env.filters["day"] = lambda d: d.strftime("%b %-d, %Y") if d else ""
     app.jinja_env.filters["moment"] = lambda t: t.strftime("%b %-d, %Y %H:%M UTC") if t else ""
+
+    app.jinja_env.globals["targets"] = targets
 
     @app.context_processor
     def htmx_available():

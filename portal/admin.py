@@ -1,10 +1,13 @@
 """The staff console: Flask-Admin views, built per app in init_admin(app)."""
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
+from flask_admin.model import typefmt
 from flask_admin.theme import Bootstrap4Theme
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -57,6 +60,18 @@ def _money(view, context, model, name):
     return format_money(getattr(model, name), model.currency)
 
 
+def _moment(_view, value, _name=None) -> str:
+    """Timestamps as people read them, in UTC: "Nov 25, 2026 20:40 UTC"."""
+    return value.strftime("%b %-d, %Y %H:%M UTC")
+
+
+def _day(_view, value, _name=None) -> str:
+    return value.strftime("%b %-d, %Y")
+
+
+STAFF_FORMATTERS = {**typefmt.BASE_FORMATTERS, dt.datetime: _moment, dt.date: _day}
+
+
 def _audited(action_name: str, obj, detail: str = "") -> None:
     audit.record(db.session, current_user.id, action_name, obj, detail, now())
 
@@ -66,6 +81,7 @@ class StaffModelView(StaffOnly, ModelView):
     can_view_details = True
     named_filter_urls = True  # ?flt0_status_equals=overdue: readable, bookmarkable
     page_size = 50
+    column_type_formatters = column_type_formatters_detail = STAFF_FORMATTERS
 
     def get_one(self, id):  # noqa: A002  (Flask-Admin's name)
         """?id= of the edit and details pages: an id no BIGINT holds is "no such record"."""
@@ -191,6 +207,8 @@ class InvoiceView(StaffModelView):
     column_searchable_list = ("user.email",)
     search_placeholder = lambda self: "Invoice number or customer email"  # noqa: E731
     column_formatters = {"total": _money, "number": lambda v, c, m, n: m.number}
+    column_details_list = ("number", "user", "kind", "description", "period_start", "period_end", "total",
+                           "currency", "status", "issued_at", "due_date", "paid_at", "voided_at", "subscription")
     details_template = "staff/invoice_details.html"
 
     def _apply_search(self, query, count_query, joins, count_joins, search):
@@ -335,7 +353,8 @@ class Dashboard(StaffOnly, AdminIndexView):
 
 
 def init_admin(app) -> Admin:
-    admin = Admin(app, name="Acme Billing · Staff", theme=Bootstrap4Theme(swatch="default", fluid=True),
+    admin = Admin(app, name="Acme Billing · Staff",
+                  theme=Bootstrap4Theme(swatch="default", fluid=True, base_template="staff/master.html"),
                   index_view=Dashboard(name="Dashboard", url="/admin"))
     for view in (
         UserView(User, db, name="Users"),

@@ -171,7 +171,8 @@ def users_create_staff(email, password):
 def demo_setup():
     """Seed plans and a staff login for a laptop; print the login (used by `make run`)."""
     seed_plans(db.session)
-    path = current_app.instance_path + "/staff-login.txt"
+    os.makedirs(current_app.instance_path, exist_ok=True)
+    path = os.path.join(current_app.instance_path, "staff-login.txt")
     try:
         with open(path) as fh:
             email, password = fh.read().split()
@@ -196,7 +197,7 @@ def init_cli(app: Flask) -> None:
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--port", type=int, help="Default: $PORT, else 5000.")
 def serve(host, port):
     """Serve the app for development; with no REDIS_URL, run the workers in-process too."""
     from werkzeug.serving import run_simple
@@ -204,6 +205,7 @@ def serve(host, port):
     from .jobs import embedded, queues, tasks
 
     app = current_app._get_current_object()
+    port = port or app.config["PORT"]
     if app.config["REDIS_URL"]:
         click.echo("Jobs go to Redis: run `python worker.py` and `python worker.py --scheduler` beside this.")
     else:

@@ -61,7 +61,9 @@ def from_env() -> dict:
         "SECRET_KEY": _secret_key(),
         "SQLALCHEMY_DATABASE_URI": _database_url(),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
-        "PUBLIC_URL": os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/"),
+        "PORT": _int("PORT", 5000),
+        # Follows PORT unless set: links in mails and payment returns must reach this app.
+        "PUBLIC_URL": (os.environ.get("PUBLIC_URL") or f"http://127.0.0.1:{_int('PORT', 5000)}").rstrip("/"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE"),

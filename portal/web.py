@@ -18,14 +18,33 @@ def billing_settings() -> BillingSettings:
     return BillingSettings.from_config(current_app.config)
 
 
+HTMX_HEADERS = ("HX-Request", "HX-Boosted", "HX-Target")
+
+
 def is_htmx() -> bool:
+    """Any request made by htmx, boosted links and forms included."""
     return request.headers.get("HX-Request") == "true"
 
 
-def page_or_partial(page: str, partial: str, status: int = 200, **context):
-    """The whole page, or only the partial an HTMX request targets (Vary: HX-Request)."""
-    response = make_response(render_template(partial if is_htmx() else page, **context), status)
-    response.vary.add("HX-Request")
+def targets(element_id: str) -> bool:
+    """An htmx request that wants only the element `element_id` back.
+
+    A boosted link or form sends HX-Request too, but wants the whole page: it is
+    told apart by HX-Boosted, and by targeting `body` rather than the element.
+    """
+    headers = request.headers
+    return (is_htmx() and headers.get("HX-Boosted") != "true"
+            and headers.get("HX-Target") == element_id)
+
+
+def page_or_partial(page: str, partial: str, target: str, context: dict, http_status: int = 200):
+    """The whole page, or only `partial` when the request targets the element `target`.
+
+    The template context is a dict of its own so that no template variable (an
+    invoice filter called `status`, say) can ever become the HTTP status.
+    """
+    response = make_response(render_template(partial if targets(target) else page, **context), http_status)
+    response.vary.update(HTMX_HEADERS)
     return response
 
 

@@ -53,10 +53,23 @@ TEST_CONFIG = {
 }
 
 
+def ensure_database(url: str) -> None:
+    """Create the test database when the server runs but the database does not exist yet."""
+    target = sa.engine.make_url(url)
+    server = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as conn:
+            if not conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}):
+                conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        server.dispose()
+
+
 def _postgres_schema_url() -> tuple[str, dict, callable]:
     schema = f"t_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(PG_URL)
     try:
+        ensure_database(PG_URL)
         with admin.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     except sa.exc.OperationalError as exc:

@@ -97,3 +97,16 @@ def test_create_staff(runner, session):
     assert session.scalar(select(User).where(User.email == "boss@example.com")).is_staff
     short = runner.invoke(args=["users", "create-staff", "b@example.com", "--password", "short"])
     assert short.exit_code == 2 and "at least 8 characters" in short.output
+
+
+def test_demo_setup_creates_a_missing_instance_folder(app, session, tmp_path):
+    from flask import Flask  # noqa: F401
+    folder = tmp_path / "not" / "yet"
+    saved = app.instance_path
+    app.instance_path = str(folder)
+    try:
+        result = app.test_cli_runner().invoke(args=["demo-setup"])
+    finally:
+        app.instance_path = saved
+    assert result.exit_code == 0, result.output
+    assert (folder / "staff-login.txt").exists() and "Staff login: admin@example.com" in result.output

@@ -5,7 +5,7 @@ from flask import abort
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import INV_STATUSES, ApiToken, Invoice, Notification, Plan
+from ..models import INV_PAYABLE, INV_STATUSES, ApiToken, Invoice, Notification, Plan
 
 PER_PAGE = 10
 
@@ -28,6 +28,13 @@ def invoice_page(user_id: int, status: str | None, page: int, per_page: int = PE
     if status in INV_STATUSES:
         query = query.where(Invoice.status == status)
     return db.paginate(query, page=page, per_page=per_page, error_out=False, count=True)
+
+
+def invoices_to_pay(user_id: int) -> list[Invoice]:
+    """The user's invoices waiting for payment, the most urgent first."""
+    return db.session.scalars(
+        select(Invoice).where(Invoice.user_id == user_id, Invoice.status.in_(INV_PAYABLE))
+        .order_by(Invoice.due_date, Invoice.id)).all()
 
 
 def notifications_of(user_id: int, limit: int = 100) -> list[Notification]:

@@ -1,16 +1,19 @@
 """The customer's pages: pricing, account, invoices, notifications, API tokens."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..billing.errors import BillingError
+from ..billing.money import format_money
 from ..billing.subscriptions import (
-    cancel, change_plan, find_plan, live_subscription, preview_change, resume, subscribe,
+    cancel, change_plan, find_plan, live_subscription, preview_change, quote_subscription, resume,
+    subscribe,
 )
 from ..extensions import db
+from ..models import INV_STATUSES, SUB_TRIALING
 from .. import inputs, tokens
-from ..web import billing_settings, is_htmx, now, page_or_partial, see_other
+from ..web import billing_settings, now, page_or_partial, see_other, targets
 from . import queries
 from .forms import ActionForm, PlanForm, TokenForm
 
@@ -28,28 +31,45 @@ def pricing():
     return render_template("account/pricing.html", plans=queries.plans_on_offer(), sub=sub, form=PlanForm())
 
 
-@bp.route("/subscribe", methods=["POST"])
+@bp.route("/subscribe", methods=["GET", "POST"])
 @login_required
 def subscribe_view():
-    form = PlanForm()
+    """A summary of the chosen plan (GET), then the subscription itself (POST)."""
+    if request.method == "GET" and live_subscription(db.session, current_user.id) is not None:
+        code = request.args.get("plan", "")  # already a customer: show what the change would do
+        return see_other(url_for("account.change_plan_view", plan=code) if code else url_for("account.account"))
+    form = PlanForm(plan=request.args.get("plan", ""))
+    try:
+        plan = find_plan(db.session, form.plan.data)
+    except BillingError as exc:
+        flash(exc.message, "error")
+        return see_other(url_for("account.pricing"))
+    if request.method == "GET":
+        return render_template("account/subscribe.html", quote=quote_subscription(plan, now().date()), form=form)
     if not form.validate_on_submit():
         abort(400)
     try:
-        subscribe(db.session, current_user, find_plan(db.session, form.plan.data), now(), billing_settings())
+        sub = subscribe(db.session, current_user, plan, now(), billing_settings())
     except BillingError as exc:
         db.session.rollback()
         flash(exc.message, "error")
-        return see_other(url_for("account.pricing"))
+        return see_other(url_for("account.account" if exc.code == "already_subscribed" else "account.pricing"))
     db.session.commit()
-    flash("You are subscribed. Your first invoice is below.", "success")
+    if sub.status == SUB_TRIALING:
+        flash(f"You are subscribed to {plan.name}. Your free trial runs until {sub.current_period_end:%b %-d, %Y}.",
+              "success")
+    else:
+        flash(f"You are subscribed to {plan.name}. Your first invoice is ready to pay below.", "success")
     return see_other(url_for("account.account"))
 
 
-def _subscription_panel(status: int = 200):
+def _subscription_panel():
+    """The account page, or (to an htmx action) the panel and what the action may have changed."""
     sub = live_subscription(db.session, current_user.id)
-    return page_or_partial("account/account.html", "account/_account_update.html", status=status,
-                           sub=sub, plans=queries.plans_on_offer(), form=ActionForm(),
-                           recent=queries.invoice_page(current_user.id, None, 1, 5).items)
+    return page_or_partial("account/account.html", "account/_account_update.html", "subscription", dict(
+        sub=sub, plans=queries.plans_on_offer(), form=ActionForm(),
+        to_pay=queries.invoices_to_pay(current_user.id),
+        recent=queries.invoice_page(current_user.id, None, 1, 5).items))
 
 
 @bp.route("/account")
@@ -59,7 +79,7 @@ def account():
 
 
 def _act(action) -> object:
-    """Run a subscription action; answer with the panel (HTMX) or a redirect."""
+    """Run a subscription action; answer with the panel (htmx) or a redirect."""
     if not ActionForm().validate_on_submit():
         abort(400)
     sub = live_subscription(db.session, current_user.id)
@@ -73,7 +93,7 @@ def _act(action) -> object:
     else:
         db.session.commit()
         flash(message, "success")
-    if is_htmx():
+    if targets("subscription"):
         return _subscription_panel()
     return see_other(url_for("account.account"))
 
@@ -101,19 +121,19 @@ def resume_view():
 def change_plan_view():
     sub = live_subscription(db.session, current_user.id)
     if sub is None:
-        return see_other(url_for("account.pricing"))
+        return see_other(url_for("account.subscribe_view", plan=request.values.get("plan", "")))
     code = request.values.get("plan", "")
     try:
         plan = find_plan(db.session, code)
         change = preview_change(sub, plan, now().date())
     except BillingError as exc:
-        if request.method == "POST" or not is_htmx():
-            flash(exc.message, "error")
-            return see_other(url_for("account.account"))
-        return render_template("account/_change_preview.html", error=exc.message), 200
+        if request.method == "GET" and targets("change-preview"):
+            return render_template("account/_change_preview.html", error=exc.message)
+        flash(exc.message, "error" if exc.code != "same_plan" else "info")
+        return see_other(url_for("account.account"))
     if request.method == "GET":
-        return page_or_partial("account/change_plan.html", "account/_change_preview.html",
-                               sub=sub, plan=plan, change=change, form=PlanForm(plan=plan.code))
+        return page_or_partial("account/change_plan.html", "account/_change_preview.html", "change-preview",
+                               dict(sub=sub, plan=plan, change=change, form=PlanForm(plan=plan.code)))
 
     def act(sub):
         done, invoice = change_plan(db.session, sub, plan, now(), billing_settings())
@@ -121,21 +141,25 @@ def change_plan_view():
             return f"You will move to {plan.name} on {done.effective:%b %-d, %Y}."
         if done.kind == "keep":
             return f"You stay on {plan.name}."
-        return f"You are now on {plan.name}." + (" A prorated invoice was issued." if invoice else "")
+        if invoice is None:
+            return f"You are now on {plan.name}."
+        return (f"You are now on {plan.name}. Invoice {invoice.number} for "
+                f"{format_money(invoice.total, invoice.currency)} (the rest of this period) is ready to pay below.")
     return _act(act)
 
 
 @bp.route("/invoices")
 @login_required
 def invoices():
-    status = request.args.get("status") or None
+    status = request.args.get("status")
+    status = status if status in INV_STATUSES else None  # an unknown filter shows them all
     try:
         page = inputs.page_number(request.args.get("page"))
     except ValueError as exc:
         raise inputs.BadInput("invalid_page", str(exc)) from None
     pagination = queries.invoice_page(current_user.id, status, page)
-    return page_or_partial("account/invoices.html", "account/_invoice_list.html",
-                           pagination=pagination, status=status)
+    return page_or_partial("account/invoices.html", "account/_invoice_list.html", "invoices",
+                           dict(pagination=pagination, status=status))
 
 
 @bp.route("/invoices/<int:invoice_id>")
@@ -174,3 +198,9 @@ def revoke_token(token_id: int):
     db.session.commit()
     flash("The token was revoked.", "success")
     return see_other(url_for("account.api_tokens"))
+
+
+@bp.route("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico before reading the page's icon link."""
+    return current_app.send_static_file("favicon.svg"), {"Cache-Control": "public, max-age=86400"}

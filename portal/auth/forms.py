@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
 MIN_PASSWORD = 8
@@ -21,6 +21,7 @@ class SignupForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=254)])
     password = new_password()
     confirm = confirm()
+    plan = HiddenField()  # the plan chosen on the pricing page, if any
 
 
 class LoginForm(FlaskForm):

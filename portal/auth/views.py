@@ -11,9 +11,11 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..billing.errors import BillingError
+from ..billing.subscriptions import find_plan
 from ..extensions import db, login_manager
 from ..imports import normalize_email
-from ..models import User
+from ..models import Plan, User
 from ..notify import sender_from_config
 from ..web import now, see_other
 from .forms import ChangePasswordForm, LoginForm, RequestLinkForm, SetPasswordForm, SignupForm
@@ -37,26 +39,42 @@ def _by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
+def _chosen_plan(code: str | None) -> Plan | None:
+    """The plan picked on the pricing page ("Start with Pro"), carried through sign-up."""
+    try:
+        return find_plan(db.session, code) if code else None
+    except BillingError:
+        return None
+
+
 @bp.route("/signup", methods=["GET", "POST"])
 def signup():
-    form = SignupForm()
+    form = SignupForm(plan=request.args.get("plan", ""))
+    plan = _chosen_plan(form.plan.data)
+
+    def page(status: int):
+        return render_template("auth/signup.html", form=form, plan=plan), status
+
     if form.validate_on_submit():
         try:
             email = normalize_email(form.email.data)
         except ValueError as exc:
             form.email.errors.append(str(exc))
-            return render_template("auth/signup.html", form=form), 422
+            return page(422)
         if _by_email(email):
             form.email.errors.append("An account with this email already exists. Log in instead.")
-            return render_template("auth/signup.html", form=form), 409
-        user = User(email=email, name=form.name.data.strip(),
+            return page(409)
+        user = User(email=email, name=(form.name.data or "").strip(),
                     password_hash=generate_password_hash(form.password.data), created_at=now())
         db.session.add(user)
         db.session.commit()
         login_user(user)
+        if plan is not None:
+            flash("Welcome! Check your plan and confirm to start.", "success")
+            return see_other(url_for("account.subscribe_view", plan=plan.code))
         flash("Welcome! Pick a plan to get started.", "success")
         return see_other(url_for("account.pricing"))
-    return render_template("auth/signup.html", form=form), 422 if form.errors else 200
+    return page(422 if form.errors else 200)
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -72,17 +72,26 @@ def settle(session: Session, subscription_id: int | None, today: dt.date,
     ).rowcount)
 
 
-def queue_issue_notices(session: Session, now: dt.datetime) -> int:
-    """One 'invoice issued' notice for every unpaid invoice that has none yet."""
+def queue_issue_notices(session: Session, now: dt.datetime, *, subscription_id: int | None = None,
+                        invoice_id: int | None = None) -> int:
+    """One 'invoice issued' notice for every unpaid invoice that has none yet.
+
+    The daily run covers every invoice; sign-up and a plan change pass the one
+    subscription or invoice they just billed, so its notice goes out at once.
+    """
     # uq_notifications_step alone decides "none yet": a NOT EXISTS against the table
     # this statement fills was planned as a rescan of it per invoice once it started
     # empty (quadratic: 1M invoices did not finish in 10 minutes).
+    unpaid = select(I.c.user_id, I.c.id, literal(NOTE_ISSUED), literal(0), literal(now, UTCDateTime)) \
+        .where(I.c.status.in_(INV_PAYABLE))
+    if subscription_id is not None:
+        unpaid = unpaid.where(I.c.subscription_id == subscription_id)
+    if invoice_id is not None:
+        unpaid = unpaid.where(I.c.id == invoice_id)
+    session.flush()  # Core statements do not autoflush pending ORM changes
     return session.execute(
         insert_ignoring_duplicates(session, N).from_select(
-            ["user_id", "invoice_id", "kind", "step", "created_at"],
-            select(I.c.user_id, I.c.id, literal(NOTE_ISSUED), literal(0), literal(now, UTCDateTime))
-            .where(I.c.status.in_(INV_PAYABLE)),
-        )
+            ["user_id", "invoice_id", "kind", "step", "created_at"], unpaid)
     ).rowcount
 
 

@@ -19,6 +19,7 @@ from ..models import (
     Subscription,
     User,
 )
+from .dunning import queue_issue_notices
 from .errors import BillingError
 from .invoicing import bill_chunk
 from .money import prorate
@@ -55,6 +56,29 @@ def _ensure_no_live(session: Session, user: User) -> None:
         )
 
 
+@dataclass(frozen=True)
+class SubscriptionQuote:
+    """What subscribing to a plan today would cost, shown before the customer confirms."""
+
+    plan: Plan
+    trial_days: int
+    due_today: int            # minor units charged now (0 during a trial)
+    first_period: tuple[dt.date, dt.date] | None  # what today's invoice covers
+    next_billing: dt.date     # the day the next invoice is issued
+    next_amount: int
+
+
+def quote_subscription(plan: Plan, today: dt.date) -> SubscriptionQuote:
+    """The terms of subscribing to `plan` today, without changing anything."""
+    months = INTERVAL_MONTHS[plan.interval]
+    trial_days = plan.trial_days
+    anchor = today + dt.timedelta(days=trial_days)
+    if trial_days:
+        return SubscriptionQuote(plan, trial_days, 0, None, anchor, plan.price)
+    first = period_bounds(anchor, 0, months)
+    return SubscriptionQuote(plan, 0, plan.price, first, first[1], plan.price)
+
+
 def subscribe(
     session: Session, user: User, plan: Plan, now: dt.datetime, settings: BillingSettings
 ) -> Subscription:
@@ -62,19 +86,20 @@ def subscribe(
     if not plan.active:
         raise BillingError(f"The {plan.name} plan is no longer offered.", "unknown_plan", 422)
     _ensure_no_live(session, user)
+    quote = quote_subscription(plan, now.date())
     today = now.date()
-    months = INTERVAL_MONTHS[plan.interval]
-    trial_end = today + dt.timedelta(days=plan.trial_days)
+    trial_end = today + dt.timedelta(days=quote.trial_days)
     sub = Subscription(
-        user_id=user.id, plan_id=plan.id, interval_months=months,
-        status=SUB_TRIALING if plan.trial_days else SUB_ACTIVE,
+        user_id=user.id, plan_id=plan.id, interval_months=INTERVAL_MONTHS[plan.interval],
+        status=SUB_TRIALING if quote.trial_days else SUB_ACTIVE,
         anchor=trial_end, next_period=0, next_period_start=trial_end,
         current_period_start=today, current_period_end=trial_end, created_at=now,
     )
     session.add(sub)
     session.flush()
-    if not plan.trial_days:
+    if not quote.trial_days:
         bill_chunk(session, sub.id, sub.id, now, settings)  # the first invoice, at once
+        queue_issue_notices(session, now, subscription_id=sub.id)  # its notice, not tomorrow's
         session.refresh(sub)
     return sub
 
@@ -188,6 +213,8 @@ def change_plan(
         if change.amount > 0:
             invoice = _proration_invoice(session, sub, old_name, new_plan, change, now, settings)
     session.flush()
+    if invoice is not None:
+        queue_issue_notices(session, now, invoice_id=invoice.id)
     session.refresh(sub)
     return change, invoice
 

@@ -38,6 +38,8 @@ def pay(invoice_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     invoice = own_invoice(current_user.id, invoice_id)
+    if not invoice.is_payable:  # a stale tab, or a second click after paying
+        return _nothing_to_pay(invoice)
     try:
         checkout = start_payment(invoice, current_user)
     except PaymentError as exc:
@@ -46,6 +48,17 @@ def pay(invoice_id: int):
         return see_other(url_for("account.invoice", invoice_id=invoice_id))
     db.session.commit()
     return see_other(checkout.url)
+
+
+def _nothing_to_pay(invoice):
+    """Say plainly why an invoice cannot be paid, on the invoice itself (its receipt)."""
+    if invoice.status == "paid":
+        paid_on = f" on {invoice.paid_at:%b %-d, %Y}" if invoice.paid_at else ""
+        flash(f"Invoice {invoice.number} is already paid{paid_on}; nothing more is due. "
+              "The receipt is below.", "info")
+        return see_other(url_for("account.invoice", invoice_id=invoice.id, _anchor="receipt"))
+    flash(f"Invoice {invoice.number} was voided; there is nothing to pay.", "info")
+    return see_other(url_for("account.invoice", invoice_id=invoice.id))
 
 
 @bp.route("/payments/return")
@@ -67,7 +80,8 @@ def returned():
             db.session.commit()
             state = EXPIRED if checkout.state == EXPIRED else state
     db.session.refresh(invoice)
-    return page_or_partial("payments/return.html", "payments/_status.html", invoice=invoice, state=state)
+    return page_or_partial("payments/return.html", "payments/_status.html", "payment-status",
+                           dict(invoice=invoice, state=state))
 
 
 @bp.route("/demo/checkout/<token>", methods=["GET", "POST"])
@@ -82,6 +96,8 @@ def demo_checkout(token: str):
         flash(str(exc).capitalize() + ".", "error")
         return see_other(url_for("account.invoices"))
     invoice = own_invoice(current_user.id, checkout.invoice_id)
+    if not invoice.is_payable:  # the checkout page re-opened after paying
+        return _nothing_to_pay(invoice)
     form = ActionForm()
     if request.method == "POST":
         if not form.validate_on_submit():

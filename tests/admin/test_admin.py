@@ -160,3 +160,25 @@ def test_console_forms_need_the_csrf_token(client, staff, book, session, config)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     accepted = client.post("/admin/invoice/mark-paid/?id=3", data={"note": "wire", "csrf_token": token})
     assert accepted.status_code == 302 and session.get(Invoice, 3).status == "paid"
+
+
+def test_every_console_page_has_log_out_and_the_way_back_to_the_portal(client, staff, book, path="/admin/invoice/"):
+    for page in VIEWS:
+        html = client.get(page).get_data(as_text=True)
+        assert 'action="/logout"' in html and ">Log out</button>" in html, page
+        assert ">Customer portal</a>" in html and "staff@example.com" in html, page
+    # One heading on the dashboard, not "Dashboard" above "Business at a glance".
+    dashboard = client.get("/admin/").get_data(as_text=True)
+    assert "Business at a glance" in dashboard and not re.search(r"<h4[^>]*>\s*(<[^>]+>\s*)*Dashboard", dashboard)
+
+
+def test_invoice_details_show_the_number_and_readable_times(client, staff, book, session):
+    paid = session.scalar(select(Invoice).where(Invoice.status == "paid"))
+    html = client.get(f"/admin/invoice/details/?id={paid.id}").get_data(as_text=True)
+    assert paid.number in html
+    assert "Jan 15, 2024 00:00 UTC" in html  # paid_at, as people read it
+    assert not re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", html)  # no raw timestamps
+    listing = client.get("/admin/invoice/").get_data(as_text=True)
+    assert not re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", listing)
+    # Icon-only row links say what they do to a screen reader.
+    assert 'aria-label="View Record"' in listing

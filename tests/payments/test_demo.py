@@ -42,8 +42,8 @@ def test_paying_a_paid_invoice_is_refused(client, customer, session):
     session.get(Invoice, 1).status = "paid"
     session.commit()
     response = client.post("/invoices/1/pay")
-    assert response.location == "/invoices/1"
-    assert "is paid; there is nothing to pay" in client.get("/invoices/1").get_data(as_text=True)
+    assert response.location == "/invoices/1#receipt"
+    assert "INV-000001 is already paid" in client.get("/invoices/1").get_data(as_text=True)
 
 
 def test_someone_elses_invoice_cannot_be_paid_or_seen(client, customer, make_user, session):
@@ -51,3 +51,15 @@ def test_someone_elses_invoice_cannot_be_paid_or_seen(client, customer, make_use
     login(client, make_user(email="eve@example.com"))
     assert client.post("/invoices/1/pay").status_code == 404
     assert client.get("/invoices/1").status_code == 404
+
+
+def test_a_reopened_demo_checkout_of_a_paid_invoice_says_it_is_paid(client, customer, session):
+    location = client.post("/invoices/1/pay").location
+    client.post(location, data={"action": "pay"})
+    reopened = client.get(location)  # the checkout tab, opened again
+    assert reopened.status_code == 303 and reopened.location == "/invoices/1#receipt"
+    page = client.get("/invoices/1").get_data(as_text=True)
+    assert "INV-000001 is already paid" in page and 'id="receipt"' in page and "Pay $29.00" not in page
+    # A stale tab's Pay button: the same plain answer, no new payment.
+    assert client.post("/invoices/1/pay").location == "/invoices/1#receipt"
+    assert len(session.scalars(select(Payment)).all()) == 1

@@ -254,7 +254,8 @@ def test_return_page_fulfils_when_the_webhook_is_late(client, customer, stripe_o
 def test_return_page_polls_while_the_payment_is_processing(client, customer, stripe_on):
     sid = started_session(client, stripe_on)
     stripe_on.complete(sid, paid=False)
-    response = client.get(f"/payments/return?invoice_id=1&session_id={sid}", headers={"HX-Request": "true"})
+    response = client.get(f"/payments/return?invoice_id=1&session_id={sid}",
+                          headers={"HX-Request": "true", "HX-Target": "payment-status"})
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and html.lstrip().startswith('<div id="payment-status"')
     assert 'hx-trigger="load delay:1s"' in html and "Confirming your payment" in html

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -46,19 +48,43 @@ def test_account_shows_status_period_and_next_invoice(client, customer, config):
     assert "Feb 10, 2024 · $29.00" in html
 
 
-def test_htmx_gets_the_partial_and_a_full_request_the_page(client, customer):
+def test_htmx_gets_the_partial_it_targets_and_everything_else_the_page(client, customer):
     full = client.get("/account")
-    part = client.get("/account", headers={"HX-Request": "true"})
+    part = client.get("/account", headers={"HX-Request": "true", "HX-Target": "subscription"})
     assert "<html" in full.get_data(as_text=True)
     assert part.get_data(as_text=True).lstrip().startswith('<section class="card" id="subscription">')
-    assert "HX-Request" in full.headers["Vary"] and "HX-Request" in part.headers["Vary"]
-    listing = client.get("/invoices?status=open", headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert listing.lstrip().startswith('<div id="invoice-list">') and "INV-000001" in listing
+    for response in (full, part):
+        assert {"HX-Request", "HX-Boosted", "HX-Target"} <= set(response.vary)
+    listing = client.get("/invoices?status=open", headers={"HX-Request": "true", "HX-Target": "invoices"})
+    html = listing.get_data(as_text=True)
+    assert html.lstrip().startswith('<div id="invoices">') and "INV-000001" in html
+
+
+BOOSTED = {"HX-Request": "true", "HX-Boosted": "true", "HX-Target": "body", "HX-Current-URL": "http://x/"}
+
+
+@pytest.mark.parametrize("path", ["/account", "/invoices", "/invoices?status=paid", "/invoices/1", "/pricing",
+                                  "/notifications", "/tokens", "/invoices/999", "/account/change-plan?plan=enterprise"])
+def test_a_boosted_link_gets_the_whole_page(client, customer, path):
+    """A top-bar click (hx-boost) sends HX-Request too: it must get the top bar and heading."""
+    html = client.get(path, headers=BOOSTED).get_data(as_text=True)
+    assert '<header class="topbar">' in html and "<h1" in html, html[:300]
+
+
+@pytest.mark.parametrize("value", ["paid", "open", "overdue", "void", "0", "999", "bogus", ""])
+def test_an_invoice_filter_never_becomes_the_http_status(client, customer, value):
+    for headers in ({}, {"HX-Request": "true", "HX-Target": "invoices"}, BOOSTED):
+        response = client.get(f"/invoices?status={value}", headers=headers)
+        assert response.status_code == 200
+        html = response.get_data(as_text=True)
+        chosen = value if value in ("paid", "open", "overdue", "void") else None
+        marked = re.search(r'<a href="/invoices(\?status=(\w+))?"[^>]*aria-current="true"', html, re.S)
+        assert marked and marked.group(2) == chosen, html
 
 
 def test_cancel_and_resume_in_place(client, customer, session, config):
     config["CLOCK"] = lambda: utc(2024, 1, 20)
-    hx = {"HX-Request": "true"}
+    hx = {"HX-Request": "true", "HX-Target": "subscription"}
     canceled = client.post("/account/cancel", headers=hx)
     html = canceled.get_data(as_text=True)
     assert canceled.status_code == 200 and "Cancels on Feb 10, 2024" in html and "Resume subscription" in html
@@ -77,17 +103,26 @@ def test_cancel_without_javascript_redirects(client, customer, config):
 
 def test_plan_change_shows_the_prorated_amount_before_confirming(client, customer, session, config):
     config["CLOCK"] = lambda: utc(2024, 1, 25)
-    preview = client.get("/account/change-plan?plan=enterprise", headers={"HX-Request": "true"}).get_data(as_text=True)
-    assert "$36.13" in preview and "16 days left" in preview  # 7000 * 16/31
+    preview = client.get("/account/change-plan?plan=enterprise",
+                         headers={"HX-Request": "true", "HX-Target": "change-preview"}).get_data(as_text=True)
+    assert preview.lstrip().startswith('<div class="preview"')
+    assert "$36.13" in preview and "16 of 31 days left" in preview  # 7000 * 16/31
     assert session.scalar(select(Subscription)).plan.code == "pro"  # nothing changed yet
-    done = client.post("/account/change-plan", data={"plan": "enterprise"}, headers={"HX-Request": "true"})
+    done = client.post("/account/change-plan", data={"plan": "enterprise"},
+                       headers={"HX-Request": "true", "HX-Target": "subscription"})
     html = done.get_data(as_text=True)
-    assert "You are now on Enterprise. A prorated invoice was issued." in html
     proration = session.scalar(select(Invoice).where(Invoice.kind == "proration"))
     assert proration.total == 3613
-    # The page's invoice list is refreshed in the same answer, out of band.
+    assert f"You are now on Enterprise. Invoice {proration.number} for $36.13" in html
+    # What is due and the invoice list are refreshed in the same answer, out of band,
+    # with the new invoice's amount and a Pay button.
+    to_pay = html[html.index('id="to-pay" hx-swap-oob="true"'):]
+    assert f'action="/invoices/{proration.id}/pay"' in to_pay and "Pay $36.13" in to_pay
     recent = html[html.index('id="recent-invoices" hx-swap-oob="true"'):]
     assert proration.number in recent and "$36.13" in recent
+    # Its "issued" notice is queued now, not at the next daily run.
+    assert session.scalar(select(Notification).where(Notification.invoice_id == proration.id,
+                                                     Notification.kind == "invoice_issued"))
 
 
 def test_downgrade_from_the_page_is_scheduled(client, customer, session, config):
@@ -103,7 +138,7 @@ def test_invoices_filter_and_paginate(client, customer, session, settings):
     run_billing(session, utc(2025, 1, 10), settings, session.commit)  # 12 more periods
     first = client.get("/invoices").get_data(as_text=True)
     assert "Page 1 of 2" in first and "13 invoices" in first and "INV-000013" in first
-    second = client.get("/invoices?page=2", headers={"HX-Request": "true"}).get_data(as_text=True)
+    second = client.get("/invoices?page=2", headers={"HX-Request": "true", "HX-Target": "invoices"}).get_data(as_text=True)
     assert "INV-000001" in second and "INV-000013" not in second
     session.get(Invoice, 2).status = "paid"
     session.commit()
@@ -138,3 +173,60 @@ def test_api_tokens_are_shown_once_and_can_be_revoked(client, customer, session)
     assert secret not in client.get("/tokens").get_data(as_text=True)
     client.post("/tokens/1/revoke")
     assert client.get("/api/invoices/", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
+
+
+def test_the_plan_chosen_on_the_pricing_page_survives_sign_up(client, session, config):
+    config["CLOCK"] = lambda: utc(2024, 1, 31, 9)
+    pricing = client.get("/pricing").get_data(as_text=True)
+    assert 'href="/signup?plan=pro"' in pricing
+    form = client.get("/signup?plan=pro").get_data(as_text=True)
+    assert "Your plan: <strong>Pro</strong>" in form and 'name="plan" type="hidden" value="pro"' in form
+    signed_up = client.post("/signup", data={"email": "new@example.com", "password": "a long password",
+                                             "confirm": "a long password", "plan": "pro"})
+    assert signed_up.status_code == 303 and signed_up.location == "/subscribe?plan=pro"
+    summary = client.get(signed_up.location).get_data(as_text=True)
+    assert session.scalar(select(Subscription)) is None  # nothing is charged before confirming
+    assert "$29.00 / month" in summary
+    assert re.search(r'id="due-today">\$29\.00<', summary)
+    assert re.search(r'id="next-billing">Feb 29, 2024 · \$29\.00<', summary)  # Jan 31 + 1 month, clamped
+    done = client.post("/subscribe", data={"plan": "pro"})
+    assert done.status_code == 303 and done.location == "/account"
+    account = client.get("/account").get_data(as_text=True)
+    assert "You are subscribed to Pro" in account
+    assert 'action="/invoices/1/pay"' in account and "Pay $29.00" in account
+    # The first invoice's notice is queued at once, not at the next daily run.
+    assert session.scalar(select(Notification).where(Notification.invoice_id == 1)).kind == "invoice_issued"
+
+
+def test_a_trial_plan_summary_charges_nothing_today(client, customer, session, make_user, config):
+    config["CLOCK"] = lambda: utc(2024, 1, 10, 9)
+    from portal.models import Plan
+    session.scalar(select(Plan).where(Plan.code == "basic")).trial_days = 14
+    session.commit()
+    login(client, make_user(email="trial@example.com"))
+    summary = client.get("/subscribe?plan=basic").get_data(as_text=True)
+    assert re.search(r'id="due-today">\$0\.00<', summary) and "14 days, until Jan 24, 2024" in summary
+    assert re.search(r'id="next-billing">Jan 24, 2024 · \$9\.00<', summary)
+
+
+def test_choosing_a_plan_when_subscribed_shows_the_change_instead(client, customer):
+    response = client.get("/subscribe?plan=enterprise")
+    assert response.status_code == 303 and response.location == "/account/change-plan?plan=enterprise"
+
+
+def test_choosing_the_current_plan_is_a_plain_note_not_an_error(client, customer):
+    html = client.get("/account/change-plan?plan=pro",
+                      headers={"HX-Request": "true", "HX-Target": "change-preview"}).get_data(as_text=True)
+    assert "You are already on the Pro plan." in html and "flash error" not in html
+
+
+def test_billed_to_names_the_email_once_when_there_is_no_name(client, customer, session):
+    customer.name = ""
+    session.commit()
+    html = client.get("/invoices/1").get_data(as_text=True)
+    assert html.count("ada@example.com") == 1 + html.count('id="staff-user"')
+
+
+def test_favicon(client, session):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"
