@@ -15,10 +15,9 @@ import time
 os.environ["TZ"] = "UTC"
 time.tzset()
 
-from rq import Worker  # noqa: E402
-
 from portal import create_app  # noqa: E402
 from portal.jobs import queues, schedule, tasks  # noqa: E402
+from portal.jobs.workers import Worker  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     conn = queues.connection(app.config["REDIS_URL"])
     if args.scheduler:
-        sched = schedule.scheduler(conn)
-        changes = schedule.reconcile(sched, schedule.declared(app.config))
+        entries = schedule.declared(app.config)
+        sched = schedule.scheduler(conn, entries=entries)  # re-registers them if Redis loses them
+        changes = schedule.reconcile(sched, entries)
         print(f"schedule reconciled: {changes}", flush=True)
         sched.run(burst=args.burst)
         return 0

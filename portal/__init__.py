@@ -21,6 +21,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config_module.from_env())
     app.config.update(config or {})
     register_logging(app)
+    register_proxies(app)
     register_extensions(app)
     register_inputs(app)
     register_blueprints(app)
@@ -34,6 +35,16 @@ def create_app(config: dict | None = None) -> Flask:
 def register_logging(app: Flask) -> None:
     if not app.debug and not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def register_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES reverse proxies, take the client address and scheme from them
+    (log-in limits are per client address)."""
+    hops = app.config.get("TRUSTED_PROXIES", 0)
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 def register_extensions(app: Flask) -> None:
@@ -67,8 +78,9 @@ def register_blueprints(app: Flask) -> None:
 
 def register_admin(app: Flask) -> None:
     from .admin import init_admin
+    from .security import init_security
 
-    init_admin(app)
+    init_security(app, init_admin(app))
 
 
 def register_templates(app: Flask) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, make_response, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -242,10 +242,19 @@ class InvoiceView(StaffModelView):
                                             step=stamp, created_at=now()))
                 _audited("send_reminder", inv)
                 done += 1
+        # The reminders are the outbox rows, committed here: the periodic delivery sends them
+        # whatever happens next. Asking a worker to deliver at once is only a nudge, so a
+        # queue that is down cannot undo (or misreport) what was saved.
         db.session.commit()
         if done:
-            queues.queue(queues.NOTIFICATIONS, queues.connection(self.admin.app.config["REDIS_URL"])
-                         ).enqueue(tasks.deliver_notices)
+            try:
+                queues.queue(queues.NOTIFICATIONS, queues.connection(self.admin.app.config["REDIS_URL"])
+                             ).enqueue(tasks.deliver_notices)
+            except queues.UNREACHABLE:
+                flash(f"{done} reminder(s) saved in the outbox, but not sent now: "
+                      f"{queues.UNREACHABLE_MESSAGE}. They go out with the next outbox delivery "
+                      "once it is back.", "warning")
+                return
         flash(f"Queued {done} reminder(s).", "success")
 
     @expose("/mark-paid/", methods=("GET", "POST"))
@@ -300,19 +309,46 @@ class JobsView(StaffOnly, BaseView):
     @expose("/")
     def index(self):
         conn = self._conn()
-        return self.render("staff/jobs.html", stats=monitor.queue_stats(conn),
-                           scheduled=monitor.scheduled_jobs(conn), failed=monitor.failed_jobs(conn),
+        try:
+            monitor.requeue_all_abandoned(conn)  # workers sweep too; this shows the latest state
+            context = dict(stats=monitor.queue_stats(conn), scheduled=monitor.scheduled_jobs(conn),
+                           failed=monitor.failed_jobs(conn), abandoned=monitor.abandoned_jobs(conn))
+        except queues.UNREACHABLE as exc:
+            return self._unreachable(exc)
+        return self.render("staff/jobs.html", **context,
                            form=FlaskForm(), run_form=RunBillingForm(as_of=now().date()),
                            embedded=not self.admin.app.config["REDIS_URL"])
+
+    def _unreachable(self, exc):
+        """503 with a plain page: what is down, what waits, what to check."""
+        response = make_response(self.render("staff/jobs_unreachable.html", error=str(exc),
+                                             message=queues.UNREACHABLE_MESSAGE), 503)
+        response.headers["Retry-After"] = "30"
+        return response
+
+    def _queue_action(self, audit_action: str, detail: str, enqueue):
+        """Audit and enqueue as one outcome: the audit entry is flushed, the job enqueued, then
+        the entry committed; if the queue cannot be reached, nothing is kept."""
+        audit.record(db.session, current_user.id, audit_action, JobRef(), detail, now())
+        try:
+            db.session.flush()
+            result = enqueue(self._conn())
+        except queues.UNREACHABLE:
+            db.session.rollback()
+            flash(f"{queues.UNREACHABLE_MESSAGE}: nothing was queued or saved. Try again when it is back.",
+                  "error")
+            return None, False
+        db.session.commit()
+        return result, True
 
     @expose("/retry/<job_id>", methods=("POST",))
     def retry(self, job_id):
         if not FlaskForm().validate_on_submit():
             abort(400)
-        ok = monitor.retry(self._conn(), job_id)
-        audit.record(db.session, current_user.id, "retry_job", JobRef(), job_id, now())
-        db.session.commit()
-        flash("Job queued again." if ok else "That job is no longer in the failed list.", "success" if ok else "error")
+        ok, reached = self._queue_action("retry_job", job_id, lambda conn: monitor.retry(conn, job_id))
+        if reached:
+            flash("Job queued again." if ok else "That job is no longer in the failed list.",
+                  "success" if ok else "error")
         return redirect(url_for(".index"))
 
     @expose("/run-billing", methods=("POST",))
@@ -322,10 +358,11 @@ class JobsView(StaffOnly, BaseView):
             flash("Give the day to bill as of (YYYY-MM-DD).", "error")
             return redirect(url_for(".index"))
         day = form.as_of.data.isoformat()
-        queues.queue(queues.BILLING, self._conn()).enqueue(tasks.daily_billing, day)
-        audit.record(db.session, current_user.id, "run_billing", JobRef(), f"as of {day}", now())
-        db.session.commit()
-        flash(f"Billing as of {day} queued.", "success")
+        _, reached = self._queue_action(
+            "run_billing", f"as of {day}",
+            lambda conn: queues.queue(queues.BILLING, conn).enqueue(tasks.daily_billing, day))
+        if reached:
+            flash(f"Billing as of {day} queued.", "success")
         return redirect(url_for(".index"))
 
 
@@ -353,9 +390,11 @@ class Dashboard(StaffOnly, AdminIndexView):
 
 
 def init_admin(app) -> Admin:
+    from .security import csp_nonce
+
     admin = Admin(app, name="Acme Billing · Staff",
                   theme=Bootstrap4Theme(swatch="default", fluid=True, base_template="staff/master.html"),
-                  index_view=Dashboard(name="Dashboard", url="/admin"))
+                  index_view=Dashboard(name="Dashboard", url="/admin"), csp_nonce_generator=csp_nonce)
     for view in (
         UserView(User, db, name="Users"),
         PlanView(Plan, db, name="Plans"),

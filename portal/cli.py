@@ -14,12 +14,14 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
+from .auth.sessions import end_all
 from .billing.daily import run_day
 from .billing.settings import BillingSettings
 from .extensions import db
 from .imports import import_subscriptions, normalize_email
 from .models import Invoice, Plan, User, utcnow
 from .notify import deliver_pending, sender_from_config
+from .passwords import weakness
 
 billing_cli = AppGroup("billing", help="Run billing.")
 plans_cli = AppGroup("plans", help="Manage plans.")
@@ -123,6 +125,17 @@ def export_rows(session):
                for k, v in zip(EXPORT_FIELDS, values)}
 
 
+# A spreadsheet runs a cell that begins with one of these as a formula (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A text cell that a spreadsheet would run as a formula, quoted with a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 @invoices_cli.command("export")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
 def invoices_export(fmt):
@@ -131,7 +144,7 @@ def invoices_export(fmt):
     if fmt == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     else:
         sys.stdout.write("[")
         for i, row in enumerate(rows):
@@ -148,6 +161,7 @@ def create_staff(session, email: str, password: str) -> User:
     user.is_staff = True
     user.password_hash = generate_password_hash(password)
     session.flush()
+    end_all(session, user.id)  # a new password logs out every browser
     return user
 
 
@@ -159,6 +173,8 @@ def users_create_staff(email, password):
     """Create a staff account (or make an existing user staff)."""
     if len(password) < 8:
         raise click.BadParameter("must be at least 8 characters", param_hint="--password")
+    if reason := weakness(password, (email,)):
+        raise click.BadParameter(reason, param_hint="--password")
     try:
         user = create_staff(db.session, email, password)
     except ValueError as exc:

@@ -57,19 +57,21 @@ def _database_url() -> str:
 
 def from_env() -> dict:
     """The app's configuration as a dict, read once when the app is created."""
+    # Follows PORT unless set: links in mails and payment returns must reach this app.
+    public_url = (os.environ.get("PUBLIC_URL") or f"http://127.0.0.1:{_int('PORT', 5000)}").rstrip("/")
+    https = public_url.startswith("https://")
     return {
         "SECRET_KEY": _secret_key(),
         "SQLALCHEMY_DATABASE_URI": _database_url(),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "PORT": _int("PORT", 5000),
-        # Follows PORT unless set: links in mails and payment returns must reach this app.
-        "PUBLIC_URL": (os.environ.get("PUBLIC_URL") or f"http://127.0.0.1:{_int('PORT', 5000)}").rstrip("/"),
+        "PUBLIC_URL": public_url,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE"),
+        "SESSION_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE", https),
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SAMESITE": "Lax",
-        "REMEMBER_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE"),
+        "REMEMBER_COOKIE_SECURE": _flag("SESSION_COOKIE_SECURE", https),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
         "WTF_CSRF_TIME_LIMIT": None,
         # Billing rules
@@ -92,4 +94,6 @@ def from_env() -> dict:
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
         "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", 5),
         "LOGIN_LOCK_MINUTES": _int("LOGIN_LOCK_MINUTES", 15),
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": _int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20),
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
     }

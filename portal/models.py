@@ -102,8 +102,8 @@ class User(Base):
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     stripe_customer_id: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    # Signed up, but has not opened the emailed link yet: cannot log in.
+    awaiting_confirmation: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     subscriptions: Mapped[list["Subscription"]] = relationship(
         back_populates="user", foreign_keys="Subscription.user_id"
@@ -402,3 +402,33 @@ class AuditEntry(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     actor: Mapped[Optional[User]] = relationship()
+
+
+class LoginSession(Base):
+    """One logged-in browser: the Flask session carries a random id, only its SHA-256 is here.
+
+    Log-out deletes the row, a password change deletes the user's other rows: a
+    cookie captured earlier then opens nothing.
+    """
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginThrottle(Base):
+    """Failed log-in attempts counted per key: an email address (known or not) or a client address.
+
+    Counted with one atomic upsert per attempt (never read, add, write), so
+    concurrent attempts cannot slip past the limit.
+    """
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from urllib.parse import urlsplit
 
 from flask import current_app, make_response, redirect, render_template, request
 
@@ -48,8 +50,36 @@ def page_or_partial(page: str, partial: str, target: str, context: dict, http_st
     return response
 
 
-def see_other(location: str):
-    """After a POST: 303 to the next page, or HX-Redirect for an HTMX request."""
+# Browsers drop tabs and newlines anywhere in a URL, read a backslash as a slash
+# and treat "//host" as another site: a local path has none of these.
+_UNSAFE_IN_PATH = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def local_path(target: str | None) -> str | None:
+    """`target` if a browser would stay on this site following it, else None."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if _UNSAFE_IN_PATH.search(target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def safe_next(default: str) -> str:
+    """The `next` query parameter if it is a path on this site, else `default`."""
+    return local_path(request.args.get("next")) or default
+
+
+def see_other(location: str, external: bool = False):
+    """After a POST: 303 to the next page, or HX-Redirect for an HTMX request.
+
+    Only local paths, unless the caller vouches for an `external` address it
+    built itself (a checkout page): never a redirect taken from the request.
+    """
+    if not external and local_path(location) is None:
+        raise ValueError(f"refusing to redirect off-site to {location!r}")
     if is_htmx():
         response = make_response("", 204)
         response.headers["HX-Redirect"] = location

@@ -164,10 +164,16 @@ def runner(app, session):
 
 
 def login(client, user) -> None:
-    """Log the test client in as `user` (Flask-Login's session keys)."""
+    """Log the test client in as `user`: a server-side session row and Flask-Login's keys."""
+    from portal.auth import sessions
+    from portal.models import utcnow
+
+    token = sessions.create(db.session, user, utcnow())
+    db.session.commit()
     with client.session_transaction() as sess:
         sess["_user_id"] = str(user.id)
         sess["_fresh"] = True
+        sess[sessions.SESSION_KEY] = token
 
 
 @pytest.fixture()

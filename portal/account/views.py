@@ -8,7 +8,7 @@ from ..billing.errors import BillingError
 from ..billing.money import format_money
 from ..billing.subscriptions import (
     cancel, change_plan, find_plan, live_subscription, preview_change, quote_subscription, resume,
-    subscribe,
+    subscribe, trial_available,
 )
 from ..extensions import db
 from ..models import INV_STATUSES, SUB_TRIALING
@@ -27,8 +27,10 @@ def home():
 
 @bp.route("/pricing")
 def pricing():
-    sub = live_subscription(db.session, current_user.id) if current_user.is_authenticated else None
-    return render_template("account/pricing.html", plans=queries.plans_on_offer(), sub=sub, form=PlanForm())
+    user_id = current_user.id if current_user.is_authenticated else None
+    sub = live_subscription(db.session, user_id) if user_id else None
+    return render_template("account/pricing.html", plans=queries.plans_on_offer(), sub=sub, form=PlanForm(),
+                           trial_available=trial_available(db.session, user_id))
 
 
 @bp.route("/subscribe", methods=["GET", "POST"])
@@ -45,7 +47,8 @@ def subscribe_view():
         flash(exc.message, "error")
         return see_other(url_for("account.pricing"))
     if request.method == "GET":
-        return render_template("account/subscribe.html", quote=quote_subscription(plan, now().date()), form=form)
+        quote = quote_subscription(plan, now().date(), trial=trial_available(db.session, current_user.id))
+        return render_template("account/subscribe.html", quote=quote, form=form)
     if not form.validate_on_submit():
         abort(400)
     try:

@@ -4,11 +4,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import secrets
 
-from flask import Blueprint, current_app, flash, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from flask import Blueprint, current_app, flash, make_response, render_template, request, url_for
+from flask_login import current_user, login_required
+from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..billing.errors import BillingError
@@ -17,22 +19,20 @@ from ..extensions import db, login_manager
 from ..imports import normalize_email
 from ..models import Plan, User
 from ..notify import sender_from_config
-from ..web import now, see_other
-from .forms import ChangePasswordForm, LoginForm, RequestLinkForm, SetPasswordForm, SignupForm
+from ..web import now, safe_next, see_other
+from . import sessions, throttle
+from .forms import ChangePasswordForm, ConfirmForm, LoginForm, RequestLinkForm, SetPasswordForm, SignupForm
 
 bp = Blueprint("auth", __name__)
 LINK_MAX_AGE = 24 * 3600
+CONFIRM_MAX_AGE = 3 * 24 * 3600
+DEVICE_COOKIE = "known_device"
+DEVICE_MAX_AGE = 365 * 24 * 3600
 
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    return db.session.get(User, int(user_id))
-
-
-def safe_next(default: str) -> str:
-    """Only same-site paths: never redirect to another host after login."""
-    target = request.args.get("next", "")
-    return target if target.startswith("/") and not target.startswith("//") else default
+    return sessions.load(db.session, user_id, now())
 
 
 def _by_email(email: str) -> User | None:
@@ -49,6 +49,12 @@ def _chosen_plan(code: str | None) -> Plan | None:
 
 @bp.route("/signup", methods=["GET", "POST"])
 def signup():
+    """Sign up by email confirmation: the answer never tells whether the address has an account.
+
+    A new address gets an account that waits for the emailed link; a known one gets
+    a mail saying so, with a link to set a password. Both answer the same 303 and
+    flash, after the same work (the password is hashed either way).
+    """
     form = SignupForm(plan=request.args.get("plan", ""))
     plan = _chosen_plan(form.plan.data)
 
@@ -61,52 +67,172 @@ def signup():
         except ValueError as exc:
             form.email.errors.append(str(exc))
             return page(422)
-        if _by_email(email):
-            form.email.errors.append("An account with this email already exists. Log in instead.")
-            return page(409)
-        user = User(email=email, name=(form.name.data or "").strip(),
-                    password_hash=generate_password_hash(form.password.data), created_at=now())
-        db.session.add(user)
+        password_hash = generate_password_hash(form.password.data)
+        user = _by_email(email)
+        if user is None:
+            user = User(email=email, name=(form.name.data or "").strip(), password_hash=password_hash,
+                        created_at=now(), awaiting_confirmation=True)
+            db.session.add(user)
+            try:
+                db.session.commit()
+            except IntegrityError:  # the same address signed up at the same moment
+                db.session.rollback()
+                user = _by_email(email)
+            else:
+                _send_confirmation(user, plan)
+                user = None
+        if user is not None:
+            sender_from_config(current_app.config).send(
+                user.email, "You already have an account",
+                "Someone, probably you, tried to sign up with this address, which already has an account.\n"
+                f"Log in at {current_app.config['PUBLIC_URL']}{url_for('auth.login')}, or use this link within "
+                f"24 hours to set a new password:\n{password_link(user)}\n")
+        flash(f"Almost done: open the link we emailed to {email} to finish signing up.", "info")
+        return see_other(url_for("auth.login"))
+    return page(422 if form.errors else 200)
+
+
+def _confirm_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="confirm-signup")
+
+
+def confirmation_link(user: User, plan: Plan | None = None) -> str:
+    """The link that finishes a sign-up; it carries the plan chosen on the pricing page."""
+    token = _confirm_signer().dumps({"u": user.id, "f": _fingerprint(user), "p": plan.code if plan else ""})
+    return current_app.config["PUBLIC_URL"] + url_for("auth.confirm_signup", token=token)
+
+
+def _send_confirmation(user: User, plan: Plan | None = None) -> None:
+    sender_from_config(current_app.config).send(
+        user.email, "Confirm your email",
+        f"Open this link within 3 days to finish signing up:\n{confirmation_link(user, plan)}\n")
+
+
+@bp.route("/signup/confirm/<token>", methods=["GET", "POST"])
+def confirm_signup(token: str):
+    """The emailed link: a button (a mail scanner's GET logs nobody in), then the chosen plan."""
+    try:
+        data = _confirm_signer().loads(token, max_age=CONFIRM_MAX_AGE)
+        user = db.session.get(User, data["u"])
+        if user is None or not user.awaiting_confirmation or data["f"] != _fingerprint(user):
+            raise BadSignature("used")
+    except BadSignature:
+        flash("This link has expired or was already used. Log in, or sign up again.", "error")
+        return see_other(url_for("auth.login"))
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        user.awaiting_confirmation = False
+        sessions.start(db.session, user, now())
         db.session.commit()
-        login_user(user)
+        plan = _chosen_plan(data.get("p"))
         if plan is not None:
             flash("Welcome! Check your plan and confirm to start.", "success")
             return see_other(url_for("account.subscribe_view", plan=plan.code))
         flash("Welcome! Pick a plan to get started.", "success")
         return see_other(url_for("account.pricing"))
-    return page(422 if form.errors else 200)
+    return render_template("auth/confirm.html", form=form, email=user.email)
+
+
+def _limits() -> tuple[throttle.Limit, throttle.Limit]:
+    cfg = current_app.config
+    cap = dt.timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"])
+    return (throttle.Limit(cfg["LOGIN_MAX_FAILURES"], cap),
+            throttle.Limit(cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"], cap))
+
+
+def _device_signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="known-device")
+
+
+def _known_device(email: str) -> str | None:
+    """This browser's id if the owner of `email` logged in from it before."""
+    try:
+        known = _device_signer().loads(request.cookies.get(DEVICE_COOKIE, ""))
+    except BadSignature:
+        return None
+    if isinstance(known, dict) and known.get("a") == throttle.account_key(email):
+        return str(known.get("d"))
+    return None
+
+
+def _account_throttle_key(email: str) -> str:
+    """This email's counter, or its own counter on a browser the owner logged in from before."""
+    device = _known_device(email)
+    return throttle.device_key(email, device) if device else throttle.account_key(email)
+
+
+def _remember_device(response, email: str):
+    device = _known_device(email) or secrets.token_urlsafe(16)
+    value = _device_signer().dumps({"a": throttle.account_key(email), "d": device})
+    response.set_cookie(DEVICE_COOKIE, value, max_age=DEVICE_MAX_AGE, httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
+
+
+def _too_many(form, until: dt.datetime, moment: dt.datetime, message: str):
+    seconds = max(1, math.ceil((until - moment).total_seconds()))
+    minutes = math.ceil(seconds / 60)
+    form.password.errors.append(f"{message} Try again in {minutes} minute{'s' if minutes > 1 else ''}.")
+    response = make_response(render_template("auth/login.html", form=form), 429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+def _dummy_hash() -> str:
+    """A real hash to check when there is no account: unknown emails take as long as real ones."""
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
+    return _DUMMY_HASH
+
+
+_DUMMY_HASH: str | None = None
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     form = LoginForm()
     if form.validate_on_submit():
-        user = _by_email(form.email.data)
+        email = form.email.data.strip().lower()
         moment = now()
-        if user and user.locked_until and user.locked_until > moment:
-            minutes = max(1, math.ceil((user.locked_until - moment).total_seconds() / 60))
-            form.password.errors.append(
-                f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}.")
-            return render_template("auth/login.html", form=form), 429
-        if user and user.password_hash and check_password_hash(user.password_hash, form.password.data):
-            user.failed_logins, user.locked_until = 0, None
+        account_limit, address_limit = _limits()
+        address, account = throttle.address_key(request.remote_addr), _account_throttle_key(email)
+        # Both attempts are counted (and committed) before any password is checked.
+        if until := throttle.reserve(db.session, address, address_limit, moment):
             db.session.commit()
-            login_user(user)
-            return see_other(safe_next(url_for("admin.index") if user.is_staff else url_for("account.account")))
-        if user:
-            user.failed_logins += 1
-            if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
-                user.locked_until = moment + dt.timedelta(minutes=current_app.config["LOGIN_LOCK_MINUTES"])
-                user.failed_logins = 0
+            return _too_many(form, until, moment, "Too many failed log-ins from your network.")
+        if until := throttle.reserve(db.session, account, account_limit, moment):
+            throttle.give_back(db.session, address, address_limit)
             db.session.commit()
-        form.password.errors.append("Email or password is wrong.")
+            return _too_many(form, until, moment, "Too many failed attempts for this email. "
+                             "You can also set a new password with “Forgot your password?”.")
+        db.session.commit()
+        user = _by_email(email)
+        correct = check_password_hash((user and user.password_hash) or _dummy_hash(), form.password.data) \
+            and user is not None and user.password_hash is not None
+        if correct and user.awaiting_confirmation:
+            # Same answer as a wrong password (else a sign-up's password tells the address
+            # was new); the owner gets the link again.
+            _send_confirmation(user)
+            correct = False
+        if correct:
+            throttle.clear(db.session, account)
+            throttle.give_back(db.session, address, address_limit)
+            throttle.forget_stale(db.session, moment)
+            sessions.start(db.session, user, moment)
+            db.session.commit()
+            response = see_other(safe_next(url_for("admin.index") if user.is_staff else url_for("account.account")))
+            return _remember_device(response, email)
+        form.password.errors.append("Email or password is wrong. "
+                                    "Signed up recently? Open the link we emailed you first.")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form), 422 if form.errors else 200
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    logout_user()
+    sessions.end(db.session)
+    db.session.commit()
     flash("You are logged out.", "info")
     return see_other(url_for("auth.login"))
 
@@ -120,6 +246,7 @@ def change_password():
             form.current.errors.append("That is not your current password.")
             return render_template("auth/password.html", form=form), 422
         current_user.password_hash = generate_password_hash(form.password.data)
+        sessions.end_others(db.session, current_user.id)  # this browser stays in
         db.session.commit()
         flash("Your password was changed.", "success")
         return see_other(url_for("account.account"))
@@ -169,9 +296,11 @@ def set_password(token: str):
     form = SetPasswordForm()
     if form.validate_on_submit():
         user.password_hash = generate_password_hash(form.password.data)
-        user.failed_logins, user.locked_until = 0, None
+        throttle.clear_account(db.session, user.email)  # the link lifts any log-in delay
+        user.awaiting_confirmation = False  # the link proves the mailbox
+        sessions.end_all(db.session, user.id)
+        sessions.start(db.session, user, now())
         db.session.commit()
-        login_user(user)
         flash("Your password is set.", "success")
         return see_other(url_for("account.account"))
     return render_template("auth/set_password.html", form=form), 422 if form.errors else 200

@@ -5,6 +5,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -36,6 +37,12 @@ def live_subscription(session: Session, user_id: int) -> Subscription | None:
     )
 
 
+def lock_subscription(session: Session, sub: Subscription) -> None:
+    """SELECT ... FOR UPDATE the subscription and reload it: concurrent changes queue here
+    and each decides on the state the previous one committed (a no-op on SQLite)."""
+    session.refresh(sub, with_for_update=True)
+
+
 def find_plan(session: Session, code: str) -> Plan:
     """The active plan with this code, or a BillingError naming the choices."""
     plan = session.scalar(select(Plan).where(Plan.code == (code or "").strip().lower()))
@@ -56,6 +63,17 @@ def _ensure_no_live(session: Session, user: User) -> None:
         )
 
 
+def trial_available(session: Session, user_id: int | None) -> bool:
+    """One free trial per customer, whatever the plan: only a first subscription has one.
+
+    Any earlier subscription counts (cancelled, ended, or imported), so cancelling and
+    subscribing again, or moving to another plan with a trial, starts billing at once.
+    """
+    if user_id is None:
+        return True
+    return session.scalar(select(Subscription.id).where(Subscription.user_id == user_id).limit(1)) is None
+
+
 @dataclass(frozen=True)
 class SubscriptionQuote:
     """What subscribing to a plan today would cost, shown before the customer confirms."""
@@ -68,10 +86,13 @@ class SubscriptionQuote:
     next_amount: int
 
 
-def quote_subscription(plan: Plan, today: dt.date) -> SubscriptionQuote:
-    """The terms of subscribing to `plan` today, without changing anything."""
+def quote_subscription(plan: Plan, today: dt.date, trial: bool = True) -> SubscriptionQuote:
+    """The terms of subscribing to `plan` today, without changing anything.
+
+    `trial`: whether this customer may still have a trial (see trial_available).
+    """
     months = INTERVAL_MONTHS[plan.interval]
-    trial_days = plan.trial_days
+    trial_days = plan.trial_days if trial else 0
     anchor = today + dt.timedelta(days=trial_days)
     if trial_days:
         return SubscriptionQuote(plan, trial_days, 0, None, anchor, plan.price)
@@ -85,8 +106,11 @@ def subscribe(
     """Start a subscription today: the first invoice now, or when the trial ends."""
     if not plan.active:
         raise BillingError(f"The {plan.name} plan is no longer offered.", "unknown_plan", 422)
+    # Lock the customer's row: concurrent subscribes of one customer queue here, and
+    # the second sees the first's subscription (a no-op on SQLite, where writes queue anyway).
+    session.execute(select(User.id).where(User.id == user.id).with_for_update())
     _ensure_no_live(session, user)
-    quote = quote_subscription(plan, now.date())
+    quote = quote_subscription(plan, now.date(), trial=trial_available(session, user.id))
     today = now.date()
     trial_end = today + dt.timedelta(days=quote.trial_days)
     sub = Subscription(
@@ -95,8 +119,13 @@ def subscribe(
         anchor=trial_end, next_period=0, next_period_start=trial_end,
         current_period_start=today, current_period_end=trial_end, created_at=now,
     )
-    session.add(sub)
-    session.flush()
+    try:
+        with session.begin_nested():  # the live-subscription index is the last word
+            session.add(sub)
+    except IntegrityError:
+        raise BillingError(
+            "You already have a subscription; change its plan instead.", "already_subscribed"
+        ) from None
     if not quote.trial_days:
         bill_chunk(session, sub.id, sub.id, now, settings)  # the first invoice, at once
         queue_issue_notices(session, now, subscription_id=sub.id)  # its notice, not tomorrow's
@@ -202,7 +231,13 @@ def change_plan(
     session: Session, sub: Subscription, new_plan: Plan, now: dt.datetime,
     settings: BillingSettings,
 ) -> tuple[PlanChange, Invoice | None]:
-    """Upgrade now with a prorated invoice; downgrade from the next period."""
+    """Upgrade now with a prorated invoice; downgrade from the next period.
+
+    The subscription row is locked and re-read first: of several concurrent
+    requests for the same change, the first applies it and the others see the
+    new plan ("already on it"), so one change issues one invoice.
+    """
+    lock_subscription(session, sub)
     change = preview_change(sub, new_plan, now.date())
     invoice = None
     if change.kind == "downgrade":

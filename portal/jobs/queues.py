@@ -16,10 +16,18 @@ _embedded = None
 _lock = threading.Lock()
 
 
+# What a Redis that is down, restarting or unreachable raises.
+UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+UNREACHABLE_MESSAGE = "The job queue (Redis) cannot be reached"
+
+
 def connection(redis_url: str) -> redis.Redis:
-    """Redis at REDIS_URL, or one in-process fakeredis shared by the whole process."""
+    """Redis at REDIS_URL, or one in-process fakeredis shared by the whole process.
+
+    A short connect timeout: a web request asking an unreachable Redis answers in
+    seconds, not after the operating system gives up."""
     if redis_url:
-        return redis.Redis.from_url(redis_url)
+        return redis.Redis.from_url(redis_url, socket_connect_timeout=5)
     global _embedded
     with _lock:
         if _embedded is None:

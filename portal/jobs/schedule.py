@@ -50,8 +50,35 @@ def declared(config) -> list[Periodic]:
     ]
 
 
-def scheduler(conn, interval: int = 30) -> Scheduler:
-    return Scheduler(queue_name=queues.DEFAULT, connection=conn, interval=interval)
+class PeriodicScheduler(Scheduler):
+    """rq-scheduler that keeps the declared periodic jobs registered.
+
+    The schedule lives in Redis: a Redis restarted empty (it keeps nothing on disk here)
+    would otherwise leave billing, overdue marking, reminders and outbox delivery
+    unscheduled until someone restarted the scheduler. Each pass checks the fixed job
+    ids (one round trip) and reconciles when one is missing.
+    """
+
+    def __init__(self, *args, entries: list[Periodic], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.entries = entries
+
+    def enqueue_jobs(self):
+        with self.connection.pipeline() as pipe:
+            for entry in self.entries:
+                pipe.zscore(self.scheduled_jobs_key, entry.job_id)
+            missing = None in pipe.execute()
+        if missing:
+            self.log.warning("periodic jobs missing from Redis (restarted empty?): %s",
+                             reconcile(self, self.entries))
+        return super().enqueue_jobs()
+
+
+def scheduler(conn, interval: int = 30, entries: list[Periodic] | None = None) -> Scheduler:
+    """The scheduler; given the periodic `entries`, one that re-registers them if Redis lost them."""
+    if entries is None:
+        return Scheduler(queue_name=queues.DEFAULT, connection=conn, interval=interval)
+    return PeriodicScheduler(queue_name=queues.DEFAULT, connection=conn, interval=interval, entries=entries)
 
 
 def reconcile(sched: Scheduler, entries: list[Periodic]) -> dict:

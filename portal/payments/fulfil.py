@@ -37,8 +37,12 @@ def fulfil(session: Session, checkout: Checkout, now: dt.datetime,
     if checkout.state not in (PAID, PROCESSING, FAILED) or checkout.invoice_id is None:
         return None
     # Lock the invoice: two deliveries at once queue here, the second sees the first's Payment.
+    # populate_existing: the caller may have loaded the invoice before the lock (the pay
+    # pages do); without it the second would decide on that stale copy ("open"), issue a
+    # second receipt, hit its unique step and lose the money it was recording.
     invoice = session.scalar(
         select(Invoice).where(Invoice.id == checkout.invoice_id).with_for_update()
+        .execution_options(populate_existing=True)
     )
     if invoice is None:
         log.warning("checkout %s names unknown invoice %s", checkout.ref, checkout.invoice_id)

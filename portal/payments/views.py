@@ -47,14 +47,14 @@ def pay(invoice_id: int):
         flash(f"The payment could not be started: {exc} Your invoice is unchanged.", "error")
         return see_other(url_for("account.invoice", invoice_id=invoice_id))
     db.session.commit()
-    return see_other(checkout.url)
+    return see_other(checkout.url, external=True)
 
 
 def _nothing_to_pay(invoice):
     """Say plainly why an invoice cannot be paid, on the invoice itself (its receipt)."""
     if invoice.status == "paid":
-        paid_on = f" on {invoice.paid_at:%b %-d, %Y}" if invoice.paid_at else ""
-        flash(f"Invoice {invoice.number} is already paid{paid_on}; nothing more is due. "
+        paid_on = f" (on {invoice.paid_at:%b %-d, %Y})" if invoice.paid_at else ""
+        flash(f"Invoice {invoice.number} is already paid{paid_on}: nothing more is due. "
               "The receipt is below.", "info")
         return see_other(url_for("account.invoice", invoice_id=invoice.id, _anchor="receipt"))
     flash(f"Invoice {invoice.number} was voided; there is nothing to pay.", "info")

@@ -167,9 +167,11 @@ def test_every_console_page_has_log_out_and_the_way_back_to_the_portal(client, s
         html = client.get(page).get_data(as_text=True)
         assert 'action="/logout"' in html and ">Log out</button>" in html, page
         assert ">Customer portal</a>" in html and "staff@example.com" in html, page
-    # One heading on the dashboard, not "Dashboard" above "Business at a glance".
+    # One heading per page: not "Dashboard" above "Business at a glance", nor "Jobs" twice.
     dashboard = client.get("/admin/").get_data(as_text=True)
     assert "Business at a glance" in dashboard and not re.search(r"<h4[^>]*>\s*(<[^>]+>\s*)*Dashboard", dashboard)
+    jobs = client.get("/admin/jobs/").get_data(as_text=True)
+    assert len(re.findall(r"<h[14][^>]*>\s*(<[^>]+>\s*)*Jobs", jobs)) == 1
 
 
 def test_invoice_details_show_the_number_and_readable_times(client, staff, book, session):

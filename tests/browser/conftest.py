@@ -58,3 +58,83 @@ def shot(page, name: str) -> None:
     """Keep what the customer saw, for a person to look at (git-ignored)."""
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture()
+def open_page(browser):
+    """open_page(js=True, phone=False) -> a fresh page in its own context (own cookies)."""
+    contexts = []
+
+    def open_(js: bool = True, phone: bool = False):
+        viewport = {"width": 390, "height": 844} if phone else {"width": 1200, "height": 900}
+        context = browser.new_context(java_script_enabled=js, viewport=viewport)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture()
+def make_customer(served):
+    """A customer in the served database, optionally subscribed: (email, password)."""
+    app, _ = served
+    from portal.billing.settings import BillingSettings
+    from portal.billing.subscriptions import find_plan, subscribe
+    from portal.models import User, utcnow
+    from werkzeug.security import generate_password_hash
+
+    def make(email: str, password: str = "a long password", plan: str | None = None):
+        with app.app_context():
+            user = User(email=email, name="", password_hash=generate_password_hash(password), created_at=utcnow())
+            db.session.add(user)
+            db.session.flush()
+            if plan:
+                subscribe(db.session, user, find_plan(db.session, plan), utcnow(), BillingSettings())
+            db.session.commit()
+        return email, password
+
+    return make
+
+
+def confirmation_link(app, email: str) -> str:
+    """The sign-up link mailed to `email` (console mail: the last one in gunicorn's log)."""
+    import re
+
+    from tests.live_server import server_log
+
+    folder = Path(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")).parent
+    mails = server_log(folder / "instance").split(f"--- mail to {email}: Confirm your email")
+    assert len(mails) > 1, f"no confirmation mail to {email}"
+    return re.search(r"http://\S+/signup/confirm/\S+", mails[-1]).group(0)
+
+
+def first_page(page, base: str) -> None:
+    """The only typed address of a journey: the portal's front door."""
+    page.goto(base + "/")
+
+
+def click(page, name: str, role: str = "link") -> None:
+    page.get_by_role(role, name=name, exact=True).first.click()
+
+
+def submit(page, button: str) -> None:
+    """Press a form's button and wait for the answer to replace the page (a new
+    page, or an htmx swap of the body), before anything else, as a person does."""
+    page.evaluate("document.body.firstElementChild.dataset.answered = 'no'")
+    click(page, button, "button")
+    page.locator("body > :first-child:not([data-answered])").wait_for(state="attached")
+    # ...and for htmx to finish settling the new content (its forms are boosted then).
+    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+
+
+def log_in(page, base: str, email: str, password: str) -> None:
+    """From the front door, by clicking, as a returning customer does."""
+    first_page(page, base)
+    click(page, "Log in")
+    page.get_by_role("heading", name="Log in").wait_for()
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    submit(page, "Log in")

@@ -12,23 +12,31 @@ def signup(client, email="new@example.com", password="long enough", confirm=None
                                         "confirm": confirm or password})
 
 
-def test_sign_up_log_out_and_log_in(client, session):
+def test_sign_up_log_out_and_log_in(client, session, capsys):
     response = signup(client, email="New@Example.COM")
-    assert response.status_code == 303 and response.location == "/pricing"
+    assert response.status_code == 303 and response.location == "/login"
     user = session.scalar(select(User).where(User.email == "new@example.com"))
-    assert user and user.password_hash.startswith("scrypt:")
+    assert user and user.password_hash.startswith("scrypt:") and user.awaiting_confirmation
+    assert client.get("/account").status_code == 302  # not before the emailed link
+    link = re.search(r"http://portal\.test(/signup/confirm/\S+)", capsys.readouterr().out).group(1)
+    assert "Confirm and continue" in client.get(link).get_data(as_text=True)
+    response = client.post(link)
+    assert response.status_code == 303 and response.location == "/pricing"
     assert client.get("/account").status_code == 200
+    assert client.post(link).location == "/login"  # used
     assert client.post("/logout").status_code == 303
     assert client.get("/account").status_code == 302
     response = client.post("/login", data={"email": "NEW@example.com", "password": "long enough"})
     assert response.status_code == 303 and response.location == "/account"
 
 
-def test_duplicate_email_in_any_case_is_refused(client, make_user):
+def test_signing_up_with_a_taken_email_in_any_case_mails_its_owner(client, make_user, capsys):
     make_user(email="taken@example.com")
     response = signup(client, email="TAKEN@Example.com")
-    assert response.status_code == 409
-    assert "An account with this email already exists" in response.get_data(as_text=True)
+    assert response.status_code == 303 and response.location == "/login"
+    mail = capsys.readouterr().out
+    assert "mail to taken@example.com: You already have an account" in mail
+    assert "/set-password/" in mail
 
 
 def test_bad_signup_input_gets_form_messages(client, session):
@@ -41,7 +49,7 @@ def test_bad_signup_input_gets_form_messages(client, session):
     assert session.scalar(select(User)) is None
 
 
-def test_repeated_failures_lock_the_account_for_a_while(client, make_user, config):
+def test_repeated_failures_delay_the_account_for_a_while(client, make_user, config):
     make_user(email="ada@example.com", password="right password")
     moment = [utc(2024, 1, 1, 12)]
     config["CLOCK"] = lambda: moment[0]
@@ -49,9 +57,10 @@ def test_repeated_failures_lock_the_account_for_a_while(client, make_user, confi
         wrong = client.post("/login", data={"email": "ada@example.com", "password": "wrong"})
         assert wrong.status_code == 401 and "Email or password is wrong." in wrong.get_data(as_text=True)
     locked = client.post("/login", data={"email": "ada@example.com", "password": "right password"})
-    assert locked.status_code == 429
-    assert "Too many failed attempts. Try again in 15 minutes." in locked.get_data(as_text=True)
-    moment[0] += dt.timedelta(minutes=16)
+    assert locked.status_code == 429 and locked.headers["Retry-After"] == "60"
+    assert "Too many failed attempts for this email. " in locked.get_data(as_text=True)
+    assert "Try again in 1 minute." in locked.get_data(as_text=True)
+    moment[0] += dt.timedelta(minutes=2)
     assert client.post("/login", data={"email": "ada@example.com", "password": "right password"}).status_code == 303
 
 
