@@ -23,6 +23,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_logging(app)
     register_proxies(app)
     register_extensions(app)
+    register_inputs(app)
     register_blueprints(app)
     register_admin(app)
     register_templates(app)
@@ -55,6 +56,15 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please log in to see that page."
     login_manager.login_message_category = "info"
     csrf.init_app(app)
+
+
+def register_inputs(app: Flask) -> None:
+    """Bounded ids in every route, chunked bodies held to MAX_CONTENT_LENGTH, NUL bytes refused."""
+    from . import inputs
+
+    app.request_class = inputs.BoundedRequest
+    app.url_map.converters["int"] = inputs.Int64Converter  # before any route is added
+    app.before_request(inputs.guard_request)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -98,14 +108,28 @@ def register_htmx(app: Flask) -> None:
 def register_errors(app: Flask) -> None:
     from flask import make_response, render_template, request
     from flask_wtf.csrf import CSRFError
+    from werkzeug.exceptions import HTTPException
 
+    from .inputs import BadInput
     from .web import whole_page
 
-    def page(status: int, title: str, message: str):
+    def page(status: int, title: str, message: str, code: str | None = None):
         if request.path.startswith("/api/"):
-            return {"error": {"code": title.lower().replace(" ", "_"), "message": message}}, status
+            return {"error": {"code": code or title.lower().replace(" ", "_"), "message": message}}, status
         return whole_page(make_response(render_template("error.html", status=status, title=title, message=message),
                                         status))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        """Any other 4xx/5xx: the API's JSON error shape under /api/ (405s included)."""
+        if not request.path.startswith("/api/"):
+            if isinstance(exc, BadInput):
+                return page(400, "Bad request", exc.description)
+            return exc
+        body, status = page(exc.code, exc.name, exc.description or exc.name,
+                            getattr(exc, "error_code", None))
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        return body, status, headers
 
     @app.errorhandler(404)
     def not_found(_exc):

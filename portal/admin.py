@@ -22,6 +22,7 @@ from .billing.errors import BillingError
 from .billing.money import format_money
 from .billing.subscriptions import cancel, change_plan
 from .extensions import db
+from .inputs import MAX_PAGE, BadInput, int64
 from .jobs import monitor, queues, tasks
 from .models import (
     INV_PAYABLE, INV_VOID, NOTE_REMINDER, AuditEntry, Invoice, Notification, Payment, Plan,
@@ -44,8 +45,15 @@ class StaffOnly:
 
 
 def _ints(ids) -> list[int]:
-    """Action ids arrive as strings; PostgreSQL will not compare them with BIGINT."""
-    return [int(i) for i in ids if str(i).isdigit()]
+    """Action ids arrive as strings; PostgreSQL will not compare them with BIGINT.
+    Only ids a BIGINT can hold: '²' or 2**63 name no row (and must not be a 500)."""
+    out = []
+    for i in ids:
+        try:
+            out.append(int64(str(i)))
+        except ValueError:
+            continue
+    return out
 
 
 def _money(view, context, model, name):
@@ -74,6 +82,20 @@ class StaffModelView(StaffOnly, ModelView):
     named_filter_urls = True  # ?flt0_status_equals=overdue: readable, bookmarkable
     page_size = 50
     column_type_formatters = column_type_formatters_detail = STAFF_FORMATTERS
+
+    def get_one(self, id):  # noqa: A002  (Flask-Admin's name)
+        """?id= of the edit and details pages: an id no BIGINT holds is "no such record"."""
+        try:
+            int64(str(id))
+        except ValueError:
+            return None
+        return super().get_one(id)
+
+    def _get_list_extra_args(self):
+        args = super()._get_list_extra_args()
+        if args.page is not None and not 0 <= args.page < MAX_PAGE:
+            raise BadInput("invalid_page", f"'page' must be a whole number from 0 to {MAX_PAGE - 1:,}.")
+        return args
 
     def after_model_change(self, form, model, is_created):
         _audited("create" if is_created else "edit", model,
@@ -148,7 +170,7 @@ class SubscriptionView(StaffModelView):
 
     @expose("/change-plan/", methods=("GET", "POST"))
     def change_plan_view(self):
-        sub = db.session.get(Subscription, request.args.get("id", type=int) or 0) or abort(404)
+        sub = db.session.get(Subscription, request.args.get("id", type=int64) or 0) or abort(404)
         form = ChangePlanForm()
         form.plan.choices = [(p.code, f"{p.name} ({format_money(p.price, p.currency)}/{p.interval})")
                              for p in db.session.scalars(select(Plan).where(Plan.active).order_by(Plan.sort_order))]
@@ -190,7 +212,7 @@ class InvoiceView(StaffModelView):
     details_template = "staff/invoice_details.html"
 
     def _apply_search(self, query, count_query, joins, count_joins, search):
-        number = parse_invoice_number(search) if search.strip().upper().startswith("INV") or search.strip().isdigit() else None
+        number = parse_invoice_number(search)
         if number is not None:
             return query.filter(Invoice.id == number), count_query.filter(Invoice.id == number), joins, count_joins
         return super()._apply_search(query, count_query, joins, count_joins, search)
@@ -237,7 +259,7 @@ class InvoiceView(StaffModelView):
 
     @expose("/mark-paid/", methods=("GET", "POST"))
     def mark_paid_view(self):
-        inv = db.session.get(Invoice, request.args.get("id", type=int) or 0) or abort(404)
+        inv = db.session.get(Invoice, request.args.get("id", type=int64) or 0) or abort(404)
         form = MarkPaidForm()
         if not inv.is_payable:
             flash(f"{inv.number} is {inv.status}; nothing to mark paid.", "error")

@@ -279,7 +279,9 @@ def format_invoice_number(invoice_id: int) -> str:
 def parse_invoice_number(text_: str) -> Optional[int]:
     """'INV-000042', 'inv-42' or '42' -> 42; anything else -> None."""
     digits = text_.strip().upper().removeprefix("INV-").removeprefix("INV")
-    return int(digits) if digits.isdigit() else None
+    if not (digits.isascii() and digits.isdigit()) or int(digits) >= 2**63:
+        return None  # '²' or past BIGINT: no invoice has that number
+    return int(digits)
 
 
 class InvoiceLine(Base):

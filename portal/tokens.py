@@ -5,7 +5,7 @@ import datetime as dt
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from .models import ApiToken, User
@@ -27,13 +27,36 @@ def issue(session: Session, user: User, name: str, now: dt.datetime) -> tuple[Ap
     return token, secret
 
 
-def authenticate(session: Session, secret: str, now: dt.datetime) -> User | None:
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(secret),
-                                                  ApiToken.revoked_at.is_(None)))
-    if token is None:
-        return None
-    token.last_used_at = now
-    return token.user
+# How stale last_used_at may get: reads must not write (and commit) on every request.
+TOUCH_EVERY = dt.timedelta(minutes=1)
+
+
+def authenticate(session: Session, secret: str, now: dt.datetime) -> tuple[User | None, bool]:
+    """(the token's user, whether last_used_at was written); (None, False) if unknown or revoked.
+
+    One query finds the token and its user. last_used_at is written at most once a
+    TOUCH_EVERY, by a conditional UPDATE (of two concurrent requests only one writes);
+    when it was, the caller commits.
+    """
+    row = session.execute(
+        select(User, ApiToken.id, ApiToken.last_used_at)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == digest(secret), ApiToken.revoked_at.is_(None))
+    ).first()
+    if row is None:
+        return None, False
+    user, token_id, last_used = row
+    cutoff = now - TOUCH_EVERY
+    if last_used is not None and last_used >= cutoff:
+        return user, False
+    written = session.execute(
+        update(ApiToken)
+        .where(ApiToken.id == token_id,
+               or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < cutoff))
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return user, written == 1
 
 
 def revoke(session: Session, user_id: int, token_id: int, now: dt.datetime) -> bool:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from flask import abort
-from sqlalchemy import select
+from flask_sqlalchemy.pagination import SelectPagination
+from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import INV_PAYABLE, INV_STATUSES, ApiToken, Invoice, Notification, Plan
@@ -23,11 +24,30 @@ def own_invoice(user_id: int, invoice_id: int) -> Invoice:
     return invoice
 
 
+class OneQueryPagination(SelectPagination):
+    """Flask-SQLAlchemy's pagination with the page and the total in one statement
+    (`count(*) OVER ()`), not two: one round trip less on every list page and API call.
+    Only a page past the end (no rows to carry the total) counts separately."""
+
+    _total: int | None = None
+
+    def _query_items(self) -> list:
+        stmt = (self._query_args["select"].add_columns(func.count().over())
+                .limit(self.per_page).offset(self._query_offset))
+        rows = self._query_args["session"].execute(stmt).all()
+        self._total = rows[0][1] if rows else None
+        return [row[0] for row in rows]
+
+    def _query_count(self) -> int:
+        return self._total if self._total is not None else super()._query_count()
+
+
 def invoice_page(user_id: int, status: str | None, page: int, per_page: int = PER_PAGE):
     query = select(Invoice).where(Invoice.user_id == user_id).order_by(Invoice.id.desc())
     if status in INV_STATUSES:
         query = query.where(Invoice.status == status)
-    return db.paginate(query, page=page, per_page=per_page, error_out=False, count=True)
+    return OneQueryPagination(select=query, session=db.session(), page=page, per_page=per_page,
+                              error_out=False, count=True)
 
 
 def invoices_to_pay(user_id: int) -> list[Invoice]:

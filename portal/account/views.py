@@ -12,7 +12,7 @@ from ..billing.subscriptions import (
 )
 from ..extensions import db
 from ..models import INV_STATUSES, SUB_TRIALING
-from .. import tokens
+from .. import inputs, tokens
 from ..web import billing_settings, now, page_or_partial, see_other, targets
 from . import queries
 from .forms import ActionForm, PlanForm, TokenForm
@@ -156,8 +156,11 @@ def change_plan_view():
 def invoices():
     status = request.args.get("status")
     status = status if status in INV_STATUSES else None  # an unknown filter shows them all
-    page = request.args.get("page", 1, type=int)
-    pagination = queries.invoice_page(current_user.id, status, max(page, 1))
+    try:
+        page = inputs.page_number(request.args.get("page"))
+    except ValueError as exc:
+        raise inputs.BadInput("invalid_page", str(exc)) from None
+    pagination = queries.invoice_page(current_user.id, status, page)
     return page_or_partial("account/invoices.html", "account/_invoice_list.html", "invoices",
                            dict(pagination=pagination, status=status))
 

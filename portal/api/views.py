@@ -9,7 +9,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError
 
-from .. import tokens
+from .. import inputs, tokens
 from ..billing.errors import BillingError
 from ..billing.money import format_money
 from ..billing.subscriptions import cancel, find_plan, live_subscription, subscribe
@@ -50,7 +50,7 @@ def _billing_error(exc: BillingError):
 def _http_error(exc: HTTPException):
     codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
              413: "too_large", 401: "unauthorized"}
-    return error(exc.code, codes.get(exc.code, "error"), exc.description)
+    return error(exc.code, getattr(exc, "error_code", None) or codes.get(exc.code, "error"), exc.description)
 
 
 def api_auth(view):
@@ -59,10 +59,11 @@ def api_auth(view):
     def wrapper(*args, **kwargs):
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
-            user = tokens.authenticate(db.session, header[7:].strip(), now())
+            user, written = tokens.authenticate(db.session, header[7:].strip(), now())
             if user is None:
                 raise ApiError(401, "unauthorized", "The API token is invalid or revoked.")
-            db.session.commit()
+            if written:  # last use is recorded at most once a minute: reads do not commit
+                db.session.commit()
         elif current_user.is_authenticated:
             user = current_user._get_current_object()
             if request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -78,13 +79,13 @@ def api_auth(view):
 
 
 def body() -> dict:
-    if request.content_length and request.content_length > current_app.config["MAX_CONTENT_LENGTH"]:
-        raise ApiError(413, "too_large", "The request body is too large.")
-    data = request.get_json(silent=True)
-    if data is None:
-        if request.get_data(cache=True) in (b"", None):
-            return {}
-        raise ApiError(400, "malformed_json", "The request body is not valid JSON.")
+    """The JSON object sent (empty body: {}), checked by the shared reader in portal.inputs."""
+    raw = request.get_data(cache=True)
+    if not request.is_json and (raw or request.form or request.files):
+        raise ApiError(415, "unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'.")
+    if not raw:
+        return {}
+    data = inputs.json_body()
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "The request body must be a JSON object.")
     return data
@@ -160,11 +161,14 @@ def api_invoices():
     status = request.args.get("status")
     if status is not None and status not in INV_STATUSES:
         raise ApiError(422, "invalid", f"'status' must be one of: {', '.join(INV_STATUSES)}.")
-    page = request.args.get("page", "1")
+    try:
+        page = inputs.page_number(request.args.get("page"))
+    except ValueError as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
     per_page = request.args.get("per_page", "20")
-    if not (page.isdigit() and per_page.isdigit() and int(page) >= 1 and 1 <= int(per_page) <= 100):
-        raise ApiError(422, "invalid", "'page' must be >= 1 and 'per_page' between 1 and 100.")
-    pagination = queries.invoice_page(g.api_user.id, status, int(page), int(per_page))
+    if not (per_page.isascii() and per_page.isdigit() and 1 <= int(per_page) <= 100):
+        raise ApiError(422, "invalid", "'per_page' must be a whole number from 1 to 100.")
+    pagination = queries.invoice_page(g.api_user.id, status, page, int(per_page))
     return jsonify(items=[invoice_json(i) for i in pagination.items], page=pagination.page,
                    per_page=pagination.per_page, total=pagination.total)
 

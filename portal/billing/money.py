@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
 from babel.numbers import format_currency
 
@@ -26,6 +27,7 @@ def to_major(amount: int, currency: str) -> Decimal:
     return Decimal(amount).scaleb(-exponent(currency))
 
 
+@lru_cache(maxsize=4096)  # Babel takes ~50 µs a call; a page shows the same few amounts again and again
 def format_money(amount: int, currency: str, locale: str = "en_US") -> str:
     """12900, 'USD' -> '$129.00'; 500, 'JPY' -> '¥500'."""
     return format_currency(to_major(amount, currency), currency.upper(), locale=locale)

@@ -76,9 +76,16 @@ class StripeGateway:
             raise ValueError("no webhook secret configured")
         for secret in self.webhook_secrets:
             try:
-                return stripe.Webhook.construct_event(payload, signature, secret)
+                # The SDK parses the JSON before it checks the signature: anyone can send
+                # a body that is not JSON, not an object, or nested past the recursion limit.
+                event = stripe.Webhook.construct_event(payload, signature, secret)
             except stripe.SignatureVerificationError:
                 continue
+            except (ValueError, TypeError, AttributeError, RecursionError):
+                raise ValueError("the body is not a JSON event") from None
+            if not isinstance(event, stripe.StripeObject):
+                raise ValueError("the body is not a JSON event")
+            return event
         raise ValueError("bad or stale signature")
 
     def _call(self, method, arg, idempotency_key: str | None = None):
@@ -116,5 +123,9 @@ class StripeGateway:
 
 
 def failed(checkout: Checkout) -> Checkout:
-    """The same checkout, reported as failed (async_payment_failed)."""
+    """The checkout after `async_payment_failed`: failed only while the re-fetched session
+    is still waiting for the money. Events arrive late and out of order; a session Stripe
+    now reports paid (or expired) is what Stripe says, whatever the event's type."""
+    if checkout.state != PROCESSING:
+        return checkout
     return Checkout(**{**checkout.__dict__, "state": FAILED})

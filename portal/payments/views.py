@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from ..account.forms import ActionForm
 from ..account.queries import own_invoice
 from ..extensions import csrf, db
+from ..inputs import int64
 from ..models import WebhookEvent
 from ..web import billing_settings, now, page_or_partial, see_other
 from .checkout import EXPIRED, PAID, PROCESSING, PaymentError
@@ -64,7 +65,7 @@ def _nothing_to_pay(invoice):
 @login_required
 def returned():
     """Where Stripe (or the demo) sends the customer back; fulfils too, the webhook may be late."""
-    invoice = own_invoice(current_user.id, request.args.get("invoice_id", type=int) or 0)
+    invoice = own_invoice(current_user.id, request.args.get("invoice_id", type=int64) or 0)
     session_id = request.args.get("session_id", "")
     state = PAID if invoice.status == "paid" else PROCESSING
     if session_id and invoice.status != "paid" and current_app.config["STRIPE_SECRET_KEY"]:
@@ -121,6 +122,10 @@ def webhook():
     except ValueError as exc:
         log.warning("webhook refused: %s", exc)
         return jsonify(error={"code": "bad_signature", "message": str(exc)}), 400
+    problem = _malformed(event)
+    if problem:
+        log.warning("webhook refused: %s", problem)
+        return jsonify(error={"code": "malformed_event", "message": problem}), 400
 
     record = db.session.scalar(select(WebhookEvent).where(WebhookEvent.provider_event_id == event.id))
     if record is not None and record.processed_at is not None:
@@ -136,7 +141,7 @@ def webhook():
         if event.type in CHECKOUT_EVENTS:
             checkout = stripe_gateway.fetch(event.data.object["id"])  # never trust the payload
             if event.type == "checkout.session.async_payment_failed":
-                checkout = failed(checkout)
+                checkout = failed(checkout)  # only if the fetched session does not say otherwise
             fulfil(db.session, checkout, now(), billing_settings())
         record.processed_at, record.error = now(), None
         db.session.commit()
@@ -146,6 +151,25 @@ def webhook():
         if exc.retryable:  # Stripe delivers again later
             return jsonify(error={"code": "provider_unavailable", "message": str(exc)}), 503
     return jsonify(received=True)
+
+
+def _text(value) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 255 and "\x00" not in value
+
+
+def _malformed(event) -> str | None:
+    """Why a verified event cannot be processed (no id to store it by, no session to fetch)."""
+    event = event.to_dict()
+    if not _text(event.get("id")):
+        return "The event has no valid 'id'."
+    if not _text(event.get("type")):
+        return "The event has no valid 'type'."
+    if event["type"] in CHECKOUT_EVENTS:
+        data = event.get("data")
+        obj = data.get("object") if isinstance(data, dict) else None
+        if not isinstance(obj, dict) or not _text(obj.get("id")):
+            return "The event has no 'data.object.id' naming a Checkout Session."
+    return None
 
 
 def _new_record(event) -> WebhookEvent:
