@@ -10,7 +10,8 @@ worker class; N defaults to the README's 4) on a free loopback port, logs in thr
 the form for a session cookie, and drives `wrk -c<connections>` at:
   /static/app.css        the baseline: the cheapest answer the server gives
   /pricing               anonymous page
-  /invoices              logged-in page (session cookie), the first page of the list
+  /account               logged-in page (session cookie): subscription, invoices to pay, recent ones
+  /invoices              logged-in page, the first page of the list
   GET /api/invoices/     JSON API with `Authorization: Bearer <token>`
 for --duration seconds each, --rounds times (URLs interleaved, so drift in the
 machine touches every URL alike), and checks that every answer was a 2xx.
@@ -224,6 +225,7 @@ def main() -> None:
             targets = [
                 ("/static/app.css", "/static/app.css", {}),
                 ("/pricing", "/pricing", {}),
+                ("/account", "/account", {"Cookie": cookie}),
                 ("/invoices", "/invoices", {"Cookie": cookie}),
                 ("GET /api/invoices/", "/api/invoices/", {"Authorization": f"Bearer {secret}"}),
             ]

@@ -85,18 +85,19 @@ def register_admin(app: Flask) -> None:
 
 
 def register_templates(app: Flask) -> None:
+    from functools import lru_cache
+
     from .billing.money import format_money
     from .web import targets
 
-    app.jinja_env.filters["money"] = lambda amount, currency: format_money(amount, currency)
-    app.jinja_env.filters["day"] = lambda d: d.strftime("%b %-d, %Y") if d else ""
+    # Dates repeat on every list page (periods, due days): format each one once.
+    day = lru_cache(maxsize=4096)(lambda d: d.strftime("%b %-d, %Y"))
+    app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["day"] = lambda d: day(d) if d else ""
     app.jinja_env.filters["moment"] = lambda t: t.strftime("%b %-d, %Y %H:%M UTC") if t else ""
-
     app.jinja_env.globals["targets"] = targets
-
-    @app.context_processor
-    def htmx_available():
-        return {"htmx_available": (config_module.ROOT / "static/vendor/htmx.min.js").exists()}
+    # Checked once at start (`make run` installs it first), not on every render.
+    app.jinja_env.globals["htmx_available"] = (config_module.ROOT / "static/vendor/htmx.min.js").exists()
 
 
 def register_htmx(app: Flask) -> None:

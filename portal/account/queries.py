@@ -9,6 +9,8 @@ from ..extensions import db
 from ..models import INV_PAYABLE, INV_STATUSES, ApiToken, Invoice, Notification, Plan
 
 PER_PAGE = 10
+UNPAID = "unpaid"  # a filter of its own: open and overdue together
+FILTERS = (UNPAID, *INV_STATUSES)
 
 
 def plans_on_offer() -> list[Plan]:
@@ -44,17 +46,20 @@ class OneQueryPagination(SelectPagination):
 
 def invoice_page(user_id: int, status: str | None, page: int, per_page: int = PER_PAGE):
     query = select(Invoice).where(Invoice.user_id == user_id).order_by(Invoice.id.desc())
-    if status in INV_STATUSES:
+    if status == UNPAID:
+        query = query.where(Invoice.status.in_(INV_PAYABLE))
+    elif status in INV_STATUSES:
         query = query.where(Invoice.status == status)
     return OneQueryPagination(select=query, session=db.session(), page=page, per_page=per_page,
                               error_out=False, count=True)
 
 
-def invoices_to_pay(user_id: int) -> list[Invoice]:
-    """The user's invoices waiting for payment, the most urgent first."""
-    return db.session.scalars(
-        select(Invoice).where(Invoice.user_id == user_id, Invoice.status.in_(INV_PAYABLE))
-        .order_by(Invoice.due_date, Invoice.id)).all()
+def invoices_to_pay(user_id: int, shown: int = 5) -> OneQueryPagination:
+    """The user's most urgent invoices waiting for payment (`.items`), and how many there are (`.total`)."""
+    query = (select(Invoice).where(Invoice.user_id == user_id, Invoice.status.in_(INV_PAYABLE))
+             .order_by(Invoice.due_date, Invoice.id))
+    return OneQueryPagination(select=query, session=db.session(), page=1, per_page=shown,
+                              error_out=False, count=True)
 
 
 def notifications_of(user_id: int, limit: int = 100) -> list[Notification]:

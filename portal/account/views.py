@@ -11,7 +11,7 @@ from ..billing.subscriptions import (
     subscribe, trial_available,
 )
 from ..extensions import db
-from ..models import INV_STATUSES, SUB_TRIALING
+from ..models import SUB_TRIALING
 from .. import inputs, tokens
 from ..web import billing_settings, now, page_or_partial, see_other, targets
 from . import queries
@@ -155,7 +155,7 @@ def change_plan_view():
 @login_required
 def invoices():
     status = request.args.get("status")
-    status = status if status in INV_STATUSES else None  # an unknown filter shows them all
+    status = status if status in queries.FILTERS else None  # an unknown filter shows them all
     try:
         page = inputs.page_number(request.args.get("page"))
     except ValueError as exc:

@@ -277,3 +277,14 @@ def test_a_new_api_token_is_never_cached(client, customer):
     assert response.status_code == 200 and 'id="new-token"' in html
     assert response.headers["Cache-Control"] == "no-store" and 'hx-history="false"' in html
     assert "no-store" not in client.get("/tokens").headers.get("Cache-Control", "")
+
+
+def test_to_pay_shows_the_five_most_urgent_and_links_to_all_unpaid(client, customer, session, settings):
+    run_billing(session, utc(2024, 12, 10), settings, session.commit)  # 11 more periods, none paid
+    html = client.get("/account").get_data(as_text=True)
+    to_pay = html[html.index('id="to-pay"'):html.index('id="recent-invoices"')]
+    assert to_pay.count('class="button" type="submit">Pay') == 5
+    assert "INV-000001" in to_pay and "INV-000006" not in to_pay  # the oldest due first
+    assert 'href="/invoices?status=unpaid">All 12 unpaid invoices' in to_pay
+    unpaid = client.get("/invoices?status=unpaid").get_data(as_text=True)
+    assert "12 invoices" in unpaid and 'aria-current="true">Unpaid</a>' in unpaid
