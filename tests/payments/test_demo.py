@@ -11,7 +11,7 @@ def test_demo_checkout_pays_through_the_same_fulfil(client, customer, session):
     assert "TEST MODE" in page and "$29.00" in page and "INV-000001" in page
     back = client.post(to_checkout.location, data={"action": "pay"})
     assert back.status_code == 303 and back.location == "/payments/return?invoice_id=1"
-    assert "invoice INV-000001 is paid" in client.get(back.location).get_data(as_text=True)
+    assert "invoice <span class=\"nowrap\">INV-000001</span> is paid" in client.get(back.location).get_data(as_text=True)
     [payment] = session.scalars(select(Payment)).all()
     assert payment.provider == "demo" and payment.amount == 2900 and payment.status == "succeeded"
     assert session.get(Invoice, 1).status == "paid"

@@ -244,7 +244,7 @@ def test_return_page_fulfils_when_the_webhook_is_late(client, customer, stripe_o
     sid = started_session(client, stripe_on)
     stripe_on.complete(sid)
     page = client.get(f"/payments/return?invoice_id=1&session_id={sid}").get_data(as_text=True)
-    assert "invoice INV-000001 is paid" in page
+    assert "invoice <span class=\"nowrap\">INV-000001</span> is paid" in page
     assert session.get(Invoice, 1).status == "paid"
     # The webhook arriving afterwards changes nothing.
     deliver(client, event("evt_1", "checkout.session.completed", sid))
