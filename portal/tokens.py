@@ -5,7 +5,7 @@ import datetime as dt
 import hashlib
 import secrets
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from .models import ApiToken, User
@@ -31,6 +31,21 @@ def issue(session: Session, user: User, name: str, now: dt.datetime) -> tuple[Ap
 TOUCH_EVERY = dt.timedelta(minutes=1)
 
 
+# Built once: every API call by token runs them, and building a statement costs more than running it.
+_TOKEN_USER = (
+    select(User, ApiToken.id, ApiToken.last_used_at)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+)
+_TOUCH = (
+    update(ApiToken)
+    .where(ApiToken.id == bindparam("token_id"),
+           or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < bindparam("cutoff")))
+    .values(last_used_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+
+
 def authenticate(session: Session, secret: str, now: dt.datetime) -> tuple[User | None, bool]:
     """(the token's user, whether last_used_at was written); (None, False) if unknown or revoked.
 
@@ -38,24 +53,14 @@ def authenticate(session: Session, secret: str, now: dt.datetime) -> tuple[User 
     TOUCH_EVERY, by a conditional UPDATE (of two concurrent requests only one writes);
     when it was, the caller commits.
     """
-    row = session.execute(
-        select(User, ApiToken.id, ApiToken.last_used_at)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == digest(secret), ApiToken.revoked_at.is_(None))
-    ).first()
+    row = session.execute(_TOKEN_USER, {"token_hash": digest(secret)}).first()
     if row is None:
         return None, False
     user, token_id, last_used = row
     cutoff = now - TOUCH_EVERY
     if last_used is not None and last_used >= cutoff:
         return user, False
-    written = session.execute(
-        update(ApiToken)
-        .where(ApiToken.id == token_id,
-               or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < cutoff))
-        .values(last_used_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    written = session.execute(_TOUCH, {"token_id": token_id, "cutoff": cutoff, "now": now}).rowcount
     return user, written == 1
 
 

@@ -69,10 +69,10 @@ def subscribe_view():
 def _subscription_panel():
     """The account page, or (to an htmx action) the panel and what the action may have changed."""
     sub = live_subscription(db.session, current_user.id)
+    to_pay, recent = queries.account_invoices(current_user.id)
     return page_or_partial("account/account.html", "account/_account_update.html", "subscription", dict(
         sub=sub, plans=queries.plans_on_offer(), form=ActionForm(),
-        to_pay=queries.invoices_to_pay(current_user.id),
-        recent=queries.invoice_page(current_user.id, None, 1, 5).items))
+        to_pay=to_pay, recent=recent))
 
 
 @bp.route("/account")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,12 +29,14 @@ from .settings import BillingSettings
 from .sql import const
 
 
+# Built once (most pages ask): building a select costs more than running this one.
+_LIVE_SUBSCRIPTION = select(Subscription).where(  # served by the partial unique index on live rows
+    Subscription.user_id == bindparam("user_id"), Subscription.status != const(SUB_CANCELED)
+)
+
+
 def live_subscription(session: Session, user_id: int) -> Subscription | None:
-    return session.scalar(
-        select(Subscription).where(  # served by the partial unique index on live rows
-            Subscription.user_id == user_id, Subscription.status != const(SUB_CANCELED)
-        )
-    )
+    return session.scalar(_LIVE_SUBSCRIPTION, {"user_id": user_id})
 
 
 def lock_subscription(session: Session, sub: Subscription) -> None:
