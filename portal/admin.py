@@ -254,15 +254,11 @@ class InvoiceView(StaffModelView):
         # whatever happens next. Asking a worker to deliver at once is only a nudge, so a
         # queue that is down cannot undo (or misreport) what was saved.
         db.session.commit()
-        if done:
-            try:
-                queues.queue(queues.NOTIFICATIONS, queues.connection(self.admin.app.config["REDIS_URL"])
-                             ).enqueue(tasks.deliver_notices)
-            except queues.UNREACHABLE:
-                flash(f"{done} reminder(s) saved in the outbox, but not sent now: "
-                      f"{queues.UNREACHABLE_MESSAGE}. They go out with the next outbox delivery "
-                      "once it is back.", "warning")
-                return
+        if done and not tasks.nudge_delivery(self.admin.app.config["REDIS_URL"]):
+            flash(f"{done} reminder(s) saved in the outbox, but not sent now: "
+                  f"{queues.UNREACHABLE_MESSAGE}. They go out with the next outbox delivery "
+                  "once it is back.", "warning")
+            return
         flash(f"Queued {done} reminder(s).", "success")
 
     @expose("/mark-paid/", methods=("GET", "POST"))

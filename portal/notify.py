@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from .billing.money import format_money
-from .models import Notification, utcnow
+from .models import NOTE_ACCOUNT, Notification, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -155,15 +155,35 @@ def deliver_pending(session: Session, sender: Sender, limit: int = 100,
                         note.id, note.user_id, note.attempts, ", giving up" if last else "", note.error)
                 continue
             note.sent_at, note.error = now, None
+            if note.kind == NOTE_ACCOUNT:  # its link is a key to the account: not kept here
+                note.body = SENT_LINK_BODY
             sent += 1
     session.flush()
     return sent
 
 
-def notify_user(session: Session, user_id: int, kind: str, subject: str, body: str,
-                invoice_id: int | None = None) -> Notification:
-    """Queue a ready-written notice (account messages, staff-triggered ones)."""
-    note = Notification(user_id=user_id, invoice_id=invoice_id, kind=kind, subject=subject, body=body)
-    session.add(note)
+# One mail of a kind (a sign-up link, a password link) per account in this time: however
+# often a form is posted, nobody's mailbox is flooded from here.
+ACCOUNT_MAIL_GAP = dt.timedelta(minutes=10)
+SENT_LINK_BODY = "(Sent. It held a one-time link, which is kept only in the mail.)"
+
+
+def queue_account_mail(session: Session, user_id: int, subject: str, body: str, now: dt.datetime) -> bool:
+    """Queue a ready-written mail about the account in the outbox; the caller commits.
+
+    Never sent inside a web request: the answer must not depend on (or wait for) the
+    mail server, or its timing and errors would tell which addresses have accounts.
+    False, and nothing queued, when the same mail went to this account within
+    ACCOUNT_MAIL_GAP.
+    """
+    recent = session.scalar(
+        select(Notification.id).where(
+            Notification.user_id == user_id, Notification.kind == NOTE_ACCOUNT,
+            Notification.subject == subject, Notification.created_at > now - ACCOUNT_MAIL_GAP,
+        ).limit(1))
+    if recent is not None:
+        return False
+    session.add(Notification(user_id=user_id, kind=NOTE_ACCOUNT, step=0, subject=subject, body=body,
+                             created_at=now))
     session.flush()
-    return note
+    return True

@@ -6,6 +6,7 @@ import re
 from urllib.parse import urlsplit
 
 from flask import current_app, make_response, redirect, render_template, request
+from werkzeug.urls import iri_to_uri
 
 from .billing.settings import BillingSettings
 from .models import utcnow
@@ -103,6 +104,7 @@ def see_other(location: str, external: bool = False):
         raise ValueError(f"refusing to redirect off-site to {location!r}")
     if is_htmx():
         response = make_response("", 204)
-        response.headers["HX-Redirect"] = location
+        # A header holds ASCII only: percent-encode as the Location header is.
+        response.headers["HX-Redirect"] = iri_to_uri(location)
         return response
     return redirect(location, 303)

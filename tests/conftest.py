@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy import select
 from flask_migrate import upgrade
 from werkzeug.security import generate_password_hash
 
@@ -186,6 +187,27 @@ def customer(session, make_user, client):
     session.commit()
     login(client, user)
     return user
+
+
+@pytest.fixture()
+def mailbox(session):
+    """mailbox(): the mails queued in the outbox since the last call, as the console prints them.
+
+    Account mails (sign-up and password links) leave through the outbox, never from
+    inside a request, so this is where a test finds them.
+    """
+    from portal.models import Notification
+
+    seen = [0]
+
+    def read() -> str:
+        session.expire_all()
+        notes = session.scalars(select(Notification).where(Notification.id > seen[0], Notification.body.is_not(None))
+                                .order_by(Notification.id)).all()
+        seen[0] = max([seen[0], *(n.id for n in notes)])
+        return "".join(f"--- mail to {n.user.email}: {n.subject}\n{n.body}\n---\n" for n in notes)
+
+    return read
 
 
 @pytest.fixture()

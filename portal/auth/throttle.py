@@ -49,6 +49,11 @@ def device_key(email: str, device: str) -> str:
     return account_key(email) + ":dev:" + hashlib.sha256(device.encode()).hexdigest()[:16]
 
 
+def password_key(user_id: int) -> str:
+    """Guesses of a signed-in user's current password (on the change-password form)."""
+    return f"password:{user_id}"
+
+
 def address_key(remote_addr: str | None) -> str:
     """The client address; an IPv6 client is its /64, as one host usually has a whole /64."""
     try:

@@ -18,7 +18,8 @@ from ..billing.subscriptions import find_plan
 from ..extensions import db, login_manager
 from ..imports import normalize_email
 from ..models import Plan, User
-from ..notify import sender_from_config
+from ..jobs import tasks
+from ..notify import queue_account_mail
 from ..web import here, is_htmx, local_path, now, safe_next, see_other
 from . import sessions, throttle
 from .forms import ChangePasswordForm, ConfirmForm, LoginForm, RequestLinkForm, SetPasswordForm, SignupForm
@@ -93,11 +94,10 @@ def signup():
                 _send_confirmation(user, plan)
                 user = None
         if user is not None:
-            sender_from_config(current_app.config).send(
-                user.email, "You already have an account",
-                "Someone, probably you, tried to sign up with this address, which already has an account.\n"
-                f"Log in at {current_app.config['PUBLIC_URL']}{url_for('auth.login')}, or use this link within "
-                f"24 hours to set a new password:\n{password_link(user)}\n")
+            _mail(user, "You already have an account",
+                  "Someone, probably you, tried to sign up with this address, which already has an account.\n"
+                  f"Log in at {current_app.config['PUBLIC_URL']}{url_for('auth.login')}, or use this link within "
+                  f"24 hours to set a new password:\n{password_link(user)}\n")
         flash(f"Almost done: open the link we emailed to {email} to finish signing up.", "info")
         return see_other(url_for("auth.login"))
     return page(422 if form.errors else 200)
@@ -114,9 +114,20 @@ def confirmation_link(user: User, plan: Plan | None = None) -> str:
 
 
 def _send_confirmation(user: User, plan: Plan | None = None) -> None:
-    sender_from_config(current_app.config).send(
-        user.email, "Confirm your email",
-        f"Open this link within 3 days to finish signing up:\n{confirmation_link(user, plan)}\n")
+    _mail(user, "Confirm your email",
+          f"Open this link within 3 days to finish signing up:\n{confirmation_link(user, plan)}\n")
+
+
+def _mail(user: User, subject: str, body: str) -> None:
+    """Mail `user` through the outbox, now: committed, then a worker is asked to send it.
+
+    Never from inside the request (a slow or broken mail server would show, in time
+    or in errors, which addresses have accounts); at most one such mail per account
+    every few minutes, however often a form is posted.
+    """
+    queue_account_mail(db.session, user.id, subject, body, now())
+    db.session.commit()
+    tasks.nudge_delivery(current_app.config["REDIS_URL"])
 
 
 @bp.route("/signup/confirm/<token>", methods=["GET", "POST"])
@@ -253,9 +264,21 @@ def logout():
 def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
+        # Guesses of the current password (a borrowed session) count like failed log-ins.
+        moment, key = now(), throttle.password_key(current_user.id)
+        account_limit, _ = _limits()
+        if until := throttle.reserve(db.session, key, account_limit, moment):
+            db.session.commit()
+            minutes = max(1, math.ceil((until - moment).total_seconds() / 60))
+            form.current.errors.append(f"Too many wrong current passwords. Try again in {minutes} minute"
+                                       f"{'s' if minutes > 1 else ''}.")
+            return render_template("auth/password.html", form=form), 429, {
+                "Retry-After": str(max(1, math.ceil((until - moment).total_seconds())))}
+        db.session.commit()
         if not (current_user.password_hash and check_password_hash(current_user.password_hash, form.current.data)):
             form.current.errors.append("That is not your current password.")
             return render_template("auth/password.html", form=form), 422
+        throttle.clear(db.session, key)
         current_user.password_hash = generate_password_hash(form.password.data)
         sessions.end_others(db.session, current_user.id)  # this browser stays in
         db.session.commit()
@@ -285,9 +308,11 @@ def request_link():
     if form.validate_on_submit():
         user = _by_email(form.email.data)
         if user:
-            sender_from_config(current_app.config).send(
-                user.email, "Set your password",
-                f"Use this link within 24 hours to set your password:\n{password_link(user)}\n")
+            _mail(user, "Set your password",
+                  f"Use this link within 24 hours to set your password:\n{password_link(user)}\n")
+        else:  # the same work, so the same time, whether or not the address is known
+            db.session.commit()
+            tasks.nudge_delivery(current_app.config["REDIS_URL"])
         # The same answer whether or not the address is known.
         flash("If that address has an account, a link to set a password is on its way.", "info")
         return see_other(url_for("auth.login"))

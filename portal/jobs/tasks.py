@@ -139,3 +139,15 @@ def deliver_notices(batch: int = 100) -> int:
             session.commit()
             sent += n
     return sent
+
+
+def nudge_delivery(redis_url: str) -> bool:
+    """Ask a worker to send the outbox now (a sign-up or password link should not wait for
+    the next periodic delivery). False if the queue cannot be reached: what is in the
+    outbox is sent by the periodic delivery once it is back."""
+    try:
+        queues.queue(queues.NOTIFICATIONS, queues.connection(redis_url)).enqueue(
+            deliver_notices, retry=RETRY, result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL)
+    except queues.UNREACHABLE:
+        return False
+    return True

@@ -100,15 +100,20 @@ def make_customer(served):
 
 
 def confirmation_link(app, email: str) -> str:
-    """The sign-up link mailed to `email` (console mail: the last one in gunicorn's log)."""
+    """The sign-up link mailed to `email`: the newest such mail in the outbox."""
     import re
 
-    from tests.live_server import server_log
+    from sqlalchemy import select
 
-    folder = Path(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")).parent
-    mails = server_log(folder / "instance").split(f"--- mail to {email}: Confirm your email")
-    assert len(mails) > 1, f"no confirmation mail to {email}"
-    return re.search(r"http://\S+/signup/confirm/\S+", mails[-1]).group(0)
+    from portal.models import Notification, User
+
+    with app.app_context():
+        body = db.session.scalar(
+            select(Notification.body).join(User, User.id == Notification.user_id)
+            .where(User.email == email, Notification.subject == "Confirm your email")
+            .order_by(Notification.id.desc()).limit(1))
+    assert body, f"no confirmation mail to {email}"
+    return re.search(r"http://\S+/signup/confirm/\S+", body).group(0)
 
 
 def first_page(page, base: str) -> None:

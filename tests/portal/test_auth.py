@@ -12,13 +12,13 @@ def signup(client, email="new@example.com", password="long enough", confirm=None
                                         "confirm": confirm or password})
 
 
-def test_sign_up_log_out_and_log_in(client, session, capsys):
+def test_sign_up_log_out_and_log_in(client, session, mailbox):
     response = signup(client, email="New@Example.COM")
     assert response.status_code == 303 and response.location == "/login"
     user = session.scalar(select(User).where(User.email == "new@example.com"))
     assert user and user.password_hash.startswith("scrypt:") and user.awaiting_confirmation
     assert client.get("/account").status_code == 302  # not before the emailed link
-    link = re.search(r"http://portal\.test(/signup/confirm/\S+)", capsys.readouterr().out).group(1)
+    link = re.search(r"http://portal\.test(/signup/confirm/\S+)", mailbox()).group(1)
     assert "Confirm and continue" in client.get(link).get_data(as_text=True)
     response = client.post(link)
     assert response.status_code == 303 and response.location == "/pricing"
@@ -30,11 +30,11 @@ def test_sign_up_log_out_and_log_in(client, session, capsys):
     assert response.status_code == 303 and response.location == "/account"
 
 
-def test_signing_up_with_a_taken_email_in_any_case_mails_its_owner(client, make_user, capsys):
+def test_signing_up_with_a_taken_email_in_any_case_mails_its_owner(client, make_user, mailbox):
     make_user(email="taken@example.com")
     response = signup(client, email="TAKEN@Example.com")
     assert response.status_code == 303 and response.location == "/login"
-    mail = capsys.readouterr().out
+    mail = mailbox()
     assert "mail to taken@example.com: You already have an account" in mail
     assert "/set-password/" in mail
 
@@ -79,10 +79,10 @@ def test_change_password(client, customer, session):
     assert ok.status_code == 303
 
 
-def test_imported_customer_sets_a_password_from_a_one_time_link(client, make_user, capsys):
+def test_imported_customer_sets_a_password_from_a_one_time_link(client, make_user, mailbox):
     make_user(email="imported@example.com", password=None)
     client.post("/set-password", data={"email": "imported@example.com"})
-    link = re.search(r"http://portal\.test(/set-password/\S+)", capsys.readouterr().out).group(1)
+    link = re.search(r"http://portal\.test(/set-password/\S+)", mailbox()).group(1)
     assert client.post(link, data={"password": "my new password", "confirm": "my new password"}).status_code == 303
     client.post("/logout")
     assert client.post("/login", data={"email": "imported@example.com", "password": "my new password"}).status_code == 303
@@ -90,10 +90,10 @@ def test_imported_customer_sets_a_password_from_a_one_time_link(client, make_use
     assert reused.location == "/set-password"  # the link worked once
 
 
-def test_unknown_address_gets_the_same_answer(client, capsys):
+def test_unknown_address_gets_the_same_answer(client, mailbox):
     response = client.post("/set-password", data={"email": "nobody@example.com"}, follow_redirects=True)
     assert "If that address has an account" in response.get_data(as_text=True)
-    assert "set-password/" not in capsys.readouterr().out
+    assert "set-password/" not in mailbox()
 
 
 def test_forms_without_a_csrf_token_are_rejected(client, make_user, config):

@@ -175,7 +175,7 @@ def test_api_tokens_are_shown_once_and_can_be_revoked(client, customer, session)
     assert client.get("/api/invoices/", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
 
 
-def test_the_plan_chosen_on_the_pricing_page_survives_sign_up(client, session, config, capsys):
+def test_the_plan_chosen_on_the_pricing_page_survives_sign_up(client, session, config, mailbox):
     config["CLOCK"] = lambda: utc(2024, 1, 31, 9)
     pricing = client.get("/pricing").get_data(as_text=True)
     assert 'href="/signup?plan=pro"' in pricing
@@ -184,7 +184,7 @@ def test_the_plan_chosen_on_the_pricing_page_survives_sign_up(client, session, c
     signed_up = client.post("/signup", data={"email": "new@example.com", "password": "a long password",
                                              "confirm": "a long password", "plan": "pro"})
     assert signed_up.status_code == 303 and signed_up.location == "/login"  # after the mailed link:
-    link = re.search(r"http://portal\.test(/signup/confirm/\S+)", capsys.readouterr().out).group(1)
+    link = re.search(r"http://portal\.test(/signup/confirm/\S+)", mailbox()).group(1)
     confirmed = client.post(link)
     assert confirmed.status_code == 303 and confirmed.location == "/subscribe?plan=pro"
     summary = client.get(confirmed.location).get_data(as_text=True)
