@@ -14,7 +14,7 @@ from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from sqlalchemy import select
 from wtforms import DateField, SelectField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms.validators import DataRequired, Length, NumberRange, Regexp, ValidationError
 
 from . import audit
 from .billing import dunning, reports
@@ -22,7 +22,7 @@ from .billing.errors import BillingError
 from .billing.money import format_money
 from .billing.subscriptions import cancel, change_plan
 from .extensions import db
-from .inputs import MAX_PAGE, BadInput, int64
+from .inputs import INT64_MAX, MAX_PAGE, BadInput, int64
 from .jobs import monitor, queues, tasks
 from .models import (
     INV_PAYABLE, INV_VOID, NOTE_REMINDER, AuditEntry, Invoice, Notification, Payment, Plan,
@@ -123,8 +123,16 @@ class PlanView(StaffModelView):
     column_filters = ("active", "interval")
     form_columns = ("code", "name", "description", "price", "currency", "interval", "trial_days", "active", "sort_order")
     form_args = {
-        "price": {"label": "Price (minor units, e.g. cents)", "validators": [NumberRange(min=0, message="A price cannot be negative.")]},
+        # Codes go in URLs, API bodies and CSV exports: plain lower-case ASCII only (\Z: no trailing newline).
+        "code": {"validators": [Regexp(r"\A[a-z0-9_-]{1,32}\Z", message=(
+            "A plan code is 1 to 32 lower-case letters (a-z), digits, '-' or '_', e.g. 'team' or 'pro-2024'."))]},
+        "price": {"label": "Price (minor units, e.g. cents)", "validators": [
+            NumberRange(min=0, message="A price cannot be negative."),
+            NumberRange(max=INT64_MAX, message=f"A price can be at most {INT64_MAX:,} minor units.")]},
+        "currency": {"validators": [Regexp(r"\A[A-Z]{3}\Z", message="A currency is a three-letter code in capitals, e.g. USD.")]},
         "trial_days": {"validators": [NumberRange(min=0, max=365)]},
+        "sort_order": {"validators": [NumberRange(min=-(2**31), max=2**31 - 1,
+                                                  message="The sort order must be a whole number from -2,147,483,648 to 2,147,483,647.")]},
     }
     form_choices = {"interval": [("month", "Monthly"), ("year", "Yearly")]}
 
@@ -294,8 +302,20 @@ class AuditView(ReadOnlyView):
     column_filters = ("action", "object_type", "actor.email")
 
 
+BILLING_WINDOW_DAYS = 366  # how far back a run "as of" a past day may go: a year of catching up
+
+
 class RunBillingForm(FlaskForm):
-    as_of = DateField("Bill as of", validators=[DataRequired()])
+    as_of = DateField("Bill as of", validators=[DataRequired(message="Give the day to bill as of (YYYY-MM-DD).")])
+
+    def validate_as_of(self, field):
+        """A day within the last year, today included: the jobs compute dates from it, and a day
+        like 0001-01-01 overflows them; a future day would bill before the periods are due."""
+        today = now().date()
+        earliest = today - dt.timedelta(days=BILLING_WINDOW_DAYS)
+        if not earliest <= field.data <= today:
+            raise ValidationError(f"Bill as of a day from {earliest.isoformat()} to today ({today.isoformat()}): "
+                                  f"{field.data.isoformat()} is outside that window.")
 
 
 class JobsView(StaffOnly, BaseView):
@@ -351,7 +371,8 @@ class JobsView(StaffOnly, BaseView):
     def run_billing(self):
         form = RunBillingForm()
         if not form.validate_on_submit():
-            flash("Give the day to bill as of (YYYY-MM-DD).", "error")
+            parsed = form.as_of.data is not None and form.as_of.errors  # a real day, outside the window
+            flash(form.as_of.errors[0] if parsed else "Give the day to bill as of (YYYY-MM-DD).", "error")
             return redirect(url_for(".index"))
         day = form.as_of.data.isoformat()
         _, reached = self._queue_action(

@@ -25,6 +25,29 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)  # bearer tokens need no CSRF; session callers are checked in api_auth
 
 
+def route(method: str, rule: str):
+    """Register a view under its rule and the same rule without the trailing slash: a 308 to
+    the other spelling is an HTML body that clients do not follow with a POST body.
+    (Werkzeug's strict_slashes=False would match too, but then gives a wrong method a 404,
+    not a 405, and OPTIONS an empty Allow.) '//' is not merged by a redirect either: a 404."""
+    def register(view):
+        for spelling in dict.fromkeys((rule, rule.rstrip("/") or rule)):  # url_for uses the first
+            bp.add_url_rule(spelling, view_func=view, methods=[method], merge_slashes=False)
+        return view
+    return register
+
+
+@bp.after_request
+def _options_answer(response):
+    """Flask answers OPTIONS itself with an empty 200 text/html: an empty 204 with Allow instead."""
+    if request.method == "OPTIONS" and response.status_code == 200 and not response.is_json:
+        response.status_code = 204
+        response.set_data(b"")
+        for header in ("Content-Type", "Content-Length"):
+            response.headers.pop(header, None)
+    return response
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str):
         super().__init__(message)
@@ -123,12 +146,12 @@ def subscription_json(sub: Subscription) -> dict:
     }
 
 
-@bp.get("/openapi.json")
+@route("GET", "/openapi.json")
 def openapi():
     return jsonify(spec())
 
 
-@bp.post("/subscribe/")
+@route("POST", "/subscribe/")
 @api_auth
 def api_subscribe():
     data = body()
@@ -140,7 +163,7 @@ def api_subscribe():
     return jsonify(subscription_json(sub)), 201
 
 
-@bp.post("/unsubscribe/")
+@route("POST", "/unsubscribe/")
 @api_auth
 def api_unsubscribe():
     data = body()
@@ -155,7 +178,7 @@ def api_unsubscribe():
     return jsonify(subscription_json(sub))
 
 
-@bp.get("/invoices/")
+@route("GET", "/invoices/")
 @api_auth
 def api_invoices():
     status = request.args.get("status")
@@ -173,13 +196,13 @@ def api_invoices():
                    per_page=pagination.per_page, total=pagination.total)
 
 
-@bp.get("/invoices/<int:invoice_id>/")
+@route("GET", "/invoices/<int:invoice_id>/")
 @api_auth
 def api_invoice(invoice_id: int):
     return jsonify(invoice_json(queries.own_invoice(g.api_user.id, invoice_id), detail=True))
 
 
-@bp.post("/pay/")
+@route("POST", "/pay/")
 @api_auth
 def api_pay():
     data = body()

@@ -2,7 +2,9 @@
 
 Called by the webhook, the return page and the demo checkout, in any order and
 any number of times: the Payment's unique provider_ref and a row lock on the
-invoice make every call after the first a no-op.
+invoice make every repeat a no-op. The provider's fetched state decides: a payment
+recorded as failed becomes succeeded when the checkout is later reported PAID
+(money received is always recorded); nothing turns a succeeded payment back.
 """
 from __future__ import annotations
 
@@ -53,8 +55,10 @@ def fulfil(session: Session, checkout: Checkout, now: dt.datetime,
                           provider_ref=checkout.ref, amount=checkout.amount,
                           currency=checkout.currency, status=PAY_PENDING, created_at=now)
         session.add(payment)
-    elif payment.status in (PAY_SUCCEEDED, PAY_FAILED):
+    elif payment.status == PAY_SUCCEEDED:
         return payment  # already final: a repeat or late message changes nothing
+    elif payment.status == PAY_FAILED and checkout.state != PAID:
+        return payment  # still failed: only money received (a PAID checkout) revives it
     payment.updated_at = now
 
     if checkout.state == PROCESSING:

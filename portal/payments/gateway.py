@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import stripe
 
+from ..inputs import INT64_MAX
 from ..models import Invoice, User
 from .checkout import EXPIRED, FAILED, OPEN, PAID, PROCESSING, Checkout, PaymentError
 
@@ -68,7 +70,8 @@ class StripeGateway:
         return self._checkout(session)
 
     def fetch(self, session_id: str) -> Checkout:
-        return self._checkout(self._call(self.client.v1.checkout.sessions.retrieve, session_id))
+        session = self._call(self.client.v1.checkout.sessions.retrieve, session_id)
+        return self._checkout(session, expected_id=session_id)
 
     def verify(self, payload: bytes, signature: str):
         """The event if any configured secret signed it recently; ValueError otherwise."""
@@ -102,24 +105,83 @@ class StripeGateway:
             raise PaymentError(message, retryable=retryable) from exc
 
     @staticmethod
-    def _checkout(session) -> Checkout:
-        if session.status == "expired":
-            state = EXPIRED
-        elif session.payment_status in ("paid", "no_payment_required"):
-            state = PAID
-        elif session.status == "complete":
-            state = PROCESSING  # async methods: completed, money not yet in
-        else:
-            state = OPEN
-        ref = session.client_reference_id
-        pi = session.payment_intent
-        return Checkout(
-            provider="stripe", ref=session.id,
-            invoice_id=int(ref) if ref and ref.isdigit() else None,
-            amount=session.amount_total or 0, currency=(session.currency or "").upper(),
-            state=state, url=session.url or "",
-            payment_ref=pi if isinstance(pi, str) else (pi.id if pi else ""),
-        )
+    def _checkout(session, expected_id: str | None = None) -> Checkout:
+        """The app's view of a Checkout Session; PaymentError (not retryable) for a session
+        whose fields the database could not hold or the app could not trust."""
+        try:
+            return _trusted_checkout(session.to_dict(), expected_id)
+        except _Untrusted as exc:
+            log.warning("untrusted checkout session %r: %s", expected_id, exc)
+            raise PaymentError(f"the payment provider sent a checkout session this app cannot use ({exc}).",
+                               retryable=False) from None
+
+
+class _Untrusted(ValueError):
+    """Why a session from the provider cannot be recorded."""
+
+
+# Stripe ids are short printable ASCII ("cs_test_a1B2..."): no spaces, controls or non-ASCII.
+_ID = re.compile(r"[\x21-\x7e]{1,255}")
+_CURRENCY = re.compile(r"[A-Za-z]{3}")
+_URL = re.compile(r"https?://[\x21-\x7e]{1,2000}")
+
+
+def _id(value, what: str, required: bool = True) -> str:
+    if value is None or value == "":
+        if required:
+            raise _Untrusted(f"no {what}")
+        return ""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise _Untrusted(f"its {what} is not a valid id")
+    return value
+
+
+def _trusted_checkout(data: dict, expected_id: str | None) -> Checkout:
+    if data.get("object") != "checkout.session":
+        raise _Untrusted("it is not a checkout session")
+    ref = _id(data.get("id"), "id")
+    if expected_id is not None and ref != expected_id:
+        raise _Untrusted("it is not the session asked for")
+
+    status, payment_status = data.get("status"), data.get("payment_status")
+    if status == "expired":
+        state = EXPIRED
+    elif payment_status in ("paid", "no_payment_required"):
+        state = PAID
+    elif status == "complete":
+        state = PROCESSING  # async methods: completed, money not yet in
+    else:
+        state = OPEN
+
+    client_ref = data.get("client_reference_id")
+    if client_ref is None or client_ref == "":
+        invoice_id = None
+    elif (isinstance(client_ref, str) and client_ref.isascii() and client_ref.isdigit()
+          and 1 <= int(client_ref) <= INT64_MAX):
+        invoice_id = int(client_ref)
+    else:
+        raise _Untrusted("its client_reference_id is not an invoice id")
+
+    amount = data.get("amount_total")
+    if amount is None:
+        amount = 0
+    if isinstance(amount, bool) or not isinstance(amount, int) or not 0 <= amount <= INT64_MAX:
+        raise _Untrusted("its amount_total is not a whole number from 0 to 2^63-1")
+
+    currency = data.get("currency") or ""
+    if not isinstance(currency, str) or (currency and not _CURRENCY.fullmatch(currency)):
+        raise _Untrusted("its currency is not a three-letter code")
+
+    url = ""
+    if state == OPEN:  # only an open session is a page to send the customer to
+        url = data.get("url")
+        if not isinstance(url, str) or not _URL.fullmatch(url):
+            raise _Untrusted("its url is not an http(s) address")
+
+    pi = data.get("payment_intent")
+    payment_ref = _id(pi.get("id") if isinstance(pi, dict) else pi, "payment_intent", required=False)
+    return Checkout(provider="stripe", ref=ref, invoice_id=invoice_id, amount=amount,
+                    currency=currency.upper(), state=state, url=url, payment_ref=payment_ref)
 
 
 def failed(checkout: Checkout) -> Checkout:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from ..account.forms import ActionForm
 from ..account.queries import own_invoice
 from ..extensions import csrf, db
-from ..inputs import int64
+from ..inputs import BadInput, check_text, int64
 from ..models import WebhookEvent
 from ..web import billing_settings, now, page_or_partial, see_other
 from .checkout import EXPIRED, PAID, PROCESSING, PaymentError
@@ -153,8 +153,15 @@ def webhook():
     return jsonify(received=True)
 
 
-def _text(value) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 255 and "\x00" not in value
+def _text(value, limit: int = 255) -> bool:
+    """A string the database can store: 1..limit characters, no NUL, no lone surrogate."""
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        return False
+    try:
+        check_text(value, "The value")
+    except BadInput:
+        return False
+    return True
 
 
 def _malformed(event) -> str | None:
@@ -162,7 +169,7 @@ def _malformed(event) -> str | None:
     event = event.to_dict()
     if not _text(event.get("id")):
         return "The event has no valid 'id'."
-    if not _text(event.get("type")):
+    if not _text(event.get("type"), limit=120):  # WebhookEvent.type is a VARCHAR(120)
         return "The event has no valid 'type'."
     if event["type"] in CHECKOUT_EVENTS:
         data = event.get("data")

@@ -128,11 +128,11 @@ def test_run_billing_now_from_the_console(client, staff, book, session, config, 
     from portal.jobs import queues
     config["REDIS_URL"] = ""
     monkeypatch.setattr(queues, "_embedded", fakeredis.FakeRedis())  # a queue no worker drains
-    response = client.post("/admin/jobs/run-billing", data={"as_of": "2024-04-20"})
+    response = client.post("/admin/jobs/run-billing", data={"as_of": "2024-03-01"})
     assert response.status_code == 302
     [job] = queues.queue(queues.BILLING, queues.connection("")).get_jobs()
-    assert job.func_name == "portal.jobs.tasks.daily_billing" and job.args == ("2024-04-20",)
-    assert session.scalar(select(AuditEntry)).detail == "as of 2024-04-20"
+    assert job.func_name == "portal.jobs.tasks.daily_billing" and job.args == ("2024-03-01",)
+    assert session.scalar(select(AuditEntry)).detail == "as of 2024-03-01"
 
 
 def test_dashboard_figures_for_a_known_book(client, staff, book, session):

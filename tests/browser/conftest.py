@@ -132,7 +132,9 @@ def submit(page, button: str) -> None:
     click(page, button, "button")
     page.locator("body > :first-child:not([data-answered])").wait_for(state="attached")
     # ...and for htmx to finish settling the new content (its forms are boosted then).
-    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    # A locator, not wait_for_function("..."): polling a string predicate evals it in the page,
+    # which the CSP (no 'unsafe-eval') refuses whenever htmx is still busy on the first check.
+    page.locator(".htmx-request, .htmx-swapping, .htmx-settling").first.wait_for(state="detached")
 
 
 def log_in(page, base: str, email: str, password: str) -> None:

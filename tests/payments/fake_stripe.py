@@ -23,6 +23,7 @@ class FakeStripe:
         self.sessions: dict[str, dict] = {}
         self.replies: dict[str, dict] = {}   # idempotency key -> response body
         self.fail_next: tuple[int, dict] | None = None
+        self.new_session_fields: dict = {}   # merged into every session created (tampering)
         self._ids = itertools.count(1)
         self._server = None
 
@@ -41,6 +42,10 @@ class FakeStripe:
                  payment_intent=f"pi_{session_id[3:]}")
         if amount is not None:
             s["amount_total"] = amount
+
+    def tamper(self, session_id: str, **fields) -> None:
+        """Make Stripe answer with a session the app must not trust (fields as Stripe sends them)."""
+        self.sessions[session_id].update(fields)
 
     def expire(self, session_id: str) -> None:
         self.sessions[session_id].update(status="expired")
@@ -87,6 +92,7 @@ class FakeStripe:
                 "metadata": {k[9:-1]: v for k, v in form.items() if k.startswith("metadata[")},
                 "payment_intent": None, "success_url": form.get("success_url"), "cancel_url": form.get("cancel_url"),
             }
+            self.sessions[sid].update(self.new_session_fields)
             return self.sessions[sid]
         if request.method == "GET" and path.startswith("/v1/checkout/sessions/"):
             return self.sessions.get(path.rsplit("/", 1)[1])
