@@ -189,6 +189,17 @@ def customer(session, make_user, client):
     return user
 
 
+@pytest.fixture(autouse=True)
+def own_embedded_queue(monkeypatch):
+    """Each test its own in-memory queue: a worker thread an earlier test started (embedded
+    mode) must not drain this test's jobs, such as the nudge that sends account mail."""
+    import fakeredis
+
+    from portal.jobs import queues
+
+    monkeypatch.setattr(queues, "_embedded", fakeredis.FakeRedis())
+
+
 @pytest.fixture()
 def mailbox(session):
     """mailbox(): the mails queued in the outbox since the last call, as the console prints them.
