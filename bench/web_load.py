@@ -35,12 +35,10 @@ import datetime as dt
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -60,6 +58,7 @@ from portal.billing.subscriptions import find_plan, subscribe  # noqa: E402
 from portal.cli import seed_plans  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import Invoice, User  # noqa: E402
+from tests.live_server import gunicorn_process  # noqa: E402  (the tests' server, as production runs it)
 
 EMAIL, PASSWORD = "bench@example.com", "bench password 42"
 TARGET = 0.25
@@ -110,33 +109,8 @@ def seed(url: str, invoices: int) -> tuple[str, int]:
 @contextlib.contextmanager
 def serve(url: str, workers: int, instance: Path):
     """The README's production command on a free loopback port; yields (base URL, master pid)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": url, "INSTANCE_PATH": str(instance), "SECRET_KEY": "bench-secret",
-           "PUBLIC_URL": f"http://127.0.0.1:{port}", "REDIS_URL": "", "STRIPE_SECRET_KEY": "",
-           "MAIL_SERVER": ""}
-    log = open(instance / "gunicorn.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", str(workers),
-                             "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"gunicorn did not start:\n{(instance / 'gunicorn.log').read_text()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}", proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with gunicorn_process(url, instance, workers) as (base, proc):
+        yield base, proc.pid
 
 
 def cpu_ticks(pid: int) -> int:

@@ -28,6 +28,13 @@ def gunicorn(database_url: str, instance_path: Path, workers: int = 2, **env: st
 
     Extra keyword arguments become environment variables of the server (strings).
     """
+    with gunicorn_process(database_url, instance_path, workers, **env) as (base, _):
+        yield base
+
+
+@contextlib.contextmanager
+def gunicorn_process(database_url: str, instance_path: Path, workers: int = 2, **env: str):
+    """As gunicorn(), yielding (base URL, the master process): bench/web_load.py reads its CPU."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     instance_path.mkdir(parents=True, exist_ok=True)
@@ -59,7 +66,7 @@ def gunicorn(database_url: str, instance_path: Path, workers: int = 2, **env: st
             if time.monotonic() > deadline:
                 raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text()}")
             time.sleep(0.1)
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         try:
