@@ -25,8 +25,13 @@ class ThreadWorker(SimpleWorker):
         pass
 
 
-def start(app, scheduler_interval: int = 5) -> dict:
-    """Start a worker thread and a scheduler thread; returns them (daemons)."""
+def start(app, scheduler_interval: int = 5, stop: threading.Event | None = None) -> dict:
+    """Start a worker thread and a scheduler thread; returns them (daemons).
+
+    Setting `stop` ends the scheduling (the worker then has nothing more to do): tests
+    do, so periodic jobs never run against later tests' data.
+    """
+    stop = stop or threading.Event()
     os.environ["TZ"] = "UTC"  # rq-scheduler computes cron times in local time
     time.tzset()
     conn = queues.connection("")
@@ -39,13 +44,13 @@ def start(app, scheduler_interval: int = 5) -> dict:
     delayed = RQScheduler([queues.queue(q, conn) for q in queues.ALL], connection=conn)
 
     def run_scheduler():
-        while True:
+        while not stop.is_set():
             try:
                 sched.enqueue_jobs()
                 delayed.enqueue_scheduled_jobs()
             except Exception:  # keep the loop alive; the error is logged
                 log.exception("embedded scheduler pass failed")
-            time.sleep(scheduler_interval)
+            stop.wait(scheduler_interval)
 
     worker = ThreadWorker([queues.queue(q, conn) for q in queues.ALL], connection=conn)
     threads = {

@@ -2,6 +2,7 @@
 import datetime as dt
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -99,15 +100,21 @@ def test_embedded_mode_runs_a_scheduled_job(app, session, make_user, settings):
     customers(session, make_user, settings, 2)
     conn = queues.connection("")
     conn.flushdb()  # only this test's jobs on the in-process queue
-    embedded.start(app, scheduler_interval=1)
-    sched = schedule.scheduler(conn)
-    sched.enqueue_at(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(seconds=1),
-                     tasks.daily_billing, "2024-02-11", queue_name=queues.BILLING)
-    deadline = time.monotonic() + 20
-    while count(session, Invoice) < 4 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert count(session, Invoice) == 4
-    assert {j["id"] for j in monitor.scheduled_jobs(conn)} >= {"periodic-billing-daily"}
+    stop = threading.Event()
+    embedded.start(app, scheduler_interval=1, stop=stop)
+    try:
+        sched = schedule.scheduler(conn)
+        sched.enqueue_at(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(seconds=1),
+                         tasks.daily_billing, "2024-02-11", queue_name=queues.BILLING)
+        deadline = time.monotonic() + 20
+        while count(session, Invoice) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert count(session, Invoice) == 4
+        assert {j["id"] for j in monitor.scheduled_jobs(conn)} >= {"periodic-billing-daily"}
+    finally:
+        # Its periodic jobs (overdue marking every hour, the outbox every five minutes)
+        # must not go on running against the data of the tests after this one.
+        stop.set()
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
