@@ -7,19 +7,10 @@ from sqlalchemy import func, select
 from portal.billing import reports
 from portal.billing.subscriptions import find_plan, subscribe
 from portal.models import AuditEntry, Invoice, Notification, Payment, Plan, Subscription
-from tests.conftest import login, utc
+from tests.conftest import utc
 
 VIEWS = ["/admin/", "/admin/user/", "/admin/plan/", "/admin/subscription/", "/admin/invoice/",
          "/admin/payment/", "/admin/notification/", "/admin/webhookevent/", "/admin/auditentry/", "/admin/jobs/"]
-
-
-@pytest.fixture()
-def staff(session, make_user, client, config):
-    config["CLOCK"] = lambda: utc(2024, 3, 5, 12)
-    user = make_user(email="staff@example.com", is_staff=True)
-    session.commit()
-    login(client, user)
-    return user
 
 
 @pytest.fixture()

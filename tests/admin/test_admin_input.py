@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 
 from portal.jobs import queues
 from portal.models import AuditEntry, Plan
-from tests.admin.test_admin import staff  # noqa: F401  (clock at 2024-03-05 12:00 UTC)
 
 
 @pytest.fixture()

@@ -5,22 +5,13 @@ from sqlalchemy import func, select
 
 from portal.billing.subscriptions import find_plan, subscribe
 from portal.models import AuditEntry, Notification
-from tests.conftest import free_port, login, utc
+from tests.conftest import free_port, utc
 
 
 @pytest.fixture()
 def redis_down(config):
     """REDIS_URL names a closed loopback port: a Redis that is down (the real one is left alone)."""
     config["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
-
-
-@pytest.fixture()
-def staff(session, make_user, client, config):
-    config["CLOCK"] = lambda: utc(2024, 3, 5, 12)
-    user = make_user(email="staff@example.com", is_staff=True)
-    session.commit()
-    login(client, user)
-    return user
 
 
 def audit_actions(session):
