@@ -23,6 +23,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_logging(app)
     register_proxies(app)
     register_extensions(app)
+    register_transactions(app)
     register_inputs(app)
     register_blueprints(app)
     register_admin(app)
@@ -56,6 +57,13 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please log in to see that page."
     login_manager.login_message_category = "info"
     csrf.init_app(app)
+
+
+def register_transactions(app: Flask) -> None:
+    """One unit of work per request: see portal/transactions.py."""
+    from . import transactions
+
+    transactions.init_app(app)
 
 
 def register_inputs(app: Flask) -> None:

@@ -16,8 +16,7 @@ from sqlalchemy import select
 from wtforms import DateField, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Regexp, ValidationError
 
-from . import audit
-from .billing import dunning, reports
+from .billing import audit, invoices, reports
 from .billing.errors import BillingError
 from .billing.money import format_money
 from .billing.subscriptions import cancel, change_plan
@@ -25,11 +24,11 @@ from .extensions import db
 from .inputs import INT64_MAX, MAX_PAGE, BadInput, int64
 from .jobs import monitor, queues, tasks
 from .models import (
-    INV_PAYABLE, INV_VOID, NOTE_REMINDER, AuditEntry, Invoice, Notification, Payment, Plan,
+    AuditEntry, Invoice, Notification, Payment, Plan,
     Subscription, User, WebhookEvent, parse_invoice_number,
 )
 from .payments.fulfil import record_manual_payment
-from .web import billing_settings, now
+from .runtime import billing_settings, now
 
 
 class StaffOnly:
@@ -227,29 +226,16 @@ class InvoiceView(StaffModelView):
 
     @action("void", "Void", "Void the selected invoices? Customers will no longer be asked to pay them.")
     def void(self, ids):
-        done = 0
-        for inv in db.session.scalars(select(Invoice).where(Invoice.id.in_(_ints(ids)))):
-            if inv.status in INV_PAYABLE:
-                inv.status, inv.voided_at = INV_VOID, now()
-                _audited("void", inv)
-                db.session.flush()
-                dunning.settle(db.session, inv.subscription_id, now().date(), billing_settings())
-                done += 1
+        done = sum(invoices.void(db.session, inv, now(), billing_settings(), current_user.id)
+                   for inv in db.session.scalars(select(Invoice).where(Invoice.id.in_(_ints(ids)))))
         db.session.commit()
         flash(f"Voided {done} invoice(s).", "success")
 
     @action("remind", "Send a reminder now")
     def remind(self, ids):
-        done = 0
-        stamp = int(now().timestamp())
-        for inv in db.session.scalars(select(Invoice).where(Invoice.id.in_(_ints(ids)))):
-            if inv.status in INV_PAYABLE:
-                # A staff reminder has a step of its own (the time), so it never
-                # collides with the scheduled steps.
-                db.session.add(Notification(user_id=inv.user_id, invoice_id=inv.id, kind=NOTE_REMINDER,
-                                            step=stamp, created_at=now()))
-                _audited("send_reminder", inv)
-                done += 1
+        moment = now()
+        done = sum(invoices.send_reminder(db.session, inv, moment, current_user.id)
+                   for inv in db.session.scalars(select(Invoice).where(Invoice.id.in_(_ints(ids)))))
         # The reminders are the outbox rows, committed here: the periodic delivery sends them
         # whatever happens next. Asking a worker to deliver at once is only a nudge, so a
         # queue that is down cannot undo (or misreport) what was saved.

@@ -16,11 +16,10 @@ from werkzeug.security import generate_password_hash
 
 from .auth.sessions import end_all
 from .billing.daily import run_day
-from .billing.settings import BillingSettings
 from .extensions import db
 from .imports import import_subscriptions, normalize_email
 from .models import Invoice, Plan, User, utcnow
-from .notify import deliver_pending, sender_from_config
+from .runtime import as_of, billing_settings, deliver_outbox
 from .passwords import weakness
 
 billing_cli = AppGroup("billing", help="Run billing.")
@@ -38,33 +37,14 @@ DEFAULT_PLANS = (
 )
 
 
-def as_of(day: dt.datetime | None) -> dt.datetime:
-    """Now, or the given day at the current UTC time of day."""
-    now = utcnow()
-    return now if day is None else now.replace(year=day.year, month=day.month, day=day.day)
-
-
-def billing_settings() -> BillingSettings:
-    return BillingSettings.from_config(current_app.config)
-
-
-def deliver_all(session, sender, now) -> int:
-    total = 0
-    while sent := deliver_pending(session, sender, now=now):
-        session.commit()
-        total += sent
-    session.commit()
-    return total
-
-
 @billing_cli.command("run")
 @click.option("--as-of", "day", type=ISO_DATE, help="Bill as of this day (YYYY-MM-DD); default today.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 def billing_run(day, as_json):
     """Issue due invoices, mark overdue, queue and send reminders."""
-    now = as_of(day)
+    now = as_of(day.date() if day else None)
     counts = run_day(db.session, now, billing_settings(), db.session.commit)
-    counts["notices_sent"] = deliver_all(db.session, sender_from_config(current_app.config), now)
+    counts["notices_sent"] = deliver_outbox(db.session, now)
     if as_json:
         click.echo(json.dumps({"as_of": now.date().isoformat(), **counts}))
     else:

@@ -1,24 +1,12 @@
-"""Small helpers every blueprint shares: the clock, HTMX-aware responses."""
+"""Small helpers every blueprint shares: HTMX-aware responses and safe redirects."""
 from __future__ import annotations
 
-import datetime as dt
 import re
 from urllib.parse import urlsplit
 
-from flask import current_app, make_response, redirect, render_template, request
+from flask import make_response, redirect, render_template, request
 from werkzeug.urls import iri_to_uri
 
-from .billing.settings import BillingSettings
-from .models import utcnow
-
-
-def now() -> dt.datetime:
-    """The current UTC time; tests may set CLOCK to bill 'as of' another day."""
-    return current_app.config.get("CLOCK", utcnow)()
-
-
-def billing_settings() -> BillingSettings:
-    return BillingSettings.from_config(current_app.config)
 
 
 HTMX_HEADERS = ("HX-Request", "HX-Boosted", "HX-Target")

@@ -148,7 +148,9 @@ def make_user(session):
             **kw,
         )
         session.add(user)
-        session.flush()
+        # Committed: requests share the tests' app context and session, and a request
+        # answering 4xx rolls back whatever it finds uncommitted (portal/transactions.py).
+        session.commit()
         return user
 
     return make

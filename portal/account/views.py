@@ -13,7 +13,8 @@ from ..billing.subscriptions import (
 from ..extensions import db
 from ..models import SUB_TRIALING
 from .. import inputs, tokens
-from ..web import billing_settings, now, page_or_partial, see_other, targets
+from ..runtime import billing_settings, now
+from ..web import page_or_partial, see_other, targets
 from . import queries
 from .forms import ActionForm, PlanForm, TokenForm
 

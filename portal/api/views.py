@@ -17,7 +17,7 @@ from ..extensions import csrf, db
 from ..models import INV_STATUSES, Invoice, Subscription
 from ..payments.checkout import PaymentError
 from ..payments.service import start_payment
-from ..web import billing_settings, now
+from ..runtime import billing_settings, now
 from ..account import queries
 from .openapi import spec
 

@@ -20,7 +20,8 @@ from ..imports import normalize_email
 from ..models import Plan, User
 from ..jobs import tasks
 from ..notify import queue_account_mail
-from ..web import here, is_htmx, local_path, now, safe_next, see_other
+from ..runtime import now
+from ..web import here, is_htmx, local_path, safe_next, see_other
 from . import sessions, throttle
 from .forms import ChangePasswordForm, ConfirmForm, LoginForm, RequestLinkForm, SetPasswordForm, SignupForm
 

@@ -45,12 +45,11 @@ def app():
     return _app
 
 
-def _as_of(as_of: str | None) -> dt.datetime:
-    now = dt.datetime.now(dt.timezone.utc)
-    if not as_of:
-        return now
-    day = dt.date.fromisoformat(as_of)
-    return now.replace(year=day.year, month=day.month, day=day.day)
+def _as_of(day: str | None) -> dt.datetime:
+    """The moment a job acts at: now, or now on the ISO day it was queued for."""
+    from portal.runtime import as_of
+
+    return as_of(dt.date.fromisoformat(day) if day else None)
 
 
 def _conn():
@@ -61,13 +60,12 @@ def _conn():
 @contextmanager
 def unit_of_work():
     """(session, billing settings) in an app context; commits on success, always cleans up."""
-    from portal.billing.settings import BillingSettings
     from portal.extensions import db
+    from portal.runtime import billing_settings
 
-    a = app()
-    with a.app_context():
+    with app().app_context():
         try:
-            yield db.session, BillingSettings.from_config(a.config)
+            yield db.session, billing_settings()
             db.session.commit()
         finally:
             db.session.remove()
@@ -77,10 +75,10 @@ def daily_billing(as_of: str | None = None) -> dict:
     """Fan the day's billing out: one job per id range, then overdue and notices."""
     from portal.billing.invoicing import due_id_range, id_chunks
 
-    now = _as_of(as_of)
-    day = now.date().isoformat()
     with unit_of_work() as (session, settings):
+        now = _as_of(as_of)
         span = due_id_range(session, now.date())
+    day = now.date().isoformat()
     conn = _conn()
     billing = queues.queue(queues.BILLING, conn)
     chunks = [
@@ -130,15 +128,10 @@ def send_reminders(as_of: str | None = None) -> dict:
 
 def deliver_notices(batch: int = 100) -> int:
     """Send what is in the outbox, a batch per transaction."""
-    from portal.notify import deliver_pending, sender_from_config
+    from portal.runtime import deliver_outbox
 
-    sent = 0
     with unit_of_work() as (session, _):
-        sender = sender_from_config(app().config)
-        while n := deliver_pending(session, sender, limit=batch):
-            session.commit()
-            sent += n
-    return sent
+        return deliver_outbox(session, batch=batch)
 
 
 def nudge_delivery(redis_url: str) -> bool:

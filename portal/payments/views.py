@@ -15,7 +15,8 @@ from ..account.queries import own_invoice
 from ..extensions import csrf, db
 from ..inputs import BadInput, check_text, int64
 from ..models import WebhookEvent
-from ..web import billing_settings, now, page_or_partial, see_other
+from ..runtime import billing_settings, now
+from ..web import page_or_partial, see_other
 from .checkout import EXPIRED, PAID, PROCESSING, PaymentError
 from .fulfil import fulfil
 from .gateway import failed

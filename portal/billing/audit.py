@@ -5,7 +5,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from .models import AuditEntry
+from ..models import AuditEntry
 
 
 def record(session: Session, actor_id: int | None, action: str, obj, detail: str = "",

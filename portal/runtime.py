@@ -1,0 +1,42 @@
+"""The app's clock, billing settings and mail sender: one definition, used by requests,
+jobs and commands alike (each runs inside an app context)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from .billing.settings import BillingSettings
+from .models import utcnow
+from .notify import Sender, deliver_pending, sender_from_config
+
+
+def now() -> dt.datetime:
+    """The current UTC time; tests may set CLOCK to act 'as of' another moment."""
+    return current_app.config.get("CLOCK", utcnow)()
+
+
+def as_of(day: dt.date | None) -> dt.datetime:
+    """Now, or the given day at the current time of day (a run 'as of' a past day)."""
+    moment = now()
+    return moment if day is None else moment.replace(year=day.year, month=day.month, day=day.day)
+
+
+def billing_settings() -> BillingSettings:
+    return BillingSettings.from_config(current_app.config)
+
+
+def mail_sender() -> Sender:
+    return sender_from_config(current_app.config)
+
+
+def deliver_outbox(session: Session, moment: dt.datetime | None = None, batch: int = 100) -> int:
+    """Send everything the outbox holds, one committed transaction per batch, so a
+    message sent is never sent again if a later batch fails."""
+    sender, sent = mail_sender(), 0
+    while count := deliver_pending(session, sender, limit=batch, now=moment):
+        session.commit()
+        sent += count
+    session.commit()
+    return sent

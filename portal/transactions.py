@@ -1,0 +1,53 @@
+"""Where a transaction begins and ends: one per web request, job and command.
+
+The billing core and the services only flush; these are the only places that commit.
+A request commits when its answer is a success or a redirect (status < 400) and rolls
+back otherwise (a refused form, a 404, an error), so nothing is ever half-written.
+Code that must undo part of a request and still answer 2xx/3xx (a refused plan change
+that flashes its reason) wraps that part in `session.begin_nested()`.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from flask import Flask, Response
+
+from .extensions import db
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def end_request(response: Response) -> Response:
+    """after_request: commit a successful answer, roll back any other."""
+    if response.status_code < 400:
+        db.session.commit()  # a failure here becomes the 500 page (which rolls back)
+    else:
+        db.session.rollback()
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(end_request)
+
+
+@contextmanager
+def unit_of_work() -> Iterator[None]:
+    """A job's or command's transaction: commit at the end, roll back on any error."""
+    try:
+        yield
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def one_transaction(command: F) -> F:
+    """A CLI command in one unit of work (wrap below @click.command / @with_appcontext)."""
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with unit_of_work():
+            return command(*args, **kwargs)
+    return run  # type: ignore[return-value]
