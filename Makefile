@@ -2,18 +2,19 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt pyproject.toml | cksum | cut -d' ' -f1)
 FLASK  := $(BIN)/flask --app wsgi
 HTMX_VERSION := 2.0.11
 PORT   ?= 5000
 export PORT
 
-.PHONY: run test install assets migrate bench clean up
+.PHONY: run test lint install assets migrate bench clean up
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -39,8 +40,15 @@ run: $(STAMP) assets migrate
 test: $(STAMP) assets
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The guard rails CI runs before the tests: lint and format, types, import contracts.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
 bench: $(STAMP)
-	$(BIN)/python bench/billing_run.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.billing_run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts static/vendor

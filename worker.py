@@ -15,7 +15,7 @@ import time
 os.environ["TZ"] = "UTC"
 time.tzset()
 
-from portal import create_app  # noqa: E402
+from portal.app import create_app  # noqa: E402
 from portal.jobs import queues, schedule, tasks  # noqa: E402
 from portal.jobs.workers import Worker  # noqa: E402
 

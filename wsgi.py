@@ -1,4 +1,4 @@
 """WSGI entry point: `gunicorn wsgi:app`, `flask --app wsgi run`."""
-from portal import create_app
+from portal.app import create_app
 
 app = create_app()

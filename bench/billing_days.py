@@ -12,14 +12,11 @@ grows with N has gone quadratic.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from billing_run import AS_OF, arguments, fresh_database, raw_insert_select  # noqa: E402
+from bench.billing_run import AS_OF, arguments, fresh_database, raw_insert_select  # noqa: E402
 
 from portal.billing import daily  # noqa: E402
 from portal.billing.invoicing import run_billing  # noqa: E402

@@ -17,18 +17,16 @@ import datetime as dt
 import os
 import resource
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 
-from portal import create_app  # noqa: E402
+from portal.app import create_app  # noqa: E402
 from portal.billing.invoicing import run_billing  # noqa: E402
 from portal.billing.settings import BillingSettings  # noqa: E402
 from portal.cli import seed_plans  # noqa: E402

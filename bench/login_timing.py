@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_migrate import upgrade  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
 
-from portal import create_app  # noqa: E402
+from portal.app import create_app  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import User  # noqa: E402
 

@@ -37,20 +37,18 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
 
-from portal import create_app  # noqa: E402
+from portal.app import create_app  # noqa: E402
 from portal import tokens  # noqa: E402
 from portal.billing.invoicing import run_billing  # noqa: E402
 from portal.billing.settings import BillingSettings  # noqa: E402

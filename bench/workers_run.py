@@ -17,13 +17,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from flask import current_app  # noqa: E402
-from billing_run import AS_OF, arguments, fresh_database  # noqa: E402
+from bench.billing_run import AS_OF, arguments, fresh_database  # noqa: E402
 
 from portal.billing.invoicing import run_billing  # noqa: E402
 from portal.billing.settings import BillingSettings  # noqa: E402

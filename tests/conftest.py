@@ -17,7 +17,7 @@ from sqlalchemy import select
 from flask_migrate import upgrade
 from werkzeug.security import generate_password_hash
 
-from portal import create_app
+from portal.app import create_app
 from portal.billing.settings import BillingSettings
 from portal.cli import seed_plans
 from portal.extensions import db
@@ -113,7 +113,7 @@ def app(backend, tmp_path_factory):
 def session(app):
     """db.session inside an app context, on empty tables with the plans seeded."""
     with app.app_context():
-        _empty_tables()
+        empty_tables(db.engine)
         seed_plans(db.session)
         db.session.commit()
         yield db.session
@@ -121,8 +121,8 @@ def session(app):
         db.session.remove()
 
 
-def _empty_tables():
-    with db.engine.begin() as conn:
+def empty_tables(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             names = ", ".join(t.name for t in Base.metadata.sorted_tables)
             conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))

@@ -33,7 +33,7 @@ def app():
     drops the pool (without closing the parent's sockets) and opens its own."""
     global _app, _app_pid
     if _app is None:
-        from portal import create_app
+        from portal.app import create_app
 
         _app, _app_pid = create_app(), os.getpid()
     elif _app_pid != os.getpid():

@@ -7,7 +7,6 @@ from sqlalchemy import func, select, update
 from portal.billing.invoicing import bill_chunk, id_chunks, run_billing
 from portal.billing.settings import BillingSettings
 from portal.billing.subscriptions import find_plan, subscribe
-from portal.extensions import db
 from portal.models import Invoice, Plan, Subscription
 from tests.conftest import utc
 
@@ -110,21 +109,19 @@ def test_the_unique_period_constraint_stops_a_duplicate(session, make_user, sett
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite has one writer
-def test_two_runs_at_once_bill_each_period_once(app, session, make_user):
+def test_two_runs_at_once_bill_each_period_once(session, new_session, make_user):
     settings = BillingSettings(chunk_size=7)
     make_subs(session, make_user, settings, 60)
     barrier = threading.Barrier(2)
     errors = []
 
     def worker():
-        with app.app_context():
+        with new_session() as own:
             try:
                 barrier.wait()
-                run_billing(db.session, utc(2024, 5, 2), settings, db.session.commit)
+                run_billing(own, utc(2024, 5, 2), settings, own.commit)
             except Exception as exc:  # surfaced below
                 errors.append(exc)
-            finally:
-                db.session.remove()
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
     [t.start() for t in threads]

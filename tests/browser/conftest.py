@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from portal import create_app
+from portal.app import create_app
 from portal.cli import create_staff, seed_plans
 from portal.extensions import db
 from tests.conftest import TEST_CONFIG, service_unavailable

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from portal import create_app
+from portal.app import create_app
 from tests.conftest import TEST_CONFIG, login
 
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 from werkzeug.security import generate_password_hash
 
-from portal import create_app
+from portal.app import create_app
 from portal.extensions import db
 from portal.models import LoginThrottle, User
 from tests.conftest import TEST_CONFIG, _postgres_schema_url

@@ -1,0 +1,163 @@
+"""create_app(): builds one app instance (the web app, a worker, a command)."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from . import config as config_module
+from .extensions import csrf, db, login_manager, migrate
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(config_module.ROOT / "templates"),
+        static_folder=str(config_module.ROOT / "static"),
+        instance_path=str(config_module.INSTANCE),
+    )
+    app.config.update(config_module.from_env())
+    app.config.update(config or {})
+    register_logging(app)
+    register_proxies(app)
+    register_extensions(app)
+    register_transactions(app)
+    register_inputs(app)
+    register_blueprints(app)
+    register_admin(app)
+    register_templates(app)
+    register_htmx(app)
+    register_errors(app)
+    register_cli(app)
+    return app
+
+
+def register_logging(app: Flask) -> None:
+    if not app.debug and not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def register_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES reverse proxies, take the client address and scheme from them
+    (log-in limits are per client address)."""
+    hops = app.config.get("TRUSTED_PROXIES", 0)
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"))
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to see that page."
+    login_manager.login_message_category = "info"
+    csrf.init_app(app)
+
+
+def register_transactions(app: Flask) -> None:
+    """One unit of work per request: see portal/transactions.py."""
+    from . import transactions
+
+    transactions.init_app(app)
+
+
+def register_inputs(app: Flask) -> None:
+    """Bounded ids in every route, chunked bodies held to MAX_CONTENT_LENGTH, NUL bytes refused."""
+    from . import inputs
+
+    app.request_class = inputs.BoundedRequest
+    app.url_map.converters["int"] = inputs.Int64Converter  # before any route is added
+    app.before_request(inputs.guard_request)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .account.views import bp as account
+    from .api.views import bp as api
+    from .auth.views import bp as auth
+    from .payments.views import bp as payments
+
+    for blueprint in (auth, account, payments, api):
+        app.register_blueprint(blueprint)
+
+
+def register_admin(app: Flask) -> None:
+    from .admin import init_admin
+    from .security import init_security
+
+    init_security(app, init_admin(app))
+
+
+def register_templates(app: Flask) -> None:
+    from functools import lru_cache
+
+    from .billing.money import format_money
+    from .web import targets
+
+    # Dates repeat on every list page (periods, due days): format each one once.
+    day = lru_cache(maxsize=4096)(lambda d: d.strftime("%b %-d, %Y"))
+    app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["day"] = lambda d: day(d) if d else ""
+    app.jinja_env.filters["moment"] = lambda t: t.strftime("%b %-d, %Y %H:%M UTC") if t else ""
+    app.jinja_env.globals["targets"] = targets
+    # Checked once at start (`make run` installs it first), not on every render.
+    app.jinja_env.globals["htmx_available"] = (config_module.ROOT / "static/vendor/htmx.min.js").exists()
+
+
+def register_htmx(app: Flask) -> None:
+    from .web import vary_on_htmx
+
+    app.after_request(vary_on_htmx)
+
+
+def register_errors(app: Flask) -> None:
+    from flask import make_response, render_template, request
+    from flask_wtf.csrf import CSRFError
+    from werkzeug.exceptions import HTTPException
+
+    from .inputs import BadInput
+    from .web import whole_page
+
+    def page(status: int, title: str, message: str, code: str | None = None):
+        if request.path.startswith("/api/"):
+            return {"error": {"code": code or title.lower().replace(" ", "_"), "message": message}}, status
+        return whole_page(make_response(render_template("error.html", status=status, title=title, message=message),
+                                        status))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        """Any other 4xx/5xx: the API's JSON error shape under /api/ (405s included)."""
+        if not request.path.startswith("/api/"):
+            if isinstance(exc, BadInput):
+                return page(400, "Bad request", exc.description)
+            return exc
+        body, status = page(exc.code, exc.name, exc.description or exc.name,
+                            getattr(exc, "error_code", None))
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        return body, status, headers
+
+    @app.errorhandler(404)
+    def not_found(_exc):
+        return page(404, "Not found", "There is nothing at this address, or it is not yours to see.")
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(exc):
+        return page(400, "Form expired", "The form was missing its security token or it expired. "
+                    "Go back, reload the page and try again.")
+
+    @app.errorhandler(413)
+    def too_large(_exc):
+        return page(413, "Too large", "The request was larger than this app accepts.")
+
+    @app.errorhandler(500)
+    def server_error(_exc):
+        db.session.rollback()
+        return page(500, "Something went wrong", "The error was logged; nothing was half-saved.")
+
+
+def register_cli(app: Flask) -> None:
+    from .cli import init_cli
+
+    init_cli(app)
