@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from typing import Optional
+from typing import TYPE_CHECKING, ClassVar, Optional
 
 from sqlalchemy import (
     BigInteger,
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     event,
@@ -71,6 +72,8 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+    if TYPE_CHECKING:
+        __table__: ClassVar[Table]  # every model here maps one table (the core writes to them directly)
 
 
 # Values of the status and kind columns, checked by the database too.

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from ..models import AuditEntry
 
 
-def record(session: Session, actor_id: int | None, action: str, obj, detail: str = "",
+def record(session: Session, actor_id: int | None, action: str, obj: object, detail: str = "",
            now: dt.datetime | None = None) -> AuditEntry:
     entry = AuditEntry(actor_id=actor_id, action=action, object_type=type(obj).__name__,
                        object_id=getattr(obj, "id", None), detail=detail[:2000])

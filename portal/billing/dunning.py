@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import and_, exists, literal, select, update
+from sqlalchemy import ColumnElement, and_, exists, literal, select, update
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -25,7 +25,7 @@ from ..models import (
     Subscription,
 )
 from .settings import BillingSettings
-from .sql import insert_ignoring_duplicates
+from .sql import insert_ignoring_duplicates, rows_changed
 
 I = Invoice.__table__  # noqa: E741
 N = Notification.__table__
@@ -34,12 +34,12 @@ S = Subscription.__table__
 
 def mark_overdue(session: Session, today: dt.date) -> int:
     """Open invoices whose due date has passed become overdue."""
-    return session.execute(
+    return rows_changed(session, 
         update(I).where(I.c.status == INV_OPEN, I.c.due_date < today).values(status=INV_OVERDUE)
-    ).rowcount
+    )
 
 
-def _long_overdue(today: dt.date, settings: BillingSettings):
+def _long_overdue(today: dt.date, settings: BillingSettings) -> ColumnElement[bool]:
     """Invoices overdue for so long that their subscription is past_due."""
     limit = today - dt.timedelta(days=settings.past_due_after_days)
     return and_(I.c.status == INV_OVERDUE, I.c.due_date <= limit)
@@ -51,11 +51,11 @@ def mark_past_due(session: Session, today: dt.date, settings: BillingSettings) -
     # subscription: with no index on invoices.subscription_id, SQLite ran the
     # correlated EXISTS as a scan of every overdue invoice per subscription.
     long_overdue = select(I.c.subscription_id).where(_long_overdue(today, settings))
-    return session.execute(
+    return rows_changed(session, 
         update(S)
         .where(S.c.status == SUB_ACTIVE, S.c.id.in_(long_overdue))
         .values(status=SUB_PAST_DUE)
-    ).rowcount
+    )
 
 
 def settle(session: Session, subscription_id: int | None, today: dt.date,
@@ -64,12 +64,12 @@ def settle(session: Session, subscription_id: int | None, today: dt.date,
     if subscription_id is None:
         return False
     session.flush()  # Core statements do not autoflush pending ORM changes
-    return bool(session.execute(
+    return bool(rows_changed(session, 
         update(S)
         .where(S.c.id == subscription_id, S.c.status == SUB_PAST_DUE,
                ~exists().where(I.c.subscription_id == S.c.id, _long_overdue(today, settings)))
         .values(status=SUB_ACTIVE)
-    ).rowcount)
+    ))
 
 
 def queue_issue_notices(session: Session, now: dt.datetime, *, subscription_id: int | None = None,
@@ -89,10 +89,10 @@ def queue_issue_notices(session: Session, now: dt.datetime, *, subscription_id: 
     if invoice_id is not None:
         unpaid = unpaid.where(I.c.id == invoice_id)
     session.flush()  # Core statements do not autoflush pending ORM changes
-    return session.execute(
+    return rows_changed(session, 
         insert_ignoring_duplicates(session, N).from_select(
             ["user_id", "invoice_id", "kind", "step", "created_at"], unpaid)
-    ).rowcount
+    )
 
 
 def queue_reminders(session: Session, now: dt.datetime, settings: BillingSettings) -> int:
@@ -109,12 +109,12 @@ def queue_reminders(session: Session, now: dt.datetime, settings: BillingSetting
         if i + 1 < len(steps):
             reached = and_(reached, I.c.due_date > today - dt.timedelta(days=steps[i + 1]))
         kind = NOTE_REMINDER if step <= 0 else NOTE_OVERDUE
-        queued += session.execute(
+        queued += rows_changed(session, 
             insert_ignoring_duplicates(session, N).from_select(
                 ["user_id", "invoice_id", "kind", "step", "created_at"],
                 select(I.c.user_id, I.c.id, literal(kind), literal(step), literal(now, UTCDateTime))
                 .where(I.c.status.in_(INV_PAYABLE), reached),
             )
-        ).rowcount
+        )
     return queued
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select, update
+from sqlalchemy import ColumnElement, Update, and_, case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -27,7 +28,7 @@ from ..models import (
     UTCDateTime,
 )
 from .settings import BillingSettings
-from .sql import add_months_sql, const, insert_ignoring_duplicates, supports_dml_in_cte
+from .sql import add_months_sql, const, insert_ignoring_duplicates, rows_changed, supports_dml_in_cte
 
 S = Subscription.__table__
 I = Invoice.__table__  # noqa: E741
@@ -51,7 +52,7 @@ class RunResult:
         self.chunks += other.chunks
 
 
-def _due(lo: int, hi: int, today: dt.date):
+def _due(lo: int, hi: int, today: dt.date) -> ColumnElement[bool]:
     return and_(
         S.c.id.between(lo, hi),
         S.c.status != const(SUB_CANCELED),
@@ -83,11 +84,11 @@ def bill_chunk(
     result = RunResult(chunks=1)
 
     # A subscription set to cancel at period end ends when that period is over.
-    result.ended = session.execute(
+    result.ended = rows_changed(session, 
         update(S)
         .where(due, S.c.cancel_at_period_end)
         .values(status=SUB_CANCELED, ended_at=now, pending_plan_id=None)
-    ).rowcount
+    )
 
     # One period per pass, so a subscription several periods behind catches up
     # one invoice per missed period, each with its own dates.
@@ -100,7 +101,7 @@ def bill_chunk(
     return result
 
 
-def _issue_next_periods(session: Session, renewing, now: dt.datetime, settings: BillingSettings) -> int:
+def _issue_next_periods(session: Session, renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSettings) -> int:
     """Invoice the next period of each `renewing` subscription and advance it past that period.
 
     Returns how many were invoiced; a period invoiced already (a concurrent run
@@ -123,15 +124,15 @@ def _issue_next_periods(session: Session, renewing, now: dt.datetime, settings: 
         # statement inserted, with no lookup of invoices (whose statistics lag
         # far behind during a big run and mislead the planner).
         issued = insert.returning(I.c.subscription_id, I.c.plan_id, I.c.period_end).cte("issued")
-        return session.execute(
+        return rows_changed(session, 
             _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end)
-        ).rowcount
-    count = max(session.execute(insert).rowcount, 0)
+        )
+    count = max(rows_changed(session, insert), 0)
     _advance_past_billed_periods(session, renewing)
     return count
 
 
-def _advance_past_billed_periods(session: Session, renewing) -> int:
+def _advance_past_billed_periods(session: Session, renewing: ColumnElement[bool]) -> int:
     """Advance each `renewing` subscription whose next period is invoiced already.
 
     Only past a period whose invoice exists: a run that lost a race for the
@@ -145,10 +146,10 @@ def _advance_past_billed_periods(session: Session, renewing) -> int:
     billed = S.c.next_period_start.in_(
         select(I.c.period_start).where(I.c.subscription_id == S.c.id, I.c.kind == const(KIND_PERIOD))
     )
-    return session.execute(_advance(and_(renewing, billed), NEXT_PLAN, NEXT_PERIOD_END)).rowcount
+    return rows_changed(session, _advance(and_(renewing, billed), NEXT_PLAN, NEXT_PERIOD_END))
 
 
-def _advance(where, plan_id, period_end):
+def _advance(where: ColumnElement[bool], plan_id: ColumnElement[Any], period_end: ColumnElement[Any]) -> Update:
     """UPDATE moving the subscriptions matching `where` on by one period."""
     return (
         update(S)

@@ -15,7 +15,8 @@ INTERVAL_MONTHS = {"month": 1, "year": 12}
 
 def add_months(anchor: dt.date, months: int) -> dt.date:
     """anchor + months, the day clamped to the end of the target month."""
-    return anchor + relativedelta(months=months)
+    day: dt.date = anchor + relativedelta(months=months)
+    return day
 
 
 def period_start(anchor: dt.date, index: int, interval_months: int) -> dt.date:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,7 +16,7 @@ from ..models import (
 from .periods import add_months
 
 
-def mrr_by_plan(session: Session) -> list[dict]:
+def mrr_by_plan(session: Session) -> list[dict[str, Any]]:
     """Monthly recurring revenue and paying subscribers per plan (yearly prices / 12).
 
     Trials pay nothing yet; subscriptions set to cancel still count until they end.
@@ -26,7 +28,7 @@ def mrr_by_plan(session: Session) -> list[dict]:
         .where(Subscription.status.in_((SUB_ACTIVE, SUB_PAST_DUE)))
         .group_by(Plan.code, Plan.name, Plan.currency, Subscription.interval_months)
     ).all()
-    out: dict[tuple, dict] = {}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
     for code, name, currency, months, subscribers, total in rows:
         entry = out.setdefault((code, currency), {"plan": code, "name": name, "currency": currency,
                                                   "subscribers": 0, "mrr": 0})
@@ -46,7 +48,7 @@ def receivables(session: Session) -> dict[str, dict[str, int]]:
     return dict(out)
 
 
-def revenue_by_month(session: Session, today: dt.date, months: int = 12) -> list[dict]:
+def revenue_by_month(session: Session, today: dt.date, months: int = 12) -> list[dict[str, Any]]:
     """Money collected per calendar month, oldest first, the current month last."""
     first = add_months(today.replace(day=1), -(months - 1))
     starts = [add_months(first, i) for i in range(months)]
@@ -55,21 +57,21 @@ def revenue_by_month(session: Session, today: dt.date, months: int = 12) -> list
         select(Payment.created_at, Payment.currency, Payment.amount)
         .where(Payment.status == PAY_SUCCEEDED, Payment.flag.is_(None), Payment.created_at >= start_at)
     ).all()
-    totals: dict[tuple, int] = defaultdict(int)
+    totals: dict[tuple[dt.date, str], int] = defaultdict(int)
     for created, currency, amount in payments:
         totals[(created.date().replace(day=1), currency)] += amount
     currencies = sorted({c for _, c in totals}) or ["USD"]
     return [{"month": m, "amounts": {c: totals[(m, c)] for c in currencies}} for m in starts]
 
 
-def due_soon(session: Session, today: dt.date, days: int = 7, limit: int = 50) -> list[Invoice]:
+def due_soon(session: Session, today: dt.date, days: int = 7, limit: int = 50) -> Sequence[Invoice]:
     return session.scalars(
         select(Invoice).where(Invoice.status.in_(INV_PAYABLE), Invoice.due_date >= today,
                               Invoice.due_date <= today + dt.timedelta(days=days))
         .order_by(Invoice.due_date, Invoice.id).limit(limit)).all()
 
 
-def flagged_payments(session: Session, limit: int = 20) -> list[Payment]:
+def flagged_payments(session: Session, limit: int = 20) -> Sequence[Payment]:
     return session.scalars(select(Payment).where(Payment.flag.is_not(None))
                            .order_by(Payment.id.desc()).limit(limit)).all()
 

@@ -1,7 +1,9 @@
 """The knobs of the billing rules, passed in by whoever runs them."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -12,7 +14,7 @@ class BillingSettings:
     chunk_size: int = 10_000                 # subscriptions per transaction in a run
 
     @classmethod
-    def from_config(cls, config) -> "BillingSettings":
+    def from_config(cls, config: Mapping[str, Any]) -> BillingSettings:
         return cls(
             due_days=config["BILLING_DUE_DAYS"],
             reminder_days=tuple(sorted(config["BILLING_REMINDER_DAYS"])),

@@ -8,14 +8,19 @@ ends and leap days.
 """
 from __future__ import annotations
 
-from sqlalchemy import Date, Table, literal
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Date, Executable, Table, literal
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.functions import GenericFunction
 
 
-class add_months_sql(GenericFunction):
+class add_months_sql(GenericFunction[Any]):
     """add_months_sql(date_column, months_expression) -> DATE"""
 
     type = Date()
@@ -24,7 +29,7 @@ class add_months_sql(GenericFunction):
 
 
 @compiles(add_months_sql, "postgresql")
-def _pg(element, compiler, **kw):
+def _pg(element: add_months_sql, compiler: SQLCompiler, **kw: Any) -> str:
     day, months = list(element.clauses)
     return (
         f"CAST({compiler.process(day, **kw)} + "
@@ -33,7 +38,7 @@ def _pg(element, compiler, **kw):
 
 
 @compiles(add_months_sql, "sqlite")
-def _sqlite(element, compiler, **kw):
+def _sqlite(element: add_months_sql, compiler: SQLCompiler, **kw: Any) -> str:
     # date(d, '+n months') overflows (Jan 31 + 1 month = Mar 2); the last day of the
     # target month is date(d, 'start of month', '+n+1 months', '-1 day'). ISO dates
     # compare as text, so the earlier of the two is the clamped day.
@@ -44,18 +49,15 @@ def _sqlite(element, compiler, **kw):
     )
 
 
-def insert_ignoring_duplicates(session: Session, table: Table):
+def insert_ignoring_duplicates(session: Session, table: Table) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING: the unique constraints decide what exists."""
     dialect = session.get_bind().dialect.name
     module = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect)
     if module is None:
         raise RuntimeError(f"unsupported database: {dialect}")
     # preserve_rowcount: psycopg reports no rowcount for INSERT ... SELECT otherwise.
-    return (
-        module.insert(table)
-        .on_conflict_do_nothing()
-        .execution_options(preserve_rowcount=True)
-    )
+    statement: Insert = module.insert(table).on_conflict_do_nothing()
+    return statement.execution_options(preserve_rowcount=True)
 
 
 def supports_dml_in_cte(session: Session) -> bool:
@@ -63,7 +65,12 @@ def supports_dml_in_cte(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def const(value):
+def rows_changed(session: Session, statement: Executable) -> int:
+    """Run an INSERT, UPDATE or DELETE; how many rows it wrote (-1 where the driver cannot tell)."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def const(value: object) -> BindParameter[Any]:
     """A value written into the SQL text, not sent as a parameter.
 
     Partial indexes (`WHERE status <> 'canceled'`, `WHERE kind = 'period'`) only
