@@ -52,8 +52,8 @@ def seed(conn, n: int) -> None:
                  [{"k": k, "day": FIRST_ANCHOR + dt.timedelta(days=k)} for k in range(30)])
     created = AS_OF - dt.timedelta(days=40)
     conn.execute(sa.text(
-        numbers(n) + "INSERT INTO users (email, name, is_staff, created_at, failed_logins) "
-        "SELECT 'customer' || g || '@bench.test', '', false, :created, 0 FROM seq"), {"created": created})
+        numbers(n) + "INSERT INTO users (email, name, is_staff, created_at) "
+        "SELECT 'customer' || g || '@bench.test', '', false, :created FROM seq"), {"created": created})
     plan_id = conn.execute(sa.text("SELECT id FROM plans WHERE code = 'pro'")).scalar_one()
     # users.id runs 1..n in a fresh schema; spread anchors over 30 days.
     conn.execute(sa.text(
