@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     conn = queues.connection(app.config["REDIS_URL"])
     if args.scheduler:
-        entries = schedule.declared(app.config)
+        entries = schedule.declared()
         sched = schedule.scheduler(conn, entries=entries)  # re-registers them if Redis loses them
         changes = schedule.reconcile(sched, entries)
         print(f"schedule reconciled: {changes}", flush=True)

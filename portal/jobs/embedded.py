@@ -37,7 +37,7 @@ def start(app, scheduler_interval: int = 5, stop: threading.Event | None = None)
     conn = queues.connection("")
     tasks.use_app(app)
     sched = schedule.scheduler(conn, interval=scheduler_interval)
-    schedule.reconcile(sched, schedule.declared(app.config))
+    schedule.reconcile(sched, schedule.declared())
 
     # rq's own scheduler (retries with a delay) runs in this loop too: rq would
     # otherwise fork a process for it, which cannot see an in-memory Redis.

@@ -76,9 +76,9 @@ def test_a_failing_job_is_retried_then_lands_in_the_failed_registry(job_app, red
     assert monitor.retry(redis_conn, "no-such-job") is False
 
 
-def test_reconciling_the_schedule_twice_keeps_the_same_jobs(redis_conn, app, monkeypatch):
+def test_reconciling_the_schedule_twice_keeps_the_same_jobs(redis_conn, monkeypatch):
     sched = schedule.scheduler(redis_conn)
-    entries = schedule.declared(app.config)
+    entries = schedule.declared()
     first = schedule.reconcile(sched, entries)
     second = schedule.reconcile(sched, entries)
     assert sorted(first["added"]) == sorted(e.job_id for e in entries) and second["added"] == []
@@ -89,7 +89,7 @@ def test_reconciling_the_schedule_twice_keeps_the_same_jobs(redis_conn, app, mon
     assert (billing["next_run"].hour, billing["next_run"].minute) == (0, 5)  # UTC
     # Changing one entry replaces it; dropping one removes it from Redis.
     monkeypatch.setenv("SCHEDULE_REMINDERS", "30 8 * * *")
-    changed = schedule.reconcile(sched, [e for e in schedule.declared(app.config) if e.name != "overdue-hourly"])
+    changed = schedule.reconcile(sched, [e for e in schedule.declared() if e.name != "overdue-hourly"])
     assert sorted(changed["removed"]) == ["periodic-overdue-hourly", "periodic-reminders-daily"]
     assert changed["added"] == ["periodic-reminders-daily"]
     assert sorted(j["id"] for j in monitor.scheduled_jobs(redis_conn)) == [
