@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,8 +45,7 @@ def main() -> None:
             now = AS_OF + dt.timedelta(days=offset)
             steps = (
                 ("bill", lambda: run_billing(db.session, now, settings, db.session.commit).invoices),
-                ("overdue", lambda: daily.mark_overdue_and_past_due(db.session, now.date(), settings)),
-                ("notices", lambda: daily.queue_notices(db.session, now, settings)),
+                *((step.name, partial(step.run, db.session, now, settings)) for step in daily.AFTER_BILLING),
             )
             for step, work in steps:
                 t0 = time.perf_counter()

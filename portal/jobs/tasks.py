@@ -111,7 +111,7 @@ def mark_overdue(as_of: str | None = None) -> dict:
     from portal.billing.daily import mark_overdue_and_past_due
 
     with unit_of_work() as (session, settings):
-        counts = mark_overdue_and_past_due(session, _as_of(as_of).date(), settings)
+        counts = mark_overdue_and_past_due(session, _as_of(as_of), settings)
     return counts
 
 
