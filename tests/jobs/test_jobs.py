@@ -11,6 +11,8 @@ from rq import Retry, SimpleWorker
 from rq.job import JobStatus
 from sqlalchemy import func, select
 
+from portal.billing import daily, invoicing
+from portal.billing.settings import BillingSettings
 from portal.billing.subscriptions import find_plan, subscribe
 from portal.jobs import embedded, monitor, queues, schedule, tasks
 from portal.models import Invoice, Notification, Subscription
@@ -59,6 +61,37 @@ def test_a_worker_runs_the_billing_chain_end_to_end(job_app, redis_conn, session
     sent = count(session, Notification, Notification.sent_at.is_not(None))
     assert sent == count(session, Notification) == 15       # 10 issued notices + 5 overdue steps
     assert monitor.queue_stats(redis_conn)[0] == {"queue": "billing", "queued": 0, "running": 0, "failed": 0}
+
+
+def test_the_day_runs_the_same_steps_in_the_same_order_in_one_process_and_as_jobs(
+        job_app, redis_conn, session, make_user, config, monkeypatch):
+    """`flask billing run` (run_day) and the fanned-out jobs both follow daily.AFTER_BILLING."""
+    config["BILLING_CHUNK_SIZE"] = 2
+    settings = BillingSettings(chunk_size=2)
+    customers(session, make_user, settings, 5)
+    ran = []
+    bill = invoicing.bill_chunk
+
+    def billing_chunk(*args, **kwargs):
+        ran.append("bill")
+        return bill(*args, **kwargs)
+
+    def spy(step):
+        def run(*args):
+            ran.append(step.name)
+            return step.run(*args)
+        return daily.Step(step.name, run)
+
+    monkeypatch.setattr(invoicing, "bill_chunk", billing_chunk)
+    monkeypatch.setattr(daily, "AFTER_BILLING", tuple(spy(step) for step in daily.AFTER_BILLING))
+
+    daily.run_day(session, utc(2024, 2, 11, 9), settings, session.commit)  # everyone's 2nd period
+    sequential, ran[:] = ran[:], []
+    queues.queue(queues.BILLING, redis_conn).enqueue(tasks.daily_billing, "2024-03-11")  # the 3rd
+    burst(redis_conn)
+    assert count(session, Invoice) == 15
+    steps = [step.name for step in daily.AFTER_BILLING]
+    assert sequential == ran == ["bill"] * 3 + steps  # three chunks of two, then each step once
 
 
 def test_a_failing_job_is_retried_then_lands_in_the_failed_registry(job_app, redis_conn):
