@@ -16,7 +16,7 @@ os.environ["TZ"] = "UTC"
 time.tzset()
 
 from portal.app import create_app  # noqa: E402
-from portal.jobs import queues, schedule, tasks  # noqa: E402
+from portal.jobs import context, queues, schedule  # noqa: E402
 from portal.jobs.workers import Worker  # noqa: E402
 
 
@@ -28,13 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     app = create_app()
-    tasks.use_app(app)  # built once here; each forked job reuses it with its own connections
+    context.use_app(app)  # built once here; each forked job reuses it with its own connections
     if not app.config["REDIS_URL"]:
         print("worker.py needs REDIS_URL (without it, `make run` runs the jobs in-process).", file=sys.stderr)
         return 2
     conn = queues.connection(app.config["REDIS_URL"])
     if args.scheduler:
-        entries = schedule.declared(app.config)
+        entries = schedule.declared()
         sched = schedule.scheduler(conn, entries=entries)  # re-registers them if Redis loses them
         changes = schedule.reconcile(sched, entries)
         print(f"schedule reconciled: {changes}", flush=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from functools import partial
 from pathlib import Path
 
 
@@ -41,8 +42,7 @@ def main() -> None:
             now = AS_OF + dt.timedelta(days=offset)
             steps = (
                 ("bill", lambda: run_billing(db.session, now, settings, db.session.commit).invoices),
-                ("overdue", lambda: daily.mark_overdue_and_past_due(db.session, now.date(), settings)),
-                ("notices", lambda: daily.queue_notices(db.session, now, settings)),
+                *((step.name, partial(step.run, db.session, now, settings)) for step in daily.AFTER_BILLING),
             )
             for step, work in steps:
                 t0 = time.perf_counter()

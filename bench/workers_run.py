@@ -26,7 +26,7 @@ from bench.billing_run import AS_OF, arguments, fresh_database  # noqa: E402
 from portal.billing.invoicing import run_billing  # noqa: E402
 from portal.billing.settings import BillingSettings  # noqa: E402
 from portal.extensions import db  # noqa: E402
-from portal.jobs import queues, tasks  # noqa: E402
+from portal.jobs import context, queues, tasks  # noqa: E402
 
 
 def invoices() -> int:
@@ -53,7 +53,7 @@ def with_workers(url: str, redis_url: str, n: int, chunk: int, workers: int) -> 
         # The daily job's fan-out runs here, before the workers start: a burst worker
         # that found the queue empty while another was still fanning out would quit.
         current_app.config["REDIS_URL"] = redis_url
-        tasks.use_app(current_app)
+        context.use_app(current_app)
         t0 = time.perf_counter()
         tasks.daily_billing(AS_OF.date().isoformat())
         procs = [subprocess.Popen([sys.executable, "worker.py", "--burst", "--queues", "billing"], cwd=ROOT,

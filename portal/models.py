@@ -373,8 +373,8 @@ class Notification(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
     error: Mapped[Optional[str]] = mapped_column(Text)
-    # A failed send waits before its next try (notify.retry_delay), and stops
-    # after notify.MAX_ATTEMPTS: one bad address never blocks the outbox.
+    # A failed send waits before its next try (notify.outbox.retry_delay), and stops
+    # after notify.outbox.MAX_ATTEMPTS: one bad address never blocks the outbox.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
 

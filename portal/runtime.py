@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from .billing.settings import BillingSettings
 from .models import utcnow
-from .notify import Sender, deliver_pending, sender_from_config
+from .notify.outbox import deliver_pending
+from .notify.transport import Sender, sender_from_config
 
 
 def now() -> dt.datetime:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from flask import Flask, Response
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, SessionTransaction
+from sqlalchemy.orm import ORMExecuteState, SessionTransaction, scoped_session
 
 from .extensions import db
 
@@ -65,14 +65,20 @@ def init_app(app: Flask) -> None:
 
 
 @contextmanager
-def unit_of_work() -> Iterator[None]:
-    """A job's or command's transaction: commit at the end, roll back on any error."""
-    try:
-        yield
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+def unit_of_work(app: Flask | None = None) -> Iterator[scoped_session]:
+    """A job's or command's transaction: commit at the end, roll back on any error.
+
+    A job, which runs outside any app context, passes its app: the work then runs in
+    an app context of its own, whose session is removed when it ends (Flask-SQLAlchemy's
+    teardown), so the next job on the worker starts with a clean one.
+    """
+    with app.app_context() if app is not None else nullcontext():
+        try:
+            yield db.session
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
 
 
 def one_transaction(command: F) -> F:

@@ -9,9 +9,8 @@ from sqlalchemy import select
 from portal.billing.daily import run_day
 from portal.billing.subscriptions import find_plan, subscribe
 from portal.models import Notification
-from portal.notify import (
-    MAX_ATTEMPTS, ConsoleSender, SmtpSender, deliver_pending, retry_delay, sender_from_config,
-)
+from portal.notify.outbox import MAX_ATTEMPTS, deliver_pending, retry_delay
+from portal.notify.transport import ConsoleSender, SmtpSender, sender_from_config
 from tests.conftest import free_port, utc
 
 

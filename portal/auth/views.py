@@ -19,7 +19,7 @@ from ..extensions import db, login_manager
 from ..imports import normalize_email
 from ..models import Plan, User
 from ..jobs import tasks
-from ..notify import queue_account_mail
+from ..notify.outbox import queue_account_mail
 from ..runtime import now
 from ..web import here, is_htmx, local_path, safe_next, see_other
 from . import sessions, throttle

@@ -1,7 +1,14 @@
-"""The daily chain, in order: bill, mark overdue and past due, queue notices."""
+"""The daily chain, in order: bill, then each step after billing (mark overdue and past
+due, queue notices).
+
+This is the one definition of the order. `run_day` (`flask billing run`) runs it in
+one process; the jobs (portal/jobs/tasks.py) fan the billing out and then enqueue one
+job per step of AFTER_BILLING, each depending on the one before.
+"""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Callable
 
 from sqlalchemy.orm import Session
@@ -11,7 +18,8 @@ from .invoicing import run_billing
 from .settings import BillingSettings
 
 
-def mark_overdue_and_past_due(session: Session, today: dt.date, settings: BillingSettings) -> dict:
+def mark_overdue_and_past_due(session: Session, now: dt.datetime, settings: BillingSettings) -> dict:
+    today = now.date()
     return {
         "overdue": dunning.mark_overdue(session, today),
         "past_due": dunning.mark_past_due(session, today, settings),
@@ -25,14 +33,31 @@ def queue_notices(session: Session, now: dt.datetime, settings: BillingSettings)
     }
 
 
+@dataclass(frozen=True)
+class Step:
+    """A step of the day after billing: it flushes, the caller commits it on its own."""
+
+    name: str
+    run: Callable[[Session, dt.datetime, BillingSettings], dict]
+
+
+AFTER_BILLING: tuple[Step, ...] = (
+    Step("overdue", mark_overdue_and_past_due),
+    Step("notices", queue_notices),
+)
+
+
+def step_named(name: str) -> Step:
+    return next(step for step in AFTER_BILLING if step.name == name)
+
+
 def run_day(
     session: Session, now: dt.datetime, settings: BillingSettings, commit: Callable[[], None]
 ) -> dict:
-    """Everything billing does for one day; each step is its own transaction."""
+    """Everything billing does for one day, in order; each step is its own transaction."""
     billed = run_billing(session, now, settings, commit)
     counts = {"invoices": billed.invoices, "ended": billed.ended, "chunks": billed.chunks}
-    counts.update(mark_overdue_and_past_due(session, now.date(), settings))
-    commit()
-    counts.update(queue_notices(session, now, settings))
-    commit()
+    for step in AFTER_BILLING:
+        counts.update(step.run(session, now, settings))
+        commit()
     return counts

@@ -1,6 +1,6 @@
 """Overdue marking, past-due subscriptions, and which notices are due when.
 
-Notices are queued here as outbox rows (kind, step); portal/notify.py renders and
+Notices are queued here as outbox rows (kind, step); portal/notify/ renders and
 delivers them. uq_notifications_step makes each step happen once per invoice.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ from rq import SimpleWorker
 from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
 
-from . import queues, schedule, tasks
+from . import context, queues, schedule
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,9 @@ def start(app, scheduler_interval: int = 5, stop: threading.Event | None = None)
     os.environ["TZ"] = "UTC"  # rq-scheduler computes cron times in local time
     time.tzset()
     conn = queues.connection("")
-    tasks.use_app(app)
+    context.use_app(app)
     sched = schedule.scheduler(conn, interval=scheduler_interval)
-    schedule.reconcile(sched, schedule.declared(app.config))
+    schedule.reconcile(sched, schedule.declared())
 
     # rq's own scheduler (retries with a delay) runs in this loop too: rq would
     # otherwise fork a process for it, which cannot see an in-memory Redis.

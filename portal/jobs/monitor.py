@@ -11,15 +11,12 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
+from ..models import utcnow
 from . import queues, schedule
 
 ABANDONED_KEY = "portal:jobs:abandoned"  # the latest jobs found abandoned, newest first
 ABANDONED_KEEP = 50
 MAX_REQUEUES = 3  # a job that keeps killing its worker (out of memory?) is then failed by rq
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 @dataclass
@@ -43,7 +40,7 @@ def queue_stats(conn) -> list[dict]:
     return out
 
 
-def requeue_abandoned(queue, now: float | None = None) -> list[str]:
+def requeue_abandoned(queue) -> list[str]:
     """Put the jobs of dead workers back at the front of `queue`; returns their ids.
 
     A job is abandoned when its entry in the started registry has expired: its worker
@@ -56,7 +53,7 @@ def requeue_abandoned(queue, now: float | None = None) -> list[str]:
     conn = queue.connection
     registry = StartedJobRegistry(queue.name, connection=conn)
     requeued = []
-    for entry in conn.zrangebyscore(registry.key, 0, now if now is not None else time.time()):
+    for entry in conn.zrangebyscore(registry.key, 0, time.time()):
         job_id = registry.parse_job_id(entry)
         try:
             job = Job.fetch(job_id, connection=conn)

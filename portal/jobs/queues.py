@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 
+import fakeredis
 import redis
 from rq import Queue
 
@@ -31,11 +32,9 @@ def connection(redis_url: str) -> redis.Redis:
     global _embedded
     with _lock:
         if _embedded is None:
-            import fakeredis
-
             _embedded = fakeredis.FakeRedis()
         return _embedded
 
 
-def queue(name: str, conn: redis.Redis, is_async: bool = True) -> Queue:
-    return Queue(name, connection=conn, is_async=is_async)
+def queue(name: str, conn: redis.Redis) -> Queue:
+    return Queue(name, connection=conn)

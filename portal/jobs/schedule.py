@@ -34,7 +34,7 @@ class Periodic:
         return PREFIX + self.name
 
 
-def declared(config) -> list[Periodic]:
+def declared() -> list[Periodic]:
     """The default schedule; each time can be changed by an environment variable."""
     env = os.environ
     return [

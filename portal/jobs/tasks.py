@@ -1,137 +1,103 @@
-"""Job functions. Each takes plain values, builds its own app context, re-reads state,
-and is safe to run twice (the billing core is idempotent)."""
+"""Job functions. Each takes plain values, runs in a unit of work of the app handed to
+this process (portal/jobs/context.py), re-reads state, and is safe to run twice (the
+billing core is idempotent).
+
+Workers and the schedule find jobs by their path, `portal.jobs.tasks.<name>`, and
+Redis may hold queued ones: keep the names.
+"""
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import os
-from contextlib import contextmanager
 
 from rq import Retry, get_current_job
-from rq.job import Dependency
+from rq.job import Dependency, Job
 
-from . import queues
-
-log = logging.getLogger(__name__)
-_app = None
-_app_pid = None
+from .. import runtime
+from ..billing import daily, invoicing
+from ..transactions import unit_of_work
+from . import context, queues
 
 # Transient failures (database restarting, lock timeouts) get three more tries.
 RETRY = Retry(max=3, interval=[10, 60, 300])
 CHUNK_TIMEOUT = 15 * 60
 
 
-def use_app(flask_app) -> None:
-    """Run jobs in this process with an existing app (embedded mode, tests)."""
-    global _app, _app_pid
-    _app, _app_pid = flask_app, os.getpid()
-
-
-def app():
-    """The app for this process, built once. A forked work horse inherits the
-    parent's app but must not share its pooled database connections, so it
-    drops the pool (without closing the parent's sockets) and opens its own."""
-    global _app, _app_pid
-    if _app is None:
-        from portal.app import create_app
-
-        _app, _app_pid = create_app(), os.getpid()
-    elif _app_pid != os.getpid():
-        from portal.extensions import db
-
-        with _app.app_context():
-            db.engine.dispose(close=False)
-        _app_pid = os.getpid()
-    return _app
-
-
 def _as_of(day: str | None) -> dt.datetime:
     """The moment a job acts at: now, or now on the ISO day it was queued for."""
-    from portal.runtime import as_of
-
-    return as_of(dt.date.fromisoformat(day) if day else None)
+    return runtime.as_of(dt.date.fromisoformat(day) if day else None)
 
 
 def _conn():
     job = get_current_job()
-    return job.connection if job else queues.connection(app().config["REDIS_URL"])
+    return job.connection if job else queues.connection(context.app().config["REDIS_URL"])
 
 
-@contextmanager
-def unit_of_work():
-    """(session, billing settings) in an app context; commits on success, always cleans up."""
-    from portal.extensions import db
-    from portal.runtime import billing_settings
-
-    with app().app_context():
-        try:
-            yield db.session, billing_settings()
-            db.session.commit()
-        finally:
-            db.session.remove()
+def _enqueue(conn, queue_name: str, func, *args, **options) -> Job:
+    """Enqueue a job with the retries and result lifetimes every job of the chain has."""
+    return queues.queue(queue_name, conn).enqueue(
+        func, *args, retry=RETRY, result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL, **options)
 
 
 def daily_billing(as_of: str | None = None) -> dict:
-    """Fan the day's billing out: one job per id range, then overdue and notices."""
-    from portal.billing.invoicing import due_id_range, id_chunks
-
-    with unit_of_work() as (session, settings):
+    """Fan the day's billing out: one job per id range, then one job per step after
+    billing (daily.AFTER_BILLING), in that order."""
+    with unit_of_work(context.app()) as session:
         now = _as_of(as_of)
-        span = due_id_range(session, now.date())
+        span = invoicing.due_id_range(session, now.date())
+        chunk_size = runtime.billing_settings().chunk_size
     day = now.date().isoformat()
     conn = _conn()
-    billing = queues.queue(queues.BILLING, conn)
-    chunks = [
-        billing.enqueue(bill_chunk, lo, hi, day, job_timeout=CHUNK_TIMEOUT, retry=RETRY,
-                        result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL,
-                        description=f"bill subscriptions {lo}-{hi} as of {day}")
-        for lo, hi in (id_chunks(*span, settings.chunk_size) if span else [])
+    previous = [
+        _enqueue(conn, queues.BILLING, bill_chunk, lo, hi, day, job_timeout=CHUNK_TIMEOUT,
+                 description=f"bill subscriptions {lo}-{hi} as of {day}")
+        for lo, hi in (invoicing.id_chunks(*span, chunk_size) if span else [])
     ]
-    # Overdue and notices follow the chunks, even if one of them failed (its own
-    # retries, and tomorrow's run, catch it up).
-    after = Dependency(jobs=chunks, allow_failure=True) if chunks else None
-    overdue = billing.enqueue(mark_overdue, day, depends_on=after, retry=RETRY,
-                              result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL)
-    queues.queue(queues.NOTIFICATIONS, conn).enqueue(
-        send_reminders, day, depends_on=Dependency(jobs=[overdue], allow_failure=True), retry=RETRY,
-        result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL)
-    return {"as_of": day, "chunks": len(chunks)}
+    chunks = len(previous)
+    # Each step follows the one before, even if it failed (its own retries, and
+    # tomorrow's run, catch it up).
+    for step in daily.AFTER_BILLING:
+        queue_name, job = STEP_JOBS[step.name]
+        after = Dependency(jobs=previous, allow_failure=True) if previous else None
+        previous = [_enqueue(conn, queue_name, job, day, depends_on=after)]
+    return {"as_of": day, "chunks": chunks}
 
 
 def bill_chunk(lo: int, hi: int, as_of: str | None = None) -> dict:
     """One chunk, one transaction: a worker killed midway leaves nothing behind."""
-    from portal.billing.invoicing import bill_chunk as bill
-
-    with unit_of_work() as (session, settings):
-        result = bill(session, lo, hi, _as_of(as_of), settings)
+    with unit_of_work(context.app()) as session:
+        result = invoicing.bill_chunk(session, lo, hi, _as_of(as_of), runtime.billing_settings())
     return {"invoices": result.invoices, "ended": result.ended}
 
 
-def mark_overdue(as_of: str | None = None) -> dict:
-    from portal.billing.daily import mark_overdue_and_past_due
+def _run_step(name: str, as_of: str | None) -> dict:
+    with unit_of_work(context.app()) as session:
+        return daily.step_named(name).run(session, _as_of(as_of), runtime.billing_settings())
 
-    with unit_of_work() as (session, settings):
-        counts = mark_overdue_and_past_due(session, _as_of(as_of).date(), settings)
-    return counts
+
+def mark_overdue(as_of: str | None = None) -> dict:
+    """The day's "overdue" step (also scheduled on its own)."""
+    return _run_step("overdue", as_of)
 
 
 def send_reminders(as_of: str | None = None) -> dict:
-    """Queue the notices due today, then hand delivery to the notifications queue."""
-    from portal.billing.daily import queue_notices
-
-    with unit_of_work() as (session, settings):
-        counts = queue_notices(session, _as_of(as_of), settings)
-    queues.queue(queues.NOTIFICATIONS, _conn()).enqueue(
-        deliver_notices, retry=RETRY, result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL)
+    """The day's "notices" step (also scheduled on its own), then delivery on the
+    notifications queue."""
+    counts = _run_step("notices", as_of)
+    _enqueue(_conn(), queues.NOTIFICATIONS, deliver_notices)
     return counts
+
+
+# The job, and its queue, that runs each step of daily.AFTER_BILLING.
+STEP_JOBS = {
+    "overdue": (queues.BILLING, mark_overdue),
+    "notices": (queues.NOTIFICATIONS, send_reminders),
+}
 
 
 def deliver_notices(batch: int = 100) -> int:
     """Send what is in the outbox, a batch per transaction."""
-    from portal.runtime import deliver_outbox
-
-    with unit_of_work() as (session, _):
-        return deliver_outbox(session, batch=batch)
+    with unit_of_work(context.app()) as session:
+        return runtime.deliver_outbox(session, batch=batch)
 
 
 def nudge_delivery(redis_url: str) -> bool:
@@ -139,8 +105,7 @@ def nudge_delivery(redis_url: str) -> bool:
     the next periodic delivery). False if the queue cannot be reached: what is in the
     outbox is sent by the periodic delivery once it is back."""
     try:
-        queues.queue(queues.NOTIFICATIONS, queues.connection(redis_url)).enqueue(
-            deliver_notices, retry=RETRY, result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL)
+        _enqueue(queues.connection(redis_url), queues.NOTIFICATIONS, deliver_notices)
     except queues.UNREACHABLE:
         return False
     return True

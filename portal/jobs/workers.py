@@ -27,6 +27,7 @@ from rq import worker_registration
 from rq.exceptions import AbandonedJobError
 from rq.registry import clean_registries
 
+from ..models import utcnow
 from . import monitor
 
 HEARTBEAT_EVERY = 5
@@ -63,7 +64,7 @@ class Worker(RQWorker):
                     queue.intermediate_queue.cleanup(self, queue)
                 finally:
                     queue.release_maintenance_lock()
-        self.last_cleaned_at = monitor.utcnow()
+        self.last_cleaned_at = utcnow()
 
 
 def _note_given_up(job, exc_type, exc_value, traceback):

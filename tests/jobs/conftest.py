@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from portal.jobs import tasks
+from portal.jobs import context
 from tests.conftest import REDIS_URL, service_unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,9 +28,9 @@ def redis_conn():
 @pytest.fixture()
 def job_app(app, session):
     """Jobs run in this process use the test app and its database."""
-    tasks.use_app(app)
+    context.use_app(app)
     yield app
-    tasks._app = None
+    context.use_app(None)
 
 
 def worker_env(app, **extra) -> dict:

@@ -11,6 +11,8 @@ from rq import Retry, SimpleWorker
 from rq.job import JobStatus
 from sqlalchemy import func, select
 
+from portal.billing import daily, invoicing
+from portal.billing.settings import BillingSettings
 from portal.billing.subscriptions import find_plan, subscribe
 from portal.jobs import embedded, monitor, queues, schedule, tasks
 from portal.models import Invoice, Notification, Subscription
@@ -61,6 +63,37 @@ def test_a_worker_runs_the_billing_chain_end_to_end(job_app, redis_conn, session
     assert monitor.queue_stats(redis_conn)[0] == {"queue": "billing", "queued": 0, "running": 0, "failed": 0}
 
 
+def test_the_day_runs_the_same_steps_in_the_same_order_in_one_process_and_as_jobs(
+        job_app, redis_conn, session, make_user, config, monkeypatch):
+    """`flask billing run` (run_day) and the fanned-out jobs both follow daily.AFTER_BILLING."""
+    config["BILLING_CHUNK_SIZE"] = 2
+    settings = BillingSettings(chunk_size=2)
+    customers(session, make_user, settings, 5)
+    ran = []
+    bill = invoicing.bill_chunk
+
+    def billing_chunk(*args, **kwargs):
+        ran.append("bill")
+        return bill(*args, **kwargs)
+
+    def spy(step):
+        def run(*args):
+            ran.append(step.name)
+            return step.run(*args)
+        return daily.Step(step.name, run)
+
+    monkeypatch.setattr(invoicing, "bill_chunk", billing_chunk)
+    monkeypatch.setattr(daily, "AFTER_BILLING", tuple(spy(step) for step in daily.AFTER_BILLING))
+
+    daily.run_day(session, utc(2024, 2, 11, 9), settings, session.commit)  # everyone's 2nd period
+    sequential, ran[:] = ran[:], []
+    queues.queue(queues.BILLING, redis_conn).enqueue(tasks.daily_billing, "2024-03-11")  # the 3rd
+    burst(redis_conn)
+    assert count(session, Invoice) == 15
+    steps = [step.name for step in daily.AFTER_BILLING]
+    assert sequential == ran == ["bill"] * 3 + steps  # three chunks of two, then each step once
+
+
 def test_a_failing_job_is_retried_then_lands_in_the_failed_registry(job_app, redis_conn):
     ATTEMPTS.clear()
     q = queues.queue(queues.DEFAULT, redis_conn)
@@ -76,9 +109,9 @@ def test_a_failing_job_is_retried_then_lands_in_the_failed_registry(job_app, red
     assert monitor.retry(redis_conn, "no-such-job") is False
 
 
-def test_reconciling_the_schedule_twice_keeps_the_same_jobs(redis_conn, app, monkeypatch):
+def test_reconciling_the_schedule_twice_keeps_the_same_jobs(redis_conn, monkeypatch):
     sched = schedule.scheduler(redis_conn)
-    entries = schedule.declared(app.config)
+    entries = schedule.declared()
     first = schedule.reconcile(sched, entries)
     second = schedule.reconcile(sched, entries)
     assert sorted(first["added"]) == sorted(e.job_id for e in entries) and second["added"] == []
@@ -89,7 +122,7 @@ def test_reconciling_the_schedule_twice_keeps_the_same_jobs(redis_conn, app, mon
     assert (billing["next_run"].hour, billing["next_run"].minute) == (0, 5)  # UTC
     # Changing one entry replaces it; dropping one removes it from Redis.
     monkeypatch.setenv("SCHEDULE_REMINDERS", "30 8 * * *")
-    changed = schedule.reconcile(sched, [e for e in schedule.declared(app.config) if e.name != "overdue-hourly"])
+    changed = schedule.reconcile(sched, [e for e in schedule.declared() if e.name != "overdue-hourly"])
     assert sorted(changed["removed"]) == ["periodic-overdue-hourly", "periodic-reminders-daily"]
     assert changed["added"] == ["periodic-reminders-daily"]
     assert sorted(j["id"] for j in monitor.scheduled_jobs(redis_conn)) == [

@@ -6,7 +6,7 @@ def test_the_scheduler_puts_the_periodic_jobs_back_after_redis_restarted_empty(r
     """Issue 12, item 13 (Redis down, then back without its data): the schedule heals itself."""
     from portal.jobs import schedule
 
-    entries = schedule.declared({})
+    entries = schedule.declared()
     sched = schedule.scheduler(redis_conn, entries=entries)
     schedule.reconcile(sched, entries)
     redis_conn.flushdb()  # what a restarted Redis that keeps nothing on disk holds

@@ -440,7 +440,7 @@ def test_posting_a_form_again_and_again_mails_an_address_once(client, make_user,
 
 def test_a_sent_account_mail_keeps_no_link_in_the_outbox(app, make_user, session, mailbox):
     from portal.models import NOTE_ACCOUNT, Notification
-    from portal.notify import deliver_pending
+    from portal.notify.outbox import deliver_pending
 
     class Collect:
         sent = []
