@@ -1,4 +1,8 @@
-"""Subscribe, cancel, resume and change plan: the life of a subscription."""
+"""Subscribe, cancel, resume and change plan: the life of a subscription.
+
+A staff action names its `actor_id`; the change then writes its audit entry here,
+in the same call (and so the same transaction) as the change it records.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -20,6 +24,7 @@ from ..models import (
     Subscription,
     User,
 )
+from . import audit
 from .dunning import queue_issue_notices
 from .errors import BillingError
 from .invoicing import bill_chunk
@@ -155,8 +160,11 @@ def start_imported(
     return sub
 
 
-def cancel(session: Session, sub: Subscription, now: dt.datetime, at_once: bool = False) -> None:
-    """Cancel at the end of the current period (default) or at once."""
+def cancel(
+    session: Session, sub: Subscription, now: dt.datetime, at_once: bool = False, *,
+    actor_id: int | None = None,
+) -> None:
+    """Cancel at the end of the current period (default) or at once; audited when staff act."""
     if not sub.is_live:
         raise BillingError("This subscription has already ended.", "not_live")
     sub.canceled_at = now
@@ -169,6 +177,8 @@ def cancel(session: Session, sub: Subscription, now: dt.datetime, at_once: bool 
         if sub.cancel_at_period_end:
             raise BillingError("This subscription is already set to cancel.", "already_canceling")
         sub.cancel_at_period_end = True
+    if actor_id is not None:
+        audit.record(session, actor_id, "cancel_now" if at_once else "cancel_at_period_end", sub, now=now)
     session.flush()
 
 
@@ -231,9 +241,9 @@ def preview_change(sub: Subscription, new_plan: Plan, today: dt.date) -> PlanCha
 
 def change_plan(
     session: Session, sub: Subscription, new_plan: Plan, now: dt.datetime,
-    settings: BillingSettings,
+    settings: BillingSettings, *, actor_id: int | None = None,
 ) -> tuple[PlanChange, Invoice | None]:
-    """Upgrade now with a prorated invoice; downgrade from the next period.
+    """Upgrade now with a prorated invoice; downgrade from the next period; audited when staff act.
 
     The subscription row is locked and re-read first: of several concurrent
     requests for the same change, the first applies it and the others see the
@@ -252,6 +262,10 @@ def change_plan(
     session.flush()
     if invoice is not None:
         queue_issue_notices(session, now, invoice_id=invoice.id)
+    if actor_id is not None:  # after the flush: the detail names the invoice's number
+        detail = f"to {new_plan.code} ({change.kind}" + (f", invoice {invoice.number}" if invoice else "") + ")"
+        audit.record(session, actor_id, "change_plan", sub, detail, now)
+        session.flush()
     session.refresh(sub)
     return change, invoice
 
