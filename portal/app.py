@@ -93,6 +93,7 @@ def register_admin(app: Flask) -> None:
 def register_templates(app: Flask) -> None:
     from functools import lru_cache
 
+    from .billing import statuses
     from .billing.money import format_money
     from .web import targets
 
@@ -101,6 +102,11 @@ def register_templates(app: Flask) -> None:
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["day"] = lambda d: day(d) if d else ""
     app.jinja_env.filters["moment"] = lambda t: t.strftime("%b %-d, %Y %H:%M UTC") if t else ""
+    # Status labels, written once (portal/billing/statuses.py): {{ invoice.status|invoice_status }}.
+    app.jinja_env.filters["invoice_status"] = statuses.INVOICE_LABELS.__getitem__
+    app.jinja_env.filters["subscription_status"] = statuses.SUBSCRIPTION_LABELS.__getitem__
+    app.jinja_env.filters["payment_status"] = statuses.PAYMENT_LABELS.__getitem__
+    app.jinja_env.globals["invoice_statuses"] = statuses.INVOICE_LABELS  # the invoice list's filter chips
     app.jinja_env.globals["targets"] = targets
     # Checked once at start (`make run` installs it first), not on every render.
     app.jinja_env.globals["htmx_available"] = (config_module.ROOT / "static/vendor/htmx.min.js").exists()
