@@ -103,6 +103,61 @@ def test_subscription_actions(client, staff, book, session):
     assert session.scalar(select(func.count()).select_from(AuditEntry)) == 3
 
 
+def test_one_refused_subscription_does_not_undo_the_others(client, staff, book, session):
+    ada_sub, bob_sub = session.scalars(select(Subscription).order_by(Subscription.id)).all()
+    client.post("/admin/subscription/action/", data={"action": "cancel_at_period_end", "rowid": [str(ada_sub.id)]})
+    response = client.post("/admin/subscription/action/",
+                           data={"action": "cancel_at_period_end", "rowid": [str(ada_sub.id), str(bob_sub.id)]})
+    shown = client.get(response.location).get_data(as_text=True)
+    assert f"#{ada_sub.id}: This subscription is already set to cancel." in shown
+    assert "Cancel at period end: 1 subscription(s)." in shown
+    session.expire_all()
+    assert session.get(Subscription, bob_sub.id).cancel_at_period_end
+    entries = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+    assert [(e.action, e.object_id, e.actor_id) for e in entries] == [
+        ("cancel_at_period_end", ada_sub.id, staff.id), ("cancel_at_period_end", bob_sub.id, staff.id)]
+
+
+def test_a_refused_plan_change_says_why_and_records_nothing(client, staff, book, session):
+    ada_sub = session.scalars(select(Subscription).order_by(Subscription.id)).first()
+    response = client.post(f"/admin/subscription/change-plan/?id={ada_sub.id}", data={"plan": "pro"})
+    assert response.status_code == 200 and "You are already on the Pro plan." in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(AuditEntry)) == 0
+    upgrade = client.post(f"/admin/subscription/change-plan/?id={ada_sub.id}", data={"plan": "enterprise"})
+    assert upgrade.status_code == 302
+    [entry] = session.scalars(select(AuditEntry)).all()
+    assert (entry.action, entry.actor_id) == ("change_plan", staff.id)
+    assert re.fullmatch(r"to enterprise \(upgrade, invoice INV-\d{6}\)", entry.detail)
+
+
+def test_editing_a_plan_saves_its_audit_entry(client, staff, session):
+    plan = session.scalar(select(Plan).where(Plan.code == "pro"))
+    data = {"code": "pro", "name": plan.name, "price": "3900", "currency": plan.currency, "interval": plan.interval,
+            "trial_days": str(plan.trial_days), "sort_order": str(plan.sort_order), "active": "y"}
+    assert client.post(f"/admin/plan/edit/?id={plan.id}", data=data).status_code == 302
+    session.expire_all()
+    [entry] = session.scalars(select(AuditEntry)).all()
+    assert (entry.action, entry.object_type, entry.object_id, entry.actor_id) == ("edit", "Plan", plan.id, staff.id)
+    assert "price=3900" in entry.detail and session.get(Plan, plan.id).price == 3900
+
+
+def status_cells(html):
+    return set(re.findall(r'<td class="col-status">\s*([^<]*?)\s*</td>', html))
+
+
+def test_the_console_shows_status_labels(client, staff, book, session):
+    """The labels customers read, in the lists and in the status filters (values stay in the URL)."""
+    assert status_cells(client.get("/admin/invoice/").get_data(as_text=True)) == {"Open", "Overdue", "Paid"}
+    bob_sub = session.scalars(select(Subscription).order_by(Subscription.id)).all()[1]
+    bob_sub.status = "trialing"  # Ada's is past due (the book's Jan invoice is long overdue)
+    session.commit()
+    subscriptions = client.get("/admin/subscription/").get_data(as_text=True)
+    assert status_cells(subscriptions) == {"Past due", "Trial"}
+    assert '"arg": "status_equals", "index": 2, "operation": "equals", "options": [["trialing", "Trial"], ' \
+           '["active", "Active"], ["past_due", "Past due"], ["canceled", "Canceled"]]' in subscriptions
+    assert status_cells(client.get("/admin/payment/").get_data(as_text=True)) == {"Succeeded"}
+
+
 def test_plans_create_and_refuse_a_negative_price(client, staff, session):
     bad = client.post("/admin/plan/new/", data={"code": "team", "name": "Team", "price": "-5", "currency": "USD",
                                                 "interval": "month", "trial_days": "0", "sort_order": "4"})

@@ -1,0 +1,40 @@
+"""The staff console: Flask-Admin views, built per app in init_admin(app).
+
+One module per job: base (access, the model view base, formatters), customers, plans,
+subscriptions, invoices, records (read-only), jobs, dashboard. Staff actions call the
+billing core, which writes their audit entries; the request's unit of work commits.
+"""
+from __future__ import annotations
+
+from flask_admin import Admin
+from flask_admin.theme import Bootstrap4Theme
+
+from ..extensions import db
+from ..models import AuditEntry, Invoice, Notification, Payment, Plan, Subscription, User, WebhookEvent
+from ..security import csp_nonce
+from .customers import UserView
+from .dashboard import Dashboard
+from .invoices import InvoiceView
+from .jobs import JobsView
+from .plans import PlanView
+from .records import AuditView, NotificationView, PaymentView, WebhookEventView
+from .subscriptions import SubscriptionView
+
+
+def init_admin(app) -> Admin:
+    admin = Admin(app, name="Acme Billing · Staff",
+                  theme=Bootstrap4Theme(swatch="default", fluid=True, base_template="staff/master.html"),
+                  index_view=Dashboard(name="Dashboard", url="/admin"), csp_nonce_generator=csp_nonce)
+    for view in (
+        UserView(User, db, name="Users"),
+        PlanView(Plan, db, name="Plans"),
+        SubscriptionView(Subscription, db, name="Subscriptions"),
+        InvoiceView(Invoice, db, name="Invoices"),
+        PaymentView(Payment, db, name="Payments"),
+        NotificationView(Notification, db, name="Notices"),
+        WebhookEventView(WebhookEvent, db, name="Webhooks"),
+        AuditView(AuditEntry, db, name="Audit log"),
+        JobsView(name="Jobs", endpoint="jobs"),
+    ):
+        admin.add_view(view)
+    return admin

@@ -1,0 +1,83 @@
+"""Invoices: find by number or email, void, remind, mark paid by hand."""
+from __future__ import annotations
+
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from ..billing import invoices
+from ..billing.statuses import INVOICE_LABELS
+from ..extensions import db
+from ..inputs import int64
+from ..jobs import queues, tasks
+from ..models import Invoice, parse_invoice_number
+from ..payments.fulfil import record_manual_payment
+from ..runtime import billing_settings, now
+from .base import StaffModelView, ids_of, money, record_staff_action
+
+
+class MarkPaidForm(FlaskForm):
+    note = TextAreaField("Note (e.g. bank transfer reference)", validators=[DataRequired(), Length(max=500)])
+
+
+class InvoiceView(StaffModelView):
+    can_create = can_edit = can_delete = False
+    column_list = ("number", "user", "kind", "period_start", "period_end", "total", "status", "due_date", "paid_at")
+    column_sortable_list = ("period_start", "total", "status", "due_date", "paid_at", ("number", "id"))
+    column_default_sort = ("id", True)
+    column_filters = ("status", "due_date", "user.email", "kind")
+    column_choices = {"status": list(INVOICE_LABELS.items())}
+    column_searchable_list = ("user.email",)
+    search_placeholder = lambda self: "Invoice number or customer email"  # noqa: E731
+    column_formatters = {"total": money, "number": lambda v, c, m, n: m.number}
+    column_details_list = ("number", "user", "kind", "description", "period_start", "period_end", "total",
+                           "currency", "status", "issued_at", "due_date", "paid_at", "voided_at", "subscription")
+    details_template = "staff/invoice_details.html"
+
+    def _apply_search(self, query, count_query, joins, count_joins, search):
+        number = parse_invoice_number(search)
+        if number is not None:
+            return query.filter(Invoice.id == number), count_query.filter(Invoice.id == number), joins, count_joins
+        return super()._apply_search(query, count_query, joins, count_joins, search)
+
+    def _selected(self, ids) -> list[Invoice]:
+        return db.session.scalars(select(Invoice).where(Invoice.id.in_(ids_of(ids)))).all()
+
+    @action("void", "Void", "Void the selected invoices? Customers will no longer be asked to pay them.")
+    def void(self, ids):
+        done = sum(invoices.void(db.session, inv, now(), billing_settings(), current_user.id)
+                   for inv in self._selected(ids))
+        flash(f"Voided {done} invoice(s).", "success")
+
+    @action("remind", "Send a reminder now")
+    def remind(self, ids):
+        moment = now()
+        done = sum(invoices.send_reminder(db.session, inv, moment, current_user.id) for inv in self._selected(ids))
+        # Ordering is the point: the reminders (outbox rows) are saved before a worker is nudged to send them.
+        db.session.commit()
+        if done and not tasks.nudge_delivery(self.admin.app.config["REDIS_URL"]):
+            # Only the nudge failed: the periodic outbox delivery still sends what was saved.
+            flash(f"{done} reminder(s) saved in the outbox, but not sent now: "
+                  f"{queues.UNREACHABLE_MESSAGE}. They go out with the next outbox delivery "
+                  "once it is back.", "warning")
+            return
+        flash(f"Queued {done} reminder(s).", "success")
+
+    @expose("/mark-paid/", methods=("GET", "POST"))
+    def mark_paid_view(self):
+        inv = db.session.get(Invoice, request.args.get("id", type=int64) or 0) or abort(404)
+        form = MarkPaidForm()
+        if not inv.is_payable:
+            flash(f"{inv.number} is {inv.status}; nothing to mark paid.", "error")
+            return redirect(url_for(".details_view", id=inv.id))
+        if form.validate_on_submit():
+            payment = record_manual_payment(db.session, inv, form.note.data, current_user.id, now(), billing_settings())
+            record_staff_action("mark_paid", inv, f"payment {payment.provider_ref}: {form.note.data}")
+            flash(f"{inv.number} marked paid.", "success")
+            return redirect(url_for(".details_view", id=inv.id))
+        return self.render("staff/mark_paid.html", invoice=inv, form=form)
