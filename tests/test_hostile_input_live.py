@@ -16,7 +16,7 @@ from portal.cli import seed_plans
 from portal.extensions import db
 from portal.models import User
 from portal.tokens import issue
-from tests.conftest import _empty_tables, utc
+from tests.conftest import empty_tables, utc
 from tests.live_server import gunicorn, server_log
 
 LIMIT = 1024 * 1024  # the default MAX_CONTENT_LENGTH
@@ -26,7 +26,7 @@ LIMIT = 1024 * 1024  # the default MAX_CONTENT_LENGTH
 def live(app, tmp_path_factory):
     """One gunicorn per backend for this module; a customer with an API token."""
     with app.app_context():
-        _empty_tables()
+        empty_tables(db.engine)
         seed_plans(db.session)
         user = User(email="bot@example.com")
         db.session.add(user)
