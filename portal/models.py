@@ -462,3 +462,16 @@ def _sqlite_pragmas(dbapi_connection, _record):
         cur.execute("PRAGMA busy_timeout = 30000")
         cur.execute("PRAGMA journal_mode = WAL")
         cur.close()
+
+
+@event.listens_for(Engine, "savepoint")
+def _sqlite_savepoint_inside_a_transaction(connection, _name):
+    """SQLite: begin the transaction before its first SAVEPOINT.
+
+    The sqlite3 driver opens a transaction only before a write; a SAVEPOINT opened
+    outside one starts a transaction of its own that its RELEASE commits, so an error
+    later in the same unit of work could no longer undo it.
+    """
+    dbapi_connection = connection.connection.dbapi_connection
+    if isinstance(dbapi_connection, sqlite3.Connection) and not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN")
