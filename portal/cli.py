@@ -12,15 +12,14 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
-from werkzeug.security import generate_password_hash
 
-from .auth.sessions import end_all
 from .billing.daily import run_day
 from .extensions import db
-from .imports import import_subscriptions, normalize_email
+from .imports import import_subscriptions
 from .models import Invoice, Plan, User, utcnow
-from .runtime import as_of, billing_settings, deliver_outbox
+from .runtime import as_of, billing_settings, deliver_outbox, now
 from .passwords import weakness
+from .users import by_email, create_staff
 
 billing_cli = AppGroup("billing", help="Run billing.")
 plans_cli = AppGroup("plans", help="Manage plans.")
@@ -132,19 +131,6 @@ def invoices_export(fmt):
         sys.stdout.write("\n]\n")
 
 
-def create_staff(session, email: str, password: str) -> User:
-    email = normalize_email(email)
-    user = session.scalar(select(User).where(User.email == email))
-    if user is None:
-        user = User(email=email, name="Staff")
-        session.add(user)
-    user.is_staff = True
-    user.password_hash = generate_password_hash(password)
-    session.flush()
-    end_all(session, user.id)  # a new password logs out every browser
-    return user
-
-
 @users_cli.command("create-staff")
 @click.argument("email")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
@@ -156,7 +142,7 @@ def users_create_staff(email, password):
     if reason := weakness(password, (email,)):
         raise click.BadParameter(reason, param_hint="--password")
     try:
-        user = create_staff(db.session, email, password)
+        user = create_staff(db.session, email, password, now())
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="EMAIL") from None
     db.session.commit()
@@ -177,9 +163,9 @@ def demo_setup():
         with open(path, "w") as fh:
             fh.write(f"{email} {password}\n")
         os.chmod(path, 0o600)
-    user = db.session.scalar(select(User).where(User.email == email))
+    user = by_email(db.session, email)
     if user is None or not user.is_staff:  # a fresh database: same login as before
-        create_staff(db.session, email, password)
+        create_staff(db.session, email, password, now())
     db.session.commit()
     click.echo(f"Plans seeded. Staff login: {email} / {password}  (kept in {path})")
 

@@ -6,13 +6,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import IO
 
-from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .billing.errors import BillingError
 from .billing.subscriptions import find_plan, start_imported
-from .models import User
+from .users import ensure_customer
 
 REQUIRED = ("email", "plan", "start_date")
 
@@ -22,14 +20,6 @@ class ImportReport:
     created_users: int = 0
     subscriptions: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-def normalize_email(raw: str) -> str:
-    """The canonical (lower-case) form of an address, or ValueError with the reason."""
-    try:
-        return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from None
 
 
 def _date(raw: str, column: str) -> dt.date:
@@ -54,10 +44,10 @@ def import_subscriptions(session: Session, stream: IO[str], now: dt.datetime) ->
     for row in reader:
         line = reader.line_num
         try:
-            email = normalize_email(row["email"] or "")
-            if email in seen:
-                raise ValueError(f"{email} already appears on line {seen[email]}")
-            seen[email] = line
+            user, created = ensure_customer(session, row["email"] or "", now)
+            if user.email in seen:
+                raise ValueError(f"{user.email} already appears on line {seen[user.email]}")
+            seen[user.email] = line
             plan = find_plan(session, row["plan"] or "")
             start = _date(row["start_date"] or "", "start_date")
             paid_through = None
@@ -67,15 +57,10 @@ def import_subscriptions(session: Session, stream: IO[str], now: dt.datetime) ->
                     raise ValueError("paid_through is before start_date")
             if start > now.date():
                 raise ValueError("start_date is in the future")
-            user = session.scalar(select(User).where(User.email == email))
-            if user is None:
-                user = User(email=email, created_at=now)
-                session.add(user)
-                session.flush()
-                report.created_users += 1
             with session.begin_nested():
                 start_imported(session, user, plan, start, paid_through, now)
             report.subscriptions += 1
+            report.created_users += created
         except (ValueError, BillingError) as exc:
             report.errors.append(f"line {line}: {getattr(exc, 'message', exc)}")
     return report

@@ -9,18 +9,16 @@ import secrets
 from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..billing.errors import BillingError
 from ..billing.subscriptions import find_plan
 from ..extensions import db, login_manager
-from ..imports import normalize_email
 from ..models import Plan, User
 from ..jobs import tasks
 from ..notify.outbox import queue_account_mail
 from ..runtime import now
+from ..users import by_email, sign_up
 from ..web import here, is_htmx, local_path, safe_next, see_other
 from . import sessions, throttle
 from .forms import ChangePasswordForm, ConfirmForm, LoginForm, RequestLinkForm, SetPasswordForm, SignupForm
@@ -44,10 +42,6 @@ def must_log_in():
     flash(login_manager.login_message, login_manager.login_message_category)
     target = url_for("auth.login", next=local_path(here()))
     return see_other(target) if is_htmx() else redirect(target)
-
-
-def _by_email(email: str) -> User | None:
-    return db.session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
 def _chosen_plan(code: str | None) -> Plan | None:
@@ -76,30 +70,18 @@ def signup():
 
     if form.validate_on_submit():
         try:
-            email = normalize_email(form.email.data)
+            user, new = sign_up(db.session, form.email.data, form.name.data or "", form.password.data, now())
         except ValueError as exc:
             form.email.errors.append(str(exc))
             return page(422)
-        password_hash = generate_password_hash(form.password.data)
-        user = _by_email(email)
-        if user is None:
-            user = User(email=email, name=(form.name.data or "").strip(), password_hash=password_hash,
-                        created_at=now(), awaiting_confirmation=True)
-            db.session.add(user)
-            try:
-                db.session.commit()
-            except IntegrityError:  # the same address signed up at the same moment
-                db.session.rollback()
-                user = _by_email(email)
-            else:
-                _send_confirmation(user, plan)
-                user = None
-        if user is not None:
+        if new:
+            _send_confirmation(user, plan)
+        else:
             _mail(user, "You already have an account",
                   "Someone, probably you, tried to sign up with this address, which already has an account.\n"
                   f"Log in at {current_app.config['PUBLIC_URL']}{url_for('auth.login')}, or use this link within "
                   f"24 hours to set a new password:\n{password_link(user)}\n")
-        flash(f"Almost done: open the link we emailed to {email} to finish signing up.", "info")
+        flash(f"Almost done: open the link we emailed to {user.email} to finish signing up.", "info")
         return see_other(url_for("auth.login"))
     return page(422 if form.errors else 200)
 
@@ -230,7 +212,7 @@ def login():
             return _too_many(form, until, moment, "Too many failed attempts for this email. "
                              "You can also set a new password with “Forgot your password?”.")
         db.session.commit()
-        user = _by_email(email)
+        user = by_email(db.session, email)
         correct = check_password_hash((user and user.password_hash) or _dummy_hash(), form.password.data) \
             and user is not None and user.password_hash is not None
         if correct and user.awaiting_confirmation:
@@ -307,7 +289,7 @@ def password_link(user: User) -> str:
 def request_link():
     form = RequestLinkForm()
     if form.validate_on_submit():
-        user = _by_email(form.email.data)
+        user = by_email(db.session, form.email.data)
         if user:
             _mail(user, "Set your password",
                   f"Use this link within 24 hours to set your password:\n{password_link(user)}\n")

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from portal.app import create_app
-from portal.cli import create_staff, seed_plans
+from portal.cli import seed_plans
 from portal.extensions import db
+from portal.models import utcnow
+from portal.users import create_staff
 from tests.conftest import TEST_CONFIG, service_unavailable
 from tests.live_server import gunicorn
 
@@ -33,7 +35,7 @@ def served(tmp_path_factory):
     with app.app_context():
         upgrade()
         seed_plans(db.session)
-        create_staff(db.session, *STAFF)
+        create_staff(db.session, *STAFF, utcnow())
         db.session.commit()
     with gunicorn(url, folder / "instance") as base:
         app.config["PUBLIC_URL"] = base
