@@ -29,7 +29,7 @@ from flask_migrate import upgrade  # noqa: E402
 from portal.app import create_app  # noqa: E402
 from portal.billing.invoicing import run_billing  # noqa: E402
 from portal.billing.settings import BillingSettings  # noqa: E402
-from portal.cli import seed_plans  # noqa: E402
+from portal.billing.catalog import seed_plans  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import Base, Invoice, UTCDateTime  # noqa: E402
 

@@ -53,7 +53,7 @@ from portal import tokens  # noqa: E402
 from portal.billing.invoicing import run_billing  # noqa: E402
 from portal.billing.settings import BillingSettings  # noqa: E402
 from portal.billing.subscriptions import find_plan, subscribe  # noqa: E402
-from portal.cli import seed_plans  # noqa: E402
+from portal.billing.catalog import seed_plans  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import Invoice, User  # noqa: E402
 from tests.live_server import gunicorn_process  # noqa: E402  (the tests' server, as production runs it)

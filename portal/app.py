@@ -164,6 +164,6 @@ def register_errors(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    from .cli import init_cli
+    from .commands import init_cli
 
     init_cli(app)

@@ -19,7 +19,7 @@ from werkzeug.security import generate_password_hash
 
 from portal.app import create_app
 from portal.billing.settings import BillingSettings
-from portal.cli import seed_plans
+from portal.billing.catalog import seed_plans
 from portal.extensions import db
 from portal.models import Base, User
 from tests.live_server import free_port  # noqa: F401  (re-exported for tests)

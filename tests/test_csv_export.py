@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from portal.billing.exports import spreadsheet_safe
 from portal.billing.subscriptions import find_plan, subscribe
-from portal.cli import spreadsheet_safe
 from tests.conftest import utc
 
 

@@ -12,7 +12,7 @@ import socket
 import pytest
 import requests
 
-from portal.cli import seed_plans
+from portal.billing.catalog import seed_plans
 from portal.extensions import db
 from portal.models import User
 from portal.tokens import issue

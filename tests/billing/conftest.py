@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.cli import seed_plans
+from portal.billing.catalog import seed_plans
 from portal.models import Base
 from tests.conftest import _postgres_schema_url, empty_tables
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from portal.app import create_app
-from portal.cli import seed_plans
+from portal.billing.catalog import seed_plans
 from portal.extensions import db
 from portal.models import utcnow
 from portal.users import create_staff

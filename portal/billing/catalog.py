@@ -1,0 +1,28 @@
+"""The plans a new installation starts with: Basic, Pro and Enterprise."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..models import Plan
+
+DEFAULT_PLANS = (
+    dict(code="basic", name="Basic", price=900, sort_order=1,
+         description="For a side project: one seat, email support."),
+    dict(code="pro", name="Pro", price=2900, sort_order=2,
+         description="For a growing team: ten seats, priority support."),
+    dict(code="enterprise", name="Enterprise", price=9900, sort_order=3,
+         description="For the whole company: unlimited seats, an account manager."),
+)
+
+
+def seed_plans(session: Session) -> int:
+    """Create the predefined plans that do not exist yet; edits by staff are kept."""
+    existing = set(session.scalars(select(Plan.code)))
+    created = 0
+    for spec in DEFAULT_PLANS:
+        if spec["code"] not in existing:
+            session.add(Plan(currency="USD", interval="month", trial_days=0, active=True, **spec))
+            created += 1
+    session.flush()
+    return created
