@@ -109,7 +109,7 @@ def _mail(user: User, subject: str, body: str) -> None:
     every few minutes, however often a form is posted.
     """
     queue_account_mail(db.session, user.id, subject, body, now())
-    db.session.commit()
+    db.session.commit()  # in the outbox before the worker is nudged, and kept whatever the answer
     tasks.nudge_delivery(current_app.config["REDIS_URL"])
 
 
@@ -128,7 +128,6 @@ def confirm_signup(token: str):
     if form.validate_on_submit():
         user.awaiting_confirmation = False
         sessions.start(db.session, user, now())
-        db.session.commit()
         plan = _chosen_plan(data.get("p"))
         if plan is not None:
             flash("Welcome! Check your plan and confirm to start.", "success")
@@ -202,16 +201,18 @@ def login():
         moment = now()
         account_limit, address_limit = _limits()
         address, account = throttle.address_key(request.remote_addr), _account_throttle_key(email)
-        # Both attempts are counted (and committed) before any password is checked.
-        if until := throttle.reserve(db.session, address, address_limit, moment):
-            db.session.commit()
-            return _too_many(form, until, moment, "Too many failed log-ins from your network.")
-        if until := throttle.reserve(db.session, account, account_limit, moment):
+        address_until = throttle.reserve(db.session, address, address_limit, moment)
+        account_until = None if address_until else throttle.reserve(db.session, account, account_limit, moment)
+        if account_until:
             throttle.give_back(db.session, address, address_limit)
-            db.session.commit()
-            return _too_many(form, until, moment, "Too many failed attempts for this email. "
-                             "You can also set a new password with “Forgot your password?”.")
+        # Counted and committed before any password is checked: concurrent guesses all count,
+        # and the count stays though a 429 or 401 answer rolls the request back.
         db.session.commit()
+        if address_until:
+            return _too_many(form, address_until, moment, "Too many failed log-ins from your network.")
+        if account_until:
+            return _too_many(form, account_until, moment, "Too many failed attempts for this email. "
+                             "You can also set a new password with “Forgot your password?”.")
         user = by_email(db.session, email)
         correct = check_password_hash((user and user.password_hash) or _dummy_hash(), form.password.data) \
             and user is not None and user.password_hash is not None
@@ -225,7 +226,6 @@ def login():
             throttle.give_back(db.session, address, address_limit)
             throttle.forget_stale(db.session, moment)
             sessions.start(db.session, user, moment)
-            db.session.commit()
             response = see_other(safe_next(url_for("admin.index") if user.is_staff else url_for("account.account")))
             return _remember_device(response, email)
         form.password.errors.append("Email or password is wrong. "
@@ -237,7 +237,6 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     sessions.end(db.session)
-    db.session.commit()
     flash("You are logged out.", "info")
     return see_other(url_for("auth.login"))
 
@@ -250,21 +249,22 @@ def change_password():
         # Guesses of the current password (a borrowed session) count like failed log-ins.
         moment, key = now(), throttle.password_key(current_user.id)
         account_limit, _ = _limits()
-        if until := throttle.reserve(db.session, key, account_limit, moment):
-            db.session.commit()
+        until = throttle.reserve(db.session, key, account_limit, moment)
+        # Counted and committed before the password is checked: concurrent guesses all count,
+        # and the count stays though a 429 or 422 answer rolls the request back.
+        db.session.commit()
+        if until:
             minutes = max(1, math.ceil((until - moment).total_seconds() / 60))
             form.current.errors.append(f"Too many wrong current passwords. Try again in {minutes} minute"
                                        f"{'s' if minutes > 1 else ''}.")
             return render_template("auth/password.html", form=form), 429, {
                 "Retry-After": str(max(1, math.ceil((until - moment).total_seconds())))}
-        db.session.commit()
         if not (current_user.password_hash and check_password_hash(current_user.password_hash, form.current.data)):
             form.current.errors.append("That is not your current password.")
             return render_template("auth/password.html", form=form), 422
         throttle.clear(db.session, key)
         current_user.password_hash = generate_password_hash(form.password.data)
         sessions.end_others(db.session, current_user.id)  # this browser stays in
-        db.session.commit()
         flash("Your password was changed.", "success")
         return see_other(url_for("account.account"))
     return render_template("auth/password.html", form=form), 422 if form.errors else 200
@@ -293,7 +293,7 @@ def request_link():
         if user:
             _mail(user, "Set your password",
                   f"Use this link within 24 hours to set your password:\n{password_link(user)}\n")
-        else:  # the same work, so the same time, whether or not the address is known
+        else:  # _mail's work (a commit, a nudge), so an unknown address takes as long as a known one
             db.session.commit()
             tasks.nudge_delivery(current_app.config["REDIS_URL"])
         # The same answer whether or not the address is known.
@@ -319,7 +319,6 @@ def set_password(token: str):
         user.awaiting_confirmation = False  # the link proves the mailbox
         sessions.end_all(db.session, user.id)
         sessions.start(db.session, user, now())
-        db.session.commit()
         flash("Your password is set.", "success")
         return see_other(url_for("account.account"))
     return render_template("auth/set_password.html", form=form), 422 if form.errors else 200
