@@ -7,9 +7,5 @@ class PlanForm(FlaskForm):
     plan = HiddenField(validators=[DataRequired()])
 
 
-class ActionForm(FlaskForm):
-    """A button: CSRF token only."""
-
-
 class TokenForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=80)])

@@ -4,19 +4,21 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from .. import inputs, tokens
 from ..billing.errors import BillingError
+from ..billing.invoice_queries import FILTERS, account_invoices, invoice_page, own_invoice
 from ..billing.money import format_money
 from ..billing.subscriptions import (
     cancel, change_plan, find_plan, live_subscription, preview_change, quote_subscription, resume,
     subscribe, trial_available,
 )
 from ..extensions import db
+from ..forms import ActionForm
 from ..models import SUB_TRIALING
-from .. import inputs, tokens
 from ..runtime import billing_settings, now
 from ..web import page_or_partial, see_other, targets
 from . import queries
-from .forms import ActionForm, PlanForm, TokenForm
+from .forms import PlanForm, TokenForm
 
 bp = Blueprint("account", __name__)
 
@@ -70,7 +72,7 @@ def subscribe_view():
 def _subscription_panel():
     """The account page, or (to an htmx action) the panel and what the action may have changed."""
     sub = live_subscription(db.session, current_user.id)
-    to_pay, recent = queries.account_invoices(current_user.id)
+    to_pay, recent = account_invoices(db.session, current_user.id)
     return page_or_partial("account/account.html", "account/_account_update.html", "subscription", dict(
         sub=sub, plans=queries.plans_on_offer(), form=ActionForm(),
         to_pay=to_pay, recent=recent))
@@ -156,12 +158,12 @@ def change_plan_view():
 @login_required
 def invoices():
     status = request.args.get("status")
-    status = status if status in queries.FILTERS else None  # an unknown filter shows them all
+    status = status if status in FILTERS else None  # an unknown filter shows them all
     try:
         page = inputs.page_number(request.args.get("page"))
     except ValueError as exc:
         raise inputs.BadInput("invalid_page", str(exc)) from None
-    pagination = queries.invoice_page(current_user.id, status, page)
+    pagination = invoice_page(db.session, current_user.id, status, page)
     return page_or_partial("account/invoices.html", "account/_invoice_list.html", "invoices",
                            dict(pagination=pagination, status=status))
 
@@ -169,7 +171,7 @@ def invoices():
 @bp.route("/invoices/<int:invoice_id>")
 @login_required
 def invoice(invoice_id: int):
-    inv = queries.own_invoice(current_user.id, invoice_id)
+    inv = own_invoice(db.session, current_user.id, invoice_id) or abort(404)
     return render_template("account/invoice.html", invoice=inv, form=ActionForm(),
                            payment=request.args.get("payment"))
 

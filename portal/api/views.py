@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 from werkzeug.exceptions import HTTPException
@@ -11,6 +11,7 @@ from wtforms import ValidationError
 
 from .. import inputs, tokens
 from ..billing.errors import BillingError
+from ..billing.invoice_queries import invoice_page, own_invoice
 from ..billing.money import format_money
 from ..billing.subscriptions import cancel, find_plan, live_subscription, subscribe
 from ..extensions import csrf, db
@@ -18,7 +19,6 @@ from ..models import INV_STATUSES, Invoice, Subscription
 from ..payments.checkout import PaymentError
 from ..payments.service import start_payment
 from ..runtime import billing_settings, now
-from ..account import queries
 from .openapi import spec
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -191,7 +191,7 @@ def api_invoices():
     per_page = request.args.get("per_page", "20")
     if not (per_page.isascii() and per_page.isdigit() and 1 <= int(per_page) <= 100):
         raise ApiError(422, "invalid", "'per_page' must be a whole number from 1 to 100.")
-    pagination = queries.invoice_page(g.api_user.id, status, page, int(per_page))
+    pagination = invoice_page(db.session, g.api_user.id, status, page, int(per_page))
     return jsonify(items=[invoice_json(i) for i in pagination.items], page=pagination.page,
                    per_page=pagination.per_page, total=pagination.total)
 
@@ -199,7 +199,7 @@ def api_invoices():
 @route("GET", "/invoices/<int:invoice_id>/")
 @api_auth
 def api_invoice(invoice_id: int):
-    return jsonify(invoice_json(queries.own_invoice(g.api_user.id, invoice_id), detail=True))
+    return jsonify(invoice_json(own_invoice(db.session, g.api_user.id, invoice_id) or abort(404), detail=True))
 
 
 @route("POST", "/pay/")
@@ -209,7 +209,7 @@ def api_pay():
     invoice_id = data.get("invoice_id")
     if isinstance(invoice_id, bool) or not isinstance(invoice_id, int):
         raise ApiError(422, "invalid", "'invoice_id' must be an integer.")
-    invoice = queries.own_invoice(g.api_user.id, invoice_id)
+    invoice = own_invoice(db.session, g.api_user.id, invoice_id) or abort(404)
     if not invoice.is_payable:
         raise ApiError(409, "not_payable", f"Invoice {invoice.number} is {invoice.status}; there is nothing to pay.")
     try:

@@ -10,9 +10,9 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ..account.forms import ActionForm
-from ..account.queries import own_invoice
+from ..billing.invoice_queries import own_invoice
 from ..extensions import csrf, db
+from ..forms import ActionForm
 from ..inputs import BadInput, check_text, int64
 from ..models import WebhookEvent
 from ..runtime import billing_settings, now
@@ -38,7 +38,7 @@ CHECKOUT_EVENTS = {
 def pay(invoice_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
-    invoice = own_invoice(current_user.id, invoice_id)
+    invoice = own_invoice(db.session, current_user.id, invoice_id) or abort(404)
     if not invoice.is_payable:  # a stale tab, or a second click after paying
         return _nothing_to_pay(invoice)
     try:
@@ -66,7 +66,8 @@ def _nothing_to_pay(invoice):
 @login_required
 def returned():
     """Where Stripe (or the demo) sends the customer back; fulfils too, the webhook may be late."""
-    invoice = own_invoice(current_user.id, request.args.get("invoice_id", type=int64) or 0)
+    invoice_id = request.args.get("invoice_id", type=int64) or 0
+    invoice = own_invoice(db.session, current_user.id, invoice_id) or abort(404)
     session_id = request.args.get("session_id", "")
     state = PAID if invoice.status == "paid" else PROCESSING
     if session_id and invoice.status != "paid" and current_app.config["STRIPE_SECRET_KEY"]:
@@ -96,7 +97,7 @@ def demo_checkout(token: str):
     except ValueError as exc:
         flash(str(exc).capitalize() + ".", "error")
         return see_other(url_for("account.invoices"))
-    invoice = own_invoice(current_user.id, checkout.invoice_id)
+    invoice = own_invoice(db.session, current_user.id, checkout.invoice_id) or abort(404)
     if not invoice.is_payable:  # the checkout page re-opened after paying
         return _nothing_to_pay(invoice)
     form = ActionForm()
