@@ -12,11 +12,12 @@ from wtforms import ValidationError
 from .. import inputs, tokens
 from ..billing.errors import BillingError
 from ..billing.invoice_queries import invoice_page, own_invoice
+from ..billing.invoices import unpayable_reason
 from ..billing.money import format_money
 from ..billing.subscriptions import cancel, find_plan, live_subscription, subscribe
 from ..extensions import csrf, db
 from ..models import INV_STATUSES, Invoice, Subscription
-from ..payments.checkout import PaymentError
+from ..payments.errors import PaymentError
 from ..payments.service import start_payment
 from ..runtime import billing_settings, now
 from .openapi import spec
@@ -210,8 +211,8 @@ def api_pay():
     if isinstance(invoice_id, bool) or not isinstance(invoice_id, int):
         raise ApiError(422, "invalid", "'invoice_id' must be an integer.")
     invoice = own_invoice(db.session, g.api_user.id, invoice_id) or abort(404)
-    if not invoice.is_payable:
-        raise ApiError(409, "not_payable", f"Invoice {invoice.number} is {invoice.status}; there is nothing to pay.")
+    if reason := unpayable_reason(invoice):
+        raise ApiError(409, "not_payable", reason)
     try:
         checkout = start_payment(invoice, g.api_user)
     except PaymentError as exc:

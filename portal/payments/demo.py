@@ -9,8 +9,8 @@ import secrets
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from ..billing.checkouts import OPEN, PAID, Checkout
 from ..models import Invoice
-from .checkout import OPEN, PAID, Checkout
 
 MAX_AGE = 24 * 3600
 

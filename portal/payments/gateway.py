@@ -6,9 +6,10 @@ import re
 
 import stripe
 
+from ..billing.checkouts import EXPIRED, FAILED, OPEN, PAID, PROCESSING, Checkout
 from ..inputs import INT64_MAX
 from ..models import Invoice, User
-from .checkout import EXPIRED, FAILED, OPEN, PAID, PROCESSING, Checkout, PaymentError
+from .errors import PaymentError
 
 log = logging.getLogger(__name__)
 

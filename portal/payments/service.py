@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from flask import current_app, url_for
 
+from ..billing.checkouts import Checkout
+from ..billing.invoices import unpayable_reason
 from ..extensions import db
 from ..models import Invoice
-from .checkout import Checkout, PaymentError
 from .demo import DemoGateway
+from .errors import PaymentError
 from .gateway import StripeGateway
 
 
@@ -23,8 +25,9 @@ def gateway():
 
 def start_payment(invoice: Invoice, user) -> Checkout:
     """A checkout for a payable invoice of `user`; PaymentError if refused. The caller commits."""
-    if not invoice.is_payable:
-        raise PaymentError(f"Invoice {invoice.number} is {invoice.status}; there is nothing to pay.")
+    reason = unpayable_reason(invoice)
+    if reason is not None:
+        raise PaymentError(reason)
     base = current_app.config["PUBLIC_URL"]
     success = base + url_for("payments.returned", invoice_id=invoice.id) + "&session_id={CHECKOUT_SESSION_ID}"
     cancel = base + url_for("account.invoice", invoice_id=invoice.id, payment="canceled")

@@ -10,15 +10,16 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from ..billing.checkouts import EXPIRED, PAID, PROCESSING
 from ..billing.invoice_queries import own_invoice
+from ..billing.invoices import fulfil, unpayable_reason
 from ..extensions import csrf, db
 from ..forms import ActionForm
 from ..inputs import BadInput, check_text, int64
-from ..models import WebhookEvent
+from ..models import INV_PAID, WebhookEvent
 from ..runtime import billing_settings, now
 from ..web import page_or_partial, see_other
-from .checkout import EXPIRED, PAID, PROCESSING, PaymentError
-from .fulfil import fulfil
+from .errors import PaymentError
 from .gateway import failed
 from .service import gateway, start_payment
 
@@ -39,8 +40,8 @@ def pay(invoice_id: int):
     if not ActionForm().validate_on_submit():
         abort(400)
     invoice = own_invoice(db.session, current_user.id, invoice_id) or abort(404)
-    if not invoice.is_payable:  # a stale tab, or a second click after paying
-        return _nothing_to_pay(invoice)
+    if reason := unpayable_reason(invoice):  # a stale tab, or a second click after paying
+        return _nothing_to_pay(invoice, reason)
     try:
         checkout = start_payment(invoice, current_user)
     except PaymentError as exc:
@@ -51,14 +52,12 @@ def pay(invoice_id: int):
     return see_other(checkout.url, external=True)
 
 
-def _nothing_to_pay(invoice):
+def _nothing_to_pay(invoice, reason: str):
     """Say plainly why an invoice cannot be paid, on the invoice itself (its receipt)."""
-    if invoice.status == "paid":
-        paid_on = f" (on {invoice.paid_at:%b %-d, %Y})" if invoice.paid_at else ""
-        flash(f"Invoice {invoice.number} is already paid{paid_on}: nothing more is due. "
-              "The receipt is below.", "info")
+    if invoice.status == INV_PAID:
+        flash(f"{reason} The receipt is below.", "info")
         return see_other(url_for("account.invoice", invoice_id=invoice.id, _anchor="receipt"))
-    flash(f"Invoice {invoice.number} was voided; there is nothing to pay.", "info")
+    flash(reason, "info")
     return see_other(url_for("account.invoice", invoice_id=invoice.id))
 
 
@@ -98,8 +97,8 @@ def demo_checkout(token: str):
         flash(str(exc).capitalize() + ".", "error")
         return see_other(url_for("account.invoices"))
     invoice = own_invoice(db.session, current_user.id, checkout.invoice_id) or abort(404)
-    if not invoice.is_payable:  # the checkout page re-opened after paying
-        return _nothing_to_pay(invoice)
+    if reason := unpayable_reason(invoice):  # the checkout page re-opened after paying
+        return _nothing_to_pay(invoice, reason)
     form = ActionForm()
     if request.method == "POST":
         if not form.validate_on_submit():

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from portal.billing.checkouts import PAID, Checkout
+from portal.billing.invoices import fulfil, record_manual_payment
 from portal.models import Invoice, Notification, Payment
-from portal.payments.checkout import PAID, Checkout
-from portal.payments.fulfil import fulfil, record_manual_payment
 from tests.conftest import utc
 from tests.payments.fake_stripe import event
 from tests.payments.test_stripe import deliver, fake_stripe, started_session, stripe_on  # noqa: F401

@@ -5,6 +5,7 @@ from jsonschema import Draft202012Validator
 from sqlalchemy import func, select
 
 from portal.api.openapi import spec
+from portal.billing.invoices import unpayable_reason
 from portal.models import Invoice, Subscription
 from portal.tokens import issue
 from tests.conftest import utc
@@ -131,6 +132,7 @@ def test_paying_a_paid_or_void_invoice_is_a_conflict(api, session):
         session.commit()
         response = api.post("/api/pay/", {"invoice_id": invoice.id})
         assert response.status_code == 409 and response.json["error"]["code"] == "not_payable"
+        assert response.json["error"]["message"] == unpayable_reason(invoice)  # the pay page's words too
 
 
 def test_a_non_numeric_id_is_a_json_404(api):

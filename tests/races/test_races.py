@@ -9,12 +9,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from portal.billing.checkouts import PAID, Checkout
 from portal.billing.errors import BillingError
+from portal.billing.invoices import fulfil
 from portal.billing.subscriptions import change_plan, find_plan, live_subscription, subscribe
 from portal.extensions import db
 from portal.models import NOTE_RECEIPT, Invoice, Notification, Payment, Subscription, User, utcnow
-from portal.payments.checkout import PAID, Checkout
-from portal.payments.fulfil import fulfil
 from portal.tokens import issue
 from tests.races.conftest import at_once, browser_session, no_server_errors
 

@@ -1,4 +1,8 @@
-"""What a payment provider says about a checkout, in the app's own terms."""
+"""What a payment provider says about a checkout, in the app's own terms.
+
+Provider-neutral: the payment providers (portal/payments/) translate their sessions
+into a Checkout, and the invoice lifecycle (invoices.fulfil) records it.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +12,7 @@ PAID, PROCESSING, FAILED, EXPIRED, OPEN = "paid", "processing", "failed", "expir
 
 @dataclass(frozen=True)
 class Checkout:
-    provider: str          # 'stripe' | 'demo'
+    provider: str          # 'stripe' | 'demo' | 'manual'
     ref: str               # the provider's checkout (session) id
     invoice_id: int | None
     amount: int            # minor units, as the provider reports them
@@ -16,15 +20,3 @@ class Checkout:
     state: str             # PAID | PROCESSING | FAILED | EXPIRED | OPEN
     url: str = ""          # where the customer pays, while OPEN
     payment_ref: str = ""  # the provider's payment (intent) id, when there is one
-
-
-class PaymentError(Exception):
-    """The provider refused or could not be reached; the message is safe to show.
-
-    `retryable`: the provider was unreachable or failed (try again later), as
-    opposed to refusing the request (trying again would not help).
-    """
-
-    def __init__(self, message: str, retryable: bool = False):
-        super().__init__(message)
-        self.retryable = retryable

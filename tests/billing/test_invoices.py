@@ -1,0 +1,59 @@
+"""The invoice lifecycle's questions and staff actions (portal/billing/invoices.py)."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.billing.errors import BillingError
+from portal.billing.invoices import record_manual_payment, unpayable_reason
+from portal.billing.subscriptions import find_plan, subscribe
+from portal.models import AuditEntry, Invoice, Payment
+from tests.conftest import utc
+
+
+@pytest.fixture()
+def invoice(session, make_user, settings) -> Invoice:
+    """A customer's first invoice: INV-000001, open, $29.00."""
+    subscribe(session, make_user(email="ada@example.com"), find_plan(session, "pro"), utc(2024, 1, 10, 9), settings)
+    session.commit()
+    return session.get(Invoice, 1)
+
+
+@pytest.fixture()
+def staff(make_user):
+    return make_user(email="staff@example.com", is_staff=True)
+
+
+@pytest.mark.parametrize("status, paid_at, reason", [
+    ("open", None, None),
+    ("overdue", None, None),
+    ("paid", utc(2024, 1, 12, 15), "Invoice INV-000007 is already paid (on Jan 12, 2024): nothing more is due."),
+    ("paid", None, "Invoice INV-000007 is already paid: nothing more is due."),
+    ("void", None, "Invoice INV-000007 was voided; there is nothing to pay."),
+])
+def test_whether_an_invoice_is_payable_and_why_not(status, paid_at, reason):
+    """A plain question about an invoice: no session, no app."""
+    assert unpayable_reason(Invoice(id=7, status=status, paid_at=paid_at)) == reason
+
+
+def test_marking_paid_records_one_manual_payment_and_its_audit_entry(session, invoice, staff, settings):
+    payment = record_manual_payment(session, invoice, "bank transfer 8812", staff.id, utc(2024, 1, 20), settings)
+    session.commit()
+    assert invoice.status == "paid" and invoice.paid_at == utc(2024, 1, 20)
+    assert (payment.provider, payment.status, payment.amount, payment.note, payment.recorded_by_id) == (
+        "manual", "succeeded", invoice.total, "bank transfer 8812", staff.id)
+    [entry] = session.scalars(select(AuditEntry)).all()
+    assert (entry.actor_id, entry.action, entry.object_type, entry.object_id) == (staff.id, "mark_paid", "Invoice", 1)
+    assert entry.detail == f"payment {payment.provider_ref}: bank transfer 8812"
+    assert entry.created_at == utc(2024, 1, 20)
+
+
+@pytest.mark.parametrize("status", ["paid", "void"])
+def test_an_invoice_that_is_not_payable_cannot_be_marked_paid(session, invoice, staff, settings, status):
+    invoice.status = status
+    session.commit()
+    with pytest.raises(BillingError) as refused:
+        record_manual_payment(session, invoice, "again", staff.id, utc(2024, 1, 20), settings)
+    assert refused.value.code == "not_payable" and refused.value.message == unpayable_reason(invoice)
+    assert session.scalar(select(func.count()).select_from(Payment)) == 0
+    assert session.scalar(select(func.count()).select_from(AuditEntry)) == 0
