@@ -14,12 +14,6 @@ from .errors import PaymentError
 log = logging.getLogger(__name__)
 
 
-def stripe_amount(amount: int, currency: str) -> int:
-    """Amounts are stored in Stripe's own minor units (money.exponent follows Stripe's
-    zero- and three-decimal lists), so they go to Stripe as they are: never `* 100`."""
-    return amount
-
-
 class StripeGateway:
     provider = "stripe"
 
@@ -57,7 +51,9 @@ class StripeGateway:
                 "quantity": 1,
                 "price_data": {
                     "currency": invoice.currency.lower(),
-                    "unit_amount": stripe_amount(invoice.total, invoice.currency),
+                    # Amounts are stored in Stripe's own minor units (money.exponent follows
+                    # Stripe's zero- and three-decimal lists), so they go as they are: never `* 100`.
+                    "unit_amount": invoice.total,
                     "product_data": {"name": f"Invoice {invoice.number}"},
                 },
             }],
