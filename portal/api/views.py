@@ -18,7 +18,8 @@ from ..billing.subscriptions import cancel, find_plan, live_subscription, subscr
 from ..extensions import csrf, db
 from ..models import INV_STATUSES, Invoice, Subscription
 from ..payments.errors import PaymentError
-from ..payments.service import start_payment
+from ..payments.links import demo_checkout_url, return_urls
+from ..payments.service import gateway, start_payment
 from ..runtime import billing_settings, now
 from .openapi import spec
 
@@ -214,7 +215,8 @@ def api_pay():
     if reason := unpayable_reason(invoice):
         raise ApiError(409, "not_payable", reason)
     try:
-        checkout = start_payment(invoice, g.api_user)
+        checkout = start_payment(db.session, invoice, g.api_user, gateway(current_app.config, demo_checkout_url),
+                                 *return_urls(invoice.id))
     except PaymentError as exc:
         db.session.rollback()
         raise ApiError(502, "payment_provider_error", str(exc)) from None

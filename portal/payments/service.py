@@ -1,37 +1,41 @@
 """Which provider takes payment, and starting a checkout for an invoice.
 
-Shared by the portal's Pay button and the JSON API.
+Shared by the portal's Pay button and the JSON API. Free of Flask: the caller passes
+the app's configuration and the URLs of its own pages (see links.py).
 """
 from __future__ import annotations
 
-from flask import current_app, url_for
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from ..billing.checkouts import Checkout
 from ..billing.invoices import unpayable_reason
-from ..extensions import db
-from ..models import Invoice
+from ..models import Invoice, User
 from .demo import DemoGateway
 from .errors import PaymentError
 from .gateway import StripeGateway
 
 
-def gateway():
-    """Stripe when a key is configured, the local demo checkout otherwise."""
-    cfg = current_app.config
-    if cfg["STRIPE_SECRET_KEY"]:
-        return StripeGateway(cfg["STRIPE_SECRET_KEY"], cfg["STRIPE_WEBHOOK_SECRET"], cfg["STRIPE_API_BASE"])
-    return DemoGateway(cfg["SECRET_KEY"], lambda token: url_for("payments.demo_checkout", token=token))
+def gateway(config: Mapping[str, Any], demo_checkout_url: Callable[[str], str]) -> StripeGateway | DemoGateway:
+    """Stripe when a key is configured, the local demo checkout otherwise
+    (`demo_checkout_url`: a demo token -> the URL of its checkout page)."""
+    if config["STRIPE_SECRET_KEY"]:
+        return StripeGateway(config["STRIPE_SECRET_KEY"], config["STRIPE_WEBHOOK_SECRET"], config["STRIPE_API_BASE"])
+    return DemoGateway(config["SECRET_KEY"], demo_checkout_url)
 
 
-def start_payment(invoice: Invoice, user) -> Checkout:
-    """A checkout for a payable invoice of `user`; PaymentError if refused. The caller commits."""
+def start_payment(session: Session, invoice: Invoice, user: User, provider: StripeGateway | DemoGateway,
+                  success_url: str, cancel_url: str) -> Checkout:
+    """A checkout for a payable invoice of `user`; PaymentError if refused. The caller commits.
+
+    `success_url` and `cancel_url`: where the provider sends the customer back.
+    """
     reason = unpayable_reason(invoice)
     if reason is not None:
         raise PaymentError(reason)
-    base = current_app.config["PUBLIC_URL"]
-    success = base + url_for("payments.returned", invoice_id=invoice.id) + "&session_id={CHECKOUT_SESSION_ID}"
-    cancel = base + url_for("account.invoice", invoice_id=invoice.id, payment="canceled")
-    checkout = gateway().start(invoice, user, success, cancel)
+    checkout = provider.start(invoice, user, success_url, cancel_url)
     invoice.checkout_ref = checkout.ref
-    db.session.flush()
+    session.flush()
     return checkout

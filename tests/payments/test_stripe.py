@@ -275,11 +275,23 @@ def test_a_session_stripe_does_not_know_is_recorded_with_its_error(client, custo
 
 
 def test_stripe_unreachable_asks_for_a_retry(client, customer, stripe_on, session, config):
+    sid = started_session(client, stripe_on)
+    stripe_on.complete(sid)
+    api_base = config["STRIPE_API_BASE"]
     config["STRIPE_API_BASE"] = "http://127.0.0.1:1"
-    response = deliver(client, event("evt_down", "checkout.session.completed", "cs_1"))
+    response = deliver(client, event("evt_down", "checkout.session.completed", sid))
     assert response.status_code == 503
+    # Kept although a 503 rolls its request back: the error record was committed for staff.
     stored = session.scalar(select(WebhookEvent))
     assert stored.error and stored.processed_at is None
+    assert session.get(Invoice, 1).status == "open"
+    # Stripe delivers again once it is back: the same record is processed and closed.
+    config["STRIPE_API_BASE"] = api_base
+    assert deliver(client, event("evt_down", "checkout.session.completed", sid)).status_code == 200
+    session.expire_all()
+    [stored] = session.scalars(select(WebhookEvent)).all()
+    assert stored.error is None and stored.processed_at is not None
+    assert session.get(Invoice, 1).status == "paid"
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
