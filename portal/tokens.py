@@ -46,22 +46,22 @@ _TOUCH = (
 )
 
 
-def authenticate(session: Session, secret: str, now: dt.datetime) -> tuple[User | None, bool]:
-    """(the token's user, whether last_used_at was written); (None, False) if unknown or revoked.
+def authenticate(session: Session, secret: str, now: dt.datetime) -> User | None:
+    """The token's user; None if the token is unknown or revoked.
 
     One query finds the token and its user. last_used_at is written at most once a
     TOUCH_EVERY, by a conditional UPDATE (of two concurrent requests only one writes);
-    when it was, the caller commits.
+    the caller's unit of work commits it.
     """
     row = session.execute(_TOKEN_USER, {"token_hash": digest(secret)}).first()
     if row is None:
-        return None, False
+        return None
+    user: User
     user, token_id, last_used = row
     cutoff = now - TOUCH_EVERY
-    if last_used is not None and last_used >= cutoff:
-        return user, False
-    written = session.execute(_TOUCH, {"token_id": token_id, "cutoff": cutoff, "now": now}).rowcount
-    return user, written == 1
+    if last_used is None or last_used < cutoff:
+        session.execute(_TOUCH, {"token_id": token_id, "cutoff": cutoff, "now": now})
+    return user
 
 
 def revoke(session: Session, user_id: int, token_id: int, now: dt.datetime) -> bool:

@@ -55,12 +55,11 @@ def subscribe_view():
     if not form.validate_on_submit():
         abort(400)
     try:
-        sub = subscribe(db.session, current_user, plan, now(), billing_settings())
+        with db.session.begin_nested():  # a refusal undoes the attempt; the redirect below commits
+            sub = subscribe(db.session, current_user, plan, now(), billing_settings())
     except BillingError as exc:
-        db.session.rollback()
         flash(exc.message, "error")
         return see_other(url_for("account.account" if exc.code == "already_subscribed" else "account.pricing"))
-    db.session.commit()
     if sub.status == SUB_TRIALING:
         flash(f"You are subscribed to {plan.name}. Your free trial runs until {sub.current_period_end:%b %-d, %Y}.",
               "success")
@@ -92,12 +91,11 @@ def _act(action) -> object:
     try:
         if sub is None:
             raise BillingError("You have no subscription.", "no_subscription")
-        message = action(sub)
+        with db.session.begin_nested():  # a refusal undoes the action; its answer still commits
+            message = action(sub)
     except BillingError as exc:
-        db.session.rollback()
         flash(exc.message, "error")
     else:
-        db.session.commit()
         flash(message, "success")
     if targets("subscription"):
         return _subscription_panel()
@@ -188,7 +186,6 @@ def api_tokens():
     form, secret = TokenForm(), None
     if form.validate_on_submit():
         _, secret = tokens.issue(db.session, current_user, form.name.data, now())
-        db.session.commit()
         form = TokenForm(formdata=None)
     html = render_template("account/tokens.html", form=form, secret=secret, revoke=ActionForm(),
                            tokens=queries.tokens_of(current_user.id))
@@ -203,7 +200,6 @@ def revoke_token(token_id: int):
         abort(400)
     if not tokens.revoke(db.session, current_user.id, token_id, now()):
         abort(404)
-    db.session.commit()
     flash("The token was revoked.", "success")
     return see_other(url_for("account.api_tokens"))
 

@@ -67,7 +67,6 @@ def _api_error(exc: ApiError):
 
 @bp.errorhandler(BillingError)
 def _billing_error(exc: BillingError):
-    db.session.rollback()
     return error(exc.status, exc.code, exc.message)
 
 
@@ -84,11 +83,10 @@ def api_auth(view):
     def wrapper(*args, **kwargs):
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
-            user, written = tokens.authenticate(db.session, header[7:].strip(), now())
+            # Its last-use write (at most once a minute) commits with the request.
+            user = tokens.authenticate(db.session, header[7:].strip(), now())
             if user is None:
                 raise ApiError(401, "unauthorized", "The API token is invalid or revoked.")
-            if written:  # last use is recorded at most once a minute: reads do not commit
-                db.session.commit()
         elif current_user.is_authenticated:
             user = current_user._get_current_object()
             if request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -161,7 +159,6 @@ def api_subscribe():
     if not isinstance(code, str) or not code.strip():
         raise ApiError(422, "invalid", "'plan' is required: one of the plan codes.")
     sub = subscribe(db.session, g.api_user, find_plan(db.session, code), now(), billing_settings())
-    db.session.commit()
     return jsonify(subscription_json(sub)), 201
 
 
@@ -176,7 +173,6 @@ def api_unsubscribe():
     if sub is None:
         raise ApiError(404, "no_subscription", "You have no subscription.")
     cancel(db.session, sub, now(), at_once=at_once)
-    db.session.commit()
     return jsonify(subscription_json(sub))
 
 
@@ -217,8 +213,6 @@ def api_pay():
     try:
         checkout = start_payment(db.session, invoice, g.api_user, gateway(current_app.config, demo_checkout_url),
                                  *return_urls(invoice.id))
-    except PaymentError as exc:
-        db.session.rollback()
+    except PaymentError as exc:  # the 502 rolls back whatever the attempt wrote
         raise ApiError(502, "payment_provider_error", str(exc)) from None
-    db.session.commit()
     return jsonify(checkout_url=checkout.url, invoice_id=invoice.id)
