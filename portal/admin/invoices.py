@@ -16,9 +16,8 @@ from ..extensions import db
 from ..inputs import int64
 from ..jobs import queues, tasks
 from ..models import Invoice, parse_invoice_number
-from ..payments.fulfil import record_manual_payment
 from ..runtime import billing_settings, now
-from .base import StaffModelView, ids_of, money, record_staff_action
+from .base import StaffModelView, ids_of, money
 
 
 class MarkPaidForm(FlaskForm):
@@ -76,8 +75,7 @@ class InvoiceView(StaffModelView):
             flash(f"{inv.number} is {inv.status}; nothing to mark paid.", "error")
             return redirect(url_for(".details_view", id=inv.id))
         if form.validate_on_submit():
-            payment = record_manual_payment(db.session, inv, form.note.data, current_user.id, now(), billing_settings())
-            record_staff_action("mark_paid", inv, f"payment {payment.provider_ref}: {form.note.data}")
+            invoices.record_manual_payment(db.session, inv, form.note.data, current_user.id, now(), billing_settings())
             flash(f"{inv.number} marked paid.", "success")
             return redirect(url_for(".details_view", id=inv.id))
         return self.render("staff/mark_paid.html", invoice=inv, form=form)
