@@ -1,9 +1,10 @@
 """Run an RQ worker on every queue, or (with --scheduler) the periodic scheduler.
 
-    REDIS_URL=redis://host:6379/0 python worker.py              # a worker
-    REDIS_URL=redis://host:6379/0 python worker.py --scheduler  # the scheduler (run one)
-    python worker.py --burst                                    # work until the queues are empty
+REDIS_URL=redis://host:6379/0 python worker.py              # a worker
+REDIS_URL=redis://host:6379/0 python worker.py --scheduler  # the scheduler (run one)
+python worker.py --burst                                    # work until the queues are empty
 """
+
 from __future__ import annotations
 
 import argparse

@@ -9,20 +9,18 @@ and reminded, the day subscriptions become past due, and a quiet day after. Each
 step's seconds are printed with its ratio to the raw insert: a step whose ratio
 grows with N has gone quadratic.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import time
 from functools import partial
-from pathlib import Path
 
-
-from bench.billing_run import AS_OF, arguments, fresh_database, raw_insert_select  # noqa: E402
-
-from portal.billing import daily  # noqa: E402
-from portal.billing.invoicing import run_billing  # noqa: E402
-from portal.billing.settings import BillingSettings  # noqa: E402
-from portal.extensions import db  # noqa: E402
+from bench.billing_run import AS_OF, arguments, fresh_database, raw_insert_select
+from portal.billing import daily
+from portal.billing.invoicing import run_billing
+from portal.billing.settings import BillingSettings
+from portal.extensions import db
 
 DAYS = (("billing day", 0), ("all overdue", 17), ("past due", 22), ("quiet day", 23))
 
@@ -31,9 +29,8 @@ def main() -> None:
     args = arguments(__doc__).parse_args()
     settings = BillingSettings(chunk_size=args.chunk_size)
 
-    with fresh_database(args.database_url, args.n, args.chunk_size):
-        with db.engine.connect() as conn:
-            raw = raw_insert_select(conn)
+    with fresh_database(args.database_url, args.n, args.chunk_size), db.engine.connect() as conn:
+        raw = raw_insert_select(conn)
     backend = "postgresql" if args.database_url.startswith("postgres") else "sqlite"
     print(f"daily chain benchmark: {backend}, N={args.n:,}, chunk={args.chunk_size:,}")
     print(f"  raw INSERT ... SELECT of N invoices   {raw:7.2f} s  (the baseline: x1.00)")
@@ -41,7 +38,7 @@ def main() -> None:
         for label, offset in DAYS:
             now = AS_OF + dt.timedelta(days=offset)
             steps = (
-                ("bill", lambda: run_billing(db.session, now, settings, db.session.commit).invoices),
+                ("bill", partial(lambda day: run_billing(db.session, day, settings, db.session.commit).invoices, now)),
                 *((step.name, partial(step.run, db.session, now, settings)) for step in daily.AFTER_BILLING),
             )
             for step, work in steps:

@@ -10,6 +10,7 @@ own, dropped after), then times, in one process and one run:
   re-run  the same run again (must find nothing to do).
 Prints subscriptions/second for each, the ratios, and the peak RSS of this process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,20 +21,18 @@ import statistics
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
+import sqlalchemy as sa
+from flask_migrate import upgrade
 
-import sqlalchemy as sa  # noqa: E402
-from flask_migrate import upgrade  # noqa: E402
+from portal.app import create_app
+from portal.billing.catalog import seed_plans
+from portal.billing.invoicing import run_billing
+from portal.billing.settings import BillingSettings
+from portal.extensions import db
+from portal.models import Base, Invoice, UTCDateTime
 
-from portal.app import create_app  # noqa: E402
-from portal.billing.invoicing import run_billing  # noqa: E402
-from portal.billing.settings import BillingSettings  # noqa: E402
-from portal.billing.catalog import seed_plans  # noqa: E402
-from portal.extensions import db  # noqa: E402
-from portal.models import Base, Invoice, UTCDateTime  # noqa: E402
-
-AS_OF = dt.datetime(2026, 1, 15, 0, 5, tzinfo=dt.timezone.utc)
+AS_OF = dt.datetime(2026, 1, 15, 0, 5, tzinfo=dt.UTC)
 FIRST_ANCHOR = dt.date(2025, 12, 16)  # anchors Dec 16 .. Jan 14: each due exactly once
 
 
@@ -43,24 +42,34 @@ def peak_rss_mb() -> float:
 
 def numbers(n: int) -> str:
     """A row source of 1..n, portable between PostgreSQL and SQLite."""
-    return (f"WITH RECURSIVE seq(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM seq WHERE g < {n}) ")
+    return f"WITH RECURSIVE seq(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM seq WHERE g < {n}) "
 
 
 def seed(conn, n: int) -> None:
     conn.execute(sa.text("CREATE TABLE bench_days (k INTEGER PRIMARY KEY, day DATE NOT NULL)"))
-    conn.execute(sa.text("INSERT INTO bench_days (k, day) VALUES (:k, :day)"),
-                 [{"k": k, "day": FIRST_ANCHOR + dt.timedelta(days=k)} for k in range(30)])
+    conn.execute(
+        sa.text("INSERT INTO bench_days (k, day) VALUES (:k, :day)"),
+        [{"k": k, "day": FIRST_ANCHOR + dt.timedelta(days=k)} for k in range(30)],
+    )
     created = AS_OF - dt.timedelta(days=40)
-    conn.execute(sa.text(
-        numbers(n) + "INSERT INTO users (email, name, is_staff, created_at) "
-        "SELECT 'customer' || g || '@bench.test', '', false, :created FROM seq"), {"created": created})
+    conn.execute(
+        sa.text(
+            numbers(n) + "INSERT INTO users (email, name, is_staff, created_at) "
+            "SELECT 'customer' || g || '@bench.test', '', false, :created FROM seq"
+        ),
+        {"created": created},
+    )
     plan_id = conn.execute(sa.text("SELECT id FROM plans WHERE code = 'pro'")).scalar_one()
     # users.id runs 1..n in a fresh schema; spread anchors over 30 days.
-    conn.execute(sa.text(
-        "INSERT INTO subscriptions (user_id, plan_id, status, interval_months, anchor, next_period, "
-        "next_period_start, current_period_start, current_period_end, cancel_at_period_end, created_at) "
-        "SELECT u.id, :plan, 'active', 1, d.day, 0, d.day, d.day, d.day, false, :created "
-        "FROM users u JOIN bench_days d ON d.k = u.id % 30"), {"plan": plan_id, "created": created})
+    conn.execute(
+        sa.text(
+            "INSERT INTO subscriptions (user_id, plan_id, status, interval_months, anchor, next_period, "
+            "next_period_start, current_period_start, current_period_end, cancel_at_period_end, created_at) "
+            "SELECT u.id, :plan, 'active', 1, d.day, 0, d.day, d.day, d.day, false, :created "
+            "FROM users u JOIN bench_days d ON d.k = u.id % 30"
+        ),
+        {"plan": plan_id, "created": created},
+    )
 
 
 def scratch_copy_of_invoices(conn) -> sa.Table:
@@ -83,12 +92,34 @@ def raw_insert_select(conn) -> float:
     s, p = Base.metadata.tables["subscriptions"], Base.metadata.tables["plans"]
     today = AS_OF.date()
     stmt = scratch.insert().from_select(
-        ["user_id", "subscription_id", "plan_id", "kind", "description", "period_start",
-         "period_end", "total", "currency", "status", "issued_at", "due_date"],
-        sa.select(s.c.user_id, s.c.id, p.c.id, sa.literal("period"), sa.literal("Pro plan"),
-                  s.c.next_period_start, s.c.next_period_start, p.c.price, p.c.currency,
-                  sa.literal("open"), sa.literal(AS_OF, UTCDateTime),
-                  sa.literal(today + dt.timedelta(days=14), sa.Date))
+        [
+            "user_id",
+            "subscription_id",
+            "plan_id",
+            "kind",
+            "description",
+            "period_start",
+            "period_end",
+            "total",
+            "currency",
+            "status",
+            "issued_at",
+            "due_date",
+        ],
+        sa.select(
+            s.c.user_id,
+            s.c.id,
+            p.c.id,
+            sa.literal("period"),
+            sa.literal("Pro plan"),
+            s.c.next_period_start,
+            s.c.next_period_start,
+            p.c.price,
+            p.c.currency,
+            sa.literal("open"),
+            sa.literal(AS_OF, UTCDateTime),
+            sa.literal(today + dt.timedelta(days=14), sa.Date),
+        )
         .select_from(s.join(p, p.c.id == s.c.plan_id))
         .where(s.c.status != "canceled", s.c.next_period_start <= today),
     )
@@ -121,8 +152,9 @@ def fresh_database(url: str, n: int, chunk: int):
                 self.tmp = tempfile.TemporaryDirectory()
                 self.cleanup = self.tmp.cleanup
                 db_url, options = f"sqlite:///{self.tmp.name}/bench.db", {}
-            app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "SQLALCHEMY_ENGINE_OPTIONS": options,
-                              "BILLING_CHUNK_SIZE": chunk})
+            app = create_app(
+                {"SQLALCHEMY_DATABASE_URI": db_url, "SQLALCHEMY_ENGINE_OPTIONS": options, "BILLING_CHUNK_SIZE": chunk}
+            )
             self.ctx = app.app_context()
             self.ctx.push()
             upgrade()
@@ -163,16 +195,26 @@ def bench(url: str, n: int, chunk_size: int) -> dict:
         rerun = time.perf_counter() - t0
         assert first.invoices == n, f"expected {n} invoices, got {first.invoices}"
         assert second.invoices == 0
-    return {"seed": seeded, "raw": raw, "run": run, "rerun": rerun,
-            "rss_before": rss_before, "rss_after": peak_rss_mb(), "chunks": first.chunks}
+    return {
+        "seed": seeded,
+        "raw": raw,
+        "run": run,
+        "rerun": rerun,
+        "rss_before": rss_before,
+        "rss_after": peak_rss_mb(),
+        "chunks": first.chunks,
+    }
 
 
 def arguments(doc: str) -> argparse.ArgumentParser:
     """The options every billing benchmark takes: --n, --database-url, --chunk-size."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
-                        help="PostgreSQL URL; default: a temporary SQLite file")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", ""),
+        help="PostgreSQL URL; default: a temporary SQLite file",
+    )
     parser.add_argument("--chunk-size", type=int, default=10_000)
     return parser
 
@@ -186,12 +228,13 @@ def main() -> None:
     med = {k: statistics.median(r[k] for r in results) for k in results[0]}
     backend = "postgresql" if args.database_url.startswith("postgres") else "sqlite"
     rate = lambda seconds: args.n / seconds if seconds else float("inf")  # noqa: E731
-    print(f"billing run benchmark: {backend}, N={args.n:,}, chunk={args.chunk_size:,}, "
-          f"repeats={args.repeat} (medians)")
+    print(f"billing run benchmark: {backend}, N={args.n:,}, chunk={args.chunk_size:,}, repeats={args.repeat} (medians)")
     print(f"  seed (bulk SQL)          {med['seed']:8.2f} s")
     print(f"  raw INSERT ... SELECT    {med['raw']:8.2f} s  {rate(med['raw']):>12,.0f} subs/s")
-    print(f"  billing run              {med['run']:8.2f} s  {rate(med['run']):>12,.0f} subs/s  "
-          f"({med['chunks']:.0f} chunks)")
+    print(
+        f"  billing run              {med['run']:8.2f} s  {rate(med['run']):>12,.0f} subs/s  "
+        f"({med['chunks']:.0f} chunks)"
+    )
     print(f"  re-run (nothing due)     {med['rerun']:8.3f} s")
     print(f"  run rate / raw rate      {med['raw'] / med['run']:8.2f}   (target >= 0.50)")
     print(f"  re-run / run             {med['rerun'] / med['run']:8.4f}   (target < 0.10)")

@@ -8,6 +8,7 @@ way, posts N wrong-password log-ins for a real account and for an unknown email
 percentile of each in milliseconds and the ratio unknown/real: near 1.0 means
 the answer time does not tell whether an account exists.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,13 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from flask_migrate import upgrade
+from werkzeug.security import generate_password_hash
 
-from flask_migrate import upgrade  # noqa: E402
-from werkzeug.security import generate_password_hash  # noqa: E402
-
-from portal.app import create_app  # noqa: E402
-from portal.extensions import db  # noqa: E402
-from portal.models import User  # noqa: E402
+from portal.app import create_app
+from portal.extensions import db
+from portal.models import User
 
 
 def timed(call, n: int) -> list[float]:
@@ -46,10 +46,18 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30)
     n = parser.parse_args().n
     folder = Path(tempfile.mkdtemp())
-    app = create_app({"TESTING": True, "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False,
-                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.db'}", "REDIS_URL": "",
-                      "MAIL_SERVER": "", "LOGIN_MAX_FAILURES": 10 ** 6,
-                      "LOGIN_MAX_FAILURES_PER_ADDRESS": 10 ** 6})
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "bench",
+            "WTF_CSRF_ENABLED": False,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.db'}",
+            "REDIS_URL": "",
+            "MAIL_SERVER": "",
+            "LOGIN_MAX_FAILURES": 10**6,
+            "LOGIN_MAX_FAILURES_PER_ADDRESS": 10**6,
+        }
+    )
     with app.app_context():
         upgrade()
         db.session.add(User(email="real@example.com", password_hash=generate_password_hash("right password")))
@@ -59,22 +67,30 @@ def main() -> None:
     def login(email):
         return lambda: client.post("/login", data={"email": email, "password": "wrong password"})
 
-    counter = iter(range(10 ** 6))
+    counter = iter(range(10**6))
 
     def signup(email=None):
-        return lambda: client.post("/signup", data={
-            "name": "x", "email": email or f"new{next(counter)}@example.com",
-            "password": "a long password", "confirm": "a long password"})
+        return lambda: client.post(
+            "/signup",
+            data={
+                "name": "x",
+                "email": email or f"new{next(counter)}@example.com",
+                "password": "a long password",
+                "confirm": "a long password",
+            },
+        )
 
     import contextlib
     import io
 
     with contextlib.redirect_stdout(io.StringIO()):  # the console mail
         login("real@example.com")()  # warm up (the dummy hash is made once)
-        runs = {"log-in, real account": timed(login("real@example.com"), n),
-                "log-in, unknown email": timed(login("nobody@example.com"), n),
-                "sign-up, taken email": timed(signup("real@example.com"), n),
-                "sign-up, new email": timed(signup(), n)}
+        runs = {
+            "log-in, real account": timed(login("real@example.com"), n),
+            "log-in, unknown email": timed(login("nobody@example.com"), n),
+            "sign-up, taken email": timed(signup("real@example.com"), n),
+            "sign-up, new email": timed(signup(), n),
+        }
     medians = {label: show(label, ms) for label, ms in runs.items()}
     print(f"ratio log-in unknown/real: {medians['log-in, unknown email'] / medians['log-in, real account']:.2f}")
     print(f"ratio sign-up new/taken:   {medians['sign-up, new email'] / medians['sign-up, taken email']:.2f}")

@@ -27,6 +27,7 @@ read >= 0.25):
              steadier figure for before/after comparisons.
 Only ever talks to 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,12 +49,12 @@ import sqlalchemy as sa  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
 
-from portal.app import create_app  # noqa: E402
 from portal import tokens  # noqa: E402
+from portal.app import create_app  # noqa: E402
+from portal.billing.catalog import seed_plans  # noqa: E402
 from portal.billing.invoicing import run_billing  # noqa: E402
 from portal.billing.settings import BillingSettings  # noqa: E402
 from portal.billing.subscriptions import find_plan, subscribe  # noqa: E402
-from portal.billing.catalog import seed_plans  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import Invoice, User  # noqa: E402
 from tests.live_server import gunicorn_process  # noqa: E402  (the tests' server, as production runs it)
@@ -77,14 +78,14 @@ def scratch_schema(base_url: str) -> tuple[str, str, callable]:
         admin.dispose()
 
     url = sa.engine.make_url(base_url).update_query_dict(
-        {"options": f"-csearch_path={schema}", "application_name": schema})
+        {"options": f"-csearch_path={schema}", "application_name": schema}
+    )
     return url.render_as_string(hide_password=False), schema, drop
 
 
 def seed(url: str, invoices: int) -> tuple[str, int]:
     """One customer on Pro since `invoices` months ago, billed up to today; an API token."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "REDIS_URL": "",
-                      "STRIPE_SECRET_KEY": ""})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "REDIS_URL": "", "STRIPE_SECRET_KEY": ""})
     settings = BillingSettings.from_config(app.config)
     with app.app_context():
         upgrade()
@@ -92,7 +93,7 @@ def seed(url: str, invoices: int) -> tuple[str, int]:
         user = User(email=EMAIL, name="Bench", password_hash=generate_password_hash(PASSWORD))
         db.session.add(user)
         db.session.flush()
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         start = now - dt.timedelta(days=round(30.44 * (invoices - 1)) + 1)
         subscribe(db.session, user, find_plan(db.session, "pro"), start, settings)
         db.session.commit()
@@ -135,16 +136,20 @@ class ServerCpu:
 
     def sample(self) -> dict[str, dict[int, int]]:
         with self.admin.connect() as conn:
-            backends = conn.scalars(sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"),
-                                    {"n": self.app_name}).all()
-        return {"app": {pid: cpu_ticks(pid) for pid in [self.master, *children(self.master)]},
-                "db": {pid: cpu_ticks(pid) for pid in backends}}
+            backends = conn.scalars(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :n"), {"n": self.app_name}
+            ).all()
+        return {
+            "app": {pid: cpu_ticks(pid) for pid in [self.master, *children(self.master)]},
+            "db": {pid: cpu_ticks(pid) for pid in backends},
+        }
 
     @staticmethod
     def used(before: dict, after: dict) -> tuple[float, float]:
         """(gunicorn seconds, PostgreSQL seconds) between two samples."""
-        return tuple(sum(ticks - before[part].get(pid, 0) for pid, ticks in after[part].items()) / TICK
-                     for part in ("app", "db"))
+        return tuple(
+            sum(ticks - before[part].get(pid, 0) for pid, ticks in after[part].items()) / TICK for part in ("app", "db")
+        )
 
 
 def log_in(base: str) -> str:
@@ -152,9 +157,14 @@ def log_in(base: str) -> str:
     web = requests.Session()
     page = web.get(f"{base}/login", timeout=10).text
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', page)
-    answer = web.post(f"{base}/login", data={"csrf_token": token.group(1), "email": EMAIL,
-                                             "password": PASSWORD}, allow_redirects=False, timeout=10)
+        r'value="([^"]+)"[^>]*name="csrf_token"', page
+    )
+    answer = web.post(
+        f"{base}/login",
+        data={"csrf_token": token.group(1), "email": EMAIL, "password": PASSWORD},
+        allow_redirects=False,
+        timeout=10,
+    )
     if answer.status_code != 303:
         raise SystemExit(f"log-in failed: {answer.status_code}")
     return "; ".join(f"{c.name}={c.value}" for c in web.cookies)
@@ -165,7 +175,7 @@ def wrk(url: str, seconds: float, connections: int, headers: dict[str, str]) -> 
     cmd = [WRK, f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds:g}s"]
     for name, value in headers.items():
         cmd += ["-H", f"{name}: {value}"]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
     if "Non-2xx or 3xx responses" in out or "Socket errors" in out:
         raise SystemExit(f"wrk saw errors on {url}:\n{out}")
     done = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
@@ -175,14 +185,17 @@ def wrk(url: str, seconds: float, connections: int, headers: dict[str, str]) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
-        help="PostgreSQL database to make a scratch schema in")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+        help="PostgreSQL database to make a scratch schema in",
+    )
     parser.add_argument("--invoices", type=int, default=50)
     parser.add_argument("--duration", type=float, default=5, help="seconds of wrk per URL and round")
     parser.add_argument("--rounds", type=int, default=3, help="medians over this many rounds")
-    parser.add_argument("--workers", type=int, default=4,
-                        help="gunicorn workers (default: the README's production command)")
+    parser.add_argument(
+        "--workers", type=int, default=4, help="gunicorn workers (default: the README's production command)"
+    )
     parser.add_argument("--connections", type=int, default=16, help="wrk -c")
     args = parser.parse_args()
     if not args.database_url.startswith("postgresql"):
@@ -227,18 +240,22 @@ def main() -> None:
     db_cost = {name: statistics.median(values) for name, values in db_costs.items()}
     static = "/static/app.css"
     load = os.getloadavg()[0]
-    print(f"web load benchmark: gunicorn --workers {args.workers} (sync), PostgreSQL, "
-          f"wrk -c{args.connections} -d{args.duration:g}s, medians of {args.rounds} rounds; "
-          f"{count} invoices for the customer; load average {load:.1f} on {os.cpu_count()} CPUs")
-    print(f"  {'URL':<22}{'req/s':>9}{'ratio':>8}{'CPU ms/req':>12}{'(of it db)':>11}{'ratio':>8}"
-          f"   req/s of each round")
+    print(
+        f"web load benchmark: gunicorn --workers {args.workers} (sync), PostgreSQL, "
+        f"wrk -c{args.connections} -d{args.duration:g}s, medians of {args.rounds} rounds; "
+        f"{count} invoices for the customer; load average {load:.1f} on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"  {'URL':<22}{'req/s':>9}{'ratio':>8}{'CPU ms/req':>12}{'(of it db)':>11}{'ratio':>8}   req/s of each round"
+    )
     for name in rate:
         ratio, cpu_ratio = rate[name] / rate[static], cost[static] / cost[name]
-        verdict = "" if name == static else ("  ok" if min(ratio, cpu_ratio) >= TARGET else
-                                             f"  below {TARGET}")
-        print(f"  {name:<22}{rate[name]:>9,.0f}{ratio:>8.3f}{cost[name] * 1000:>12.2f}"
-              f"{db_cost[name] * 1000:>11.2f}{cpu_ratio:>8.3f}   "
-              f"{', '.join(f'{r:,.0f}' for r in rates[name])}{verdict}")
+        verdict = "" if name == static else ("  ok" if min(ratio, cpu_ratio) >= TARGET else f"  below {TARGET}")
+        print(
+            f"  {name:<22}{rate[name]:>9,.0f}{ratio:>8.3f}{cost[name] * 1000:>12.2f}"
+            f"{db_cost[name] * 1000:>11.2f}{cpu_ratio:>8.3f}   "
+            f"{', '.join(f'{r:,.0f}' for r in rates[name])}{verdict}"
+        )
 
 
 if __name__ == "__main__":

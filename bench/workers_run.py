@@ -6,8 +6,10 @@ run, on PostgreSQL and a real Redis, in one invocation.
 
 Each variant starts from a freshly seeded schema (see billing_run.py). Worker variants
 time the daily billing job's fan-out (one job per chunk, then overdue marking) and
-`python worker.py --burst` processes until the billing queue is empty. Prints seconds, subscriptions/second and the speed-up over one process.
+`python worker.py --burst` processes until the billing queue is empty. Prints seconds,
+subscriptions/second and the speed-up over one process.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,12 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 import redis  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from flask import current_app  # noqa: E402
-from bench.billing_run import AS_OF, arguments, fresh_database  # noqa: E402
 
+from bench.billing_run import AS_OF, arguments, fresh_database  # noqa: E402
 from portal.billing.invoicing import run_billing  # noqa: E402
 from portal.billing.settings import BillingSettings  # noqa: E402
 from portal.extensions import db  # noqa: E402
-from portal.jobs import context, queues, tasks  # noqa: E402
+from portal.jobs import context, tasks  # noqa: E402
 
 
 def invoices() -> int:
@@ -48,17 +50,29 @@ def with_workers(url: str, redis_url: str, n: int, chunk: int, workers: int) -> 
     with fresh_database(url, n, chunk):
         search_path = db.session.scalar(sa.text("SHOW search_path"))  # the fresh schema
         worker_url = db.engine.url.update_query_dict({"options": f"-csearch_path={search_path}"})
-        env = {**os.environ, "DATABASE_URL": worker_url.render_as_string(hide_password=False),
-               "REDIS_URL": redis_url, "BILLING_CHUNK_SIZE": str(chunk), "TZ": "UTC"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": worker_url.render_as_string(hide_password=False),
+            "REDIS_URL": redis_url,
+            "BILLING_CHUNK_SIZE": str(chunk),
+            "TZ": "UTC",
+        }
         # The daily job's fan-out runs here, before the workers start: a burst worker
         # that found the queue empty while another was still fanning out would quit.
         current_app.config["REDIS_URL"] = redis_url
         context.use_app(current_app)
         t0 = time.perf_counter()
         tasks.daily_billing(AS_OF.date().isoformat())
-        procs = [subprocess.Popen([sys.executable, "worker.py", "--burst", "--queues", "billing"], cwd=ROOT,
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for _ in range(workers)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "worker.py", "--burst", "--queues", "billing"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(workers)
+        ]
         for p in procs:
             p.wait()
         seconds = time.perf_counter() - t0

@@ -1,4 +1,5 @@
 """create_app(): builds one app instance (the web app, a worker, a command)."""
+
 from __future__ import annotations
 
 import logging
@@ -129,8 +130,9 @@ def register_errors(app: Flask) -> None:
     def page(status: int, title: str, message: str, code: str | None = None):
         if request.path.startswith("/api/"):
             return {"error": {"code": code or title.lower().replace(" ", "_"), "message": message}}, status
-        return whole_page(make_response(render_template("error.html", status=status, title=title, message=message),
-                                        status))
+        return whole_page(
+            make_response(render_template("error.html", status=status, title=title, message=message), status)
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -139,8 +141,7 @@ def register_errors(app: Flask) -> None:
             if isinstance(exc, BadInput):
                 return page(400, "Bad request", exc.description)
             return exc
-        body, status = page(exc.code, exc.name, exc.description or exc.name,
-                            getattr(exc, "error_code", None))
+        body, status = page(exc.code, exc.name, exc.description or exc.name, getattr(exc, "error_code", None))
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
         return body, status, headers
 
@@ -150,8 +151,11 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_failed(exc):
-        return page(400, "Form expired", "The form was missing its security token or it expired. "
-                    "Go back, reload the page and try again.")
+        return page(
+            400,
+            "Form expired",
+            "The form was missing its security token or it expired. Go back, reload the page and try again.",
+        )
 
     @app.errorhandler(413)
     def too_large(_exc):

@@ -1,4 +1,5 @@
 """Settings read from the environment, with safe defaults for a laptop."""
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,7 @@ def _database_url() -> str:
     # Hosting platforms hand out postgres:// URLs; SQLAlchemy wants the driver named.
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

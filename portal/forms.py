@@ -1,4 +1,5 @@
 """Forms shared by more than one blueprint."""
+
 from flask_wtf import FlaskForm
 
 

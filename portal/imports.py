@@ -1,4 +1,5 @@
 """Import subscriptions that began elsewhere from a CSV file: all rows or none."""
+
 from __future__ import annotations
 
 import csv

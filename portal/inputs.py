@@ -8,6 +8,7 @@ One place for what every request shares:
   MAX_JSON_DEPTH deep, numbers within 64 bits;
 - MAX_CONTENT_LENGTH holds for chunked bodies too (413, not a silently cut body).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,7 @@ class Int64Converter(IntegerConverter):
 
     regex = r"[0-9]+"
 
-    def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):  # noqa: A002
+    def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):
         super().__init__(map, fixed_digits, min, INT64_MAX if max is None else max, signed)
 
 
@@ -64,8 +65,9 @@ def check_text(value: str, where: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadInput("invalid_text", f"{where} contains a lone surrogate (such as \\ud800): "
-                       "it is not valid Unicode text.") from None
+        raise BadInput(
+            "invalid_text", f"{where} contains a lone surrogate (such as \\ud800): it is not valid Unicode text."
+        ) from None
 
 
 def _no_constant(name: str):

@@ -3,11 +3,12 @@
 Plain SQLAlchemy (no Flask import), so the billing core can use the models
 without pulling in the web framework.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from typing import TYPE_CHECKING, ClassVar, Optional
+from typing import TYPE_CHECKING, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -44,7 +45,7 @@ Id = BigInteger().with_variant(Integer, "sqlite")
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -58,7 +59,7 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given; use timezone-aware UTC")
-        value = value.astimezone(dt.timezone.utc)
+        value = value.astimezone(dt.UTC)
         # SQLite has no time zone: store UTC without the offset.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
@@ -66,8 +67,8 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -89,7 +90,11 @@ KIND_PERIOD, KIND_PRORATION = "period", "proration"
 PAY_SUCCEEDED, PAY_PENDING, PAY_FAILED = "succeeded", "pending", "failed"
 
 NOTE_ISSUED, NOTE_REMINDER, NOTE_OVERDUE, NOTE_RECEIPT, NOTE_ACCOUNT = (
-    "invoice_issued", "reminder", "overdue", "receipt", "account",
+    "invoice_issued",
+    "reminder",
+    "overdue",
+    "receipt",
+    "account",
 )
 
 
@@ -103,17 +108,15 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
-    password_hash: Mapped[Optional[str]] = mapped_column(String(255))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
     name: Mapped[str] = mapped_column(String(120), default="")
     is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    stripe_customer_id: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Signed up, but has not opened the emailed link yet: cannot log in.
     awaiting_confirmation: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
-    subscriptions: Mapped[list["Subscription"]] = relationship(
-        back_populates="user", foreign_keys="Subscription.user_id"
-    )
+    subscriptions: Mapped[list[Subscription]] = relationship(back_populates="user", foreign_keys="Subscription.user_id")
 
     # The four members Flask-Login asks for (UserMixin's, without importing Flask here).
     is_active = True
@@ -166,7 +169,9 @@ class Subscription(Base):
         CheckConstraint("interval_months IN (1, 12)", name="interval_known"),
         # At most one live subscription per user.
         Index(
-            "uq_subscriptions_live_user", "user_id", unique=True,
+            "uq_subscriptions_live_user",
+            "user_id",
+            unique=True,
             postgresql_where=text("status <> 'canceled'"),
             sqlite_where=text("status <> 'canceled'"),
         ),
@@ -181,7 +186,7 @@ class Subscription(Base):
     # subscription the billing run advances; uq_subscriptions_live_user serves lookups.
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
-    pending_plan_id: Mapped[Optional[int]] = mapped_column(ForeignKey("plans.id"))
+    pending_plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
     status: Mapped[str] = mapped_column(String(16))
     interval_months: Mapped[int] = mapped_column(Integer)
     anchor: Mapped[dt.date] = mapped_column(Date)
@@ -190,13 +195,13 @@ class Subscription(Base):
     current_period_start: Mapped[dt.date] = mapped_column(Date)
     current_period_end: Mapped[dt.date] = mapped_column(Date)
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
-    canceled_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
-    ended_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    canceled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="subscriptions", foreign_keys=[user_id])
     plan: Mapped[Plan] = relationship(foreign_keys=[plan_id])
-    pending_plan: Mapped[Optional[Plan]] = relationship(foreign_keys=[pending_plan_id])
+    pending_plan: Mapped[Plan | None] = relationship(foreign_keys=[pending_plan_id])
 
     @property
     def is_live(self) -> bool:
@@ -214,7 +219,10 @@ class Invoice(Base):
         CheckConstraint("total >= 0", name="total_not_negative"),
         # The database, not Python, guarantees one invoice per billing period.
         Index(
-            "uq_invoices_period", "subscription_id", "period_start", unique=True,
+            "uq_invoices_period",
+            "subscription_id",
+            "period_start",
+            unique=True,
             postgresql_where=text("kind = 'period'"),
             sqlite_where=text("kind = 'period'"),
         ),
@@ -227,8 +235,8 @@ class Invoice(Base):
     # unique and increasing, even when many workers issue invoices at once.
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    subscription_id: Mapped[Optional[int]] = mapped_column(ForeignKey("subscriptions.id"))
-    plan_id: Mapped[Optional[int]] = mapped_column(ForeignKey("plans.id"))
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
     kind: Mapped[str] = mapped_column(String(16), default=KIND_PERIOD)
     # What the invoice is for, as it read when issued ("Pro plan"). A period
     # invoice is this one charge; only invoices with several charges (prorations,
@@ -241,34 +249,38 @@ class Invoice(Base):
     status: Mapped[str] = mapped_column(String(16), default=INV_OPEN)
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     due_date: Mapped[dt.date] = mapped_column(Date)
-    paid_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
-    voided_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    voided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # The latest checkout started for it, reused while still open (no double sessions).
-    checkout_ref: Mapped[Optional[str]] = mapped_column(String(255))
+    checkout_ref: Mapped[str | None] = mapped_column(String(255))
 
     user: Mapped[User] = relationship()
-    subscription: Mapped[Optional[Subscription]] = relationship()
-    plan: Mapped[Optional[Plan]] = relationship()
-    lines: Mapped[list["InvoiceLine"]] = relationship(
-        back_populates="invoice", order_by="InvoiceLine.position"
-    )
-    payments: Mapped[list["Payment"]] = relationship(
-        back_populates="invoice", order_by="Payment.id"
-    )
-    notices: Mapped[list["Notification"]] = relationship(viewonly=True, order_by="Notification.id")
+    subscription: Mapped[Subscription | None] = relationship()
+    plan: Mapped[Plan | None] = relationship()
+    lines: Mapped[list[InvoiceLine]] = relationship(back_populates="invoice", order_by="InvoiceLine.position")
+    payments: Mapped[list[Payment]] = relationship(back_populates="invoice", order_by="Payment.id")
+    notices: Mapped[list[Notification]] = relationship(viewonly=True, order_by="Notification.id")
 
     @property
     def number(self) -> str:
         return format_invoice_number(self.id)
 
     @property
-    def display_lines(self) -> list["InvoiceLine"]:
+    def display_lines(self) -> list[InvoiceLine]:
         """The stored lines, or the single charge a period invoice stands for."""
         if self.lines:
             return list(self.lines)
-        return [InvoiceLine(position=1, description=self.description, quantity=1,
-                            unit_amount=self.total, amount=self.total,
-                            period_start=self.period_start, period_end=self.period_end)]
+        return [
+            InvoiceLine(
+                position=1,
+                description=self.description,
+                quantity=1,
+                unit_amount=self.total,
+                amount=self.total,
+                period_start=self.period_start,
+                period_end=self.period_end,
+            )
+        ]
 
     @property
     def is_payable(self) -> bool:
@@ -282,7 +294,7 @@ def format_invoice_number(invoice_id: int) -> str:
     return f"INV-{invoice_id:06d}"
 
 
-def parse_invoice_number(text_: str) -> Optional[int]:
+def parse_invoice_number(text_: str) -> int | None:
     """'INV-000042', 'inv-42' or '42' -> 42; anything else -> None."""
     digits = text_.strip().upper().removeprefix("INV-").removeprefix("INV")
     if not (digits.isascii() and digits.isdigit()) or int(digits) >= 2**63:
@@ -301,8 +313,8 @@ class InvoiceLine(Base):
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     unit_amount: Mapped[int] = mapped_column(BigInteger)
     amount: Mapped[int] = mapped_column(BigInteger)
-    period_start: Mapped[Optional[dt.date]] = mapped_column(Date)
-    period_end: Mapped[Optional[dt.date]] = mapped_column(Date)
+    period_start: Mapped[dt.date | None] = mapped_column(Date)
+    period_end: Mapped[dt.date | None] = mapped_column(Date)
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
 
@@ -322,14 +334,14 @@ class Payment(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(16))
-    flag: Mapped[Optional[str]] = mapped_column(String(255))  # why staff must look
+    flag: Mapped[str | None] = mapped_column(String(255))  # why staff must look
     note: Mapped[str] = mapped_column(Text, default="")
-    recorded_by_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     invoice: Mapped[Invoice] = relationship(back_populates="payments")
-    recorded_by: Mapped[Optional[User]] = relationship()
+    recorded_by: Mapped[User | None] = relationship()
 
     def __str__(self) -> str:
         return f"{self.provider} {self.provider_ref}"
@@ -343,8 +355,8 @@ class WebhookEvent(Base):
     type: Mapped[str] = mapped_column(String(120))
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    processed_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
-    error: Mapped[Optional[str]] = mapped_column(Text)
+    processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
 
     def __str__(self) -> str:
         return f"{self.type} {self.provider_event_id}"
@@ -358,28 +370,30 @@ class Notification(Base):
         UniqueConstraint("invoice_id", "kind", "step", name="uq_notifications_step"),
         Index("ix_notifications_user", "user_id", "id"),
         Index(
-            "ix_notifications_unsent", "id",
-            postgresql_where=text("sent_at IS NULL"), sqlite_where=text("sent_at IS NULL"),
+            "ix_notifications_unsent",
+            "id",
+            postgresql_where=text("sent_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL"),
         ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    invoice_id: Mapped[Optional[int]] = mapped_column(ForeignKey("invoices.id"))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     kind: Mapped[str] = mapped_column(String(32))
     step: Mapped[int] = mapped_column(Integer, default=0)  # days relative to the due date
-    subject: Mapped[Optional[str]] = mapped_column(String(255))  # rendered on delivery
-    body: Mapped[Optional[str]] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(String(255))  # rendered on delivery
+    body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
-    error: Mapped[Optional[str]] = mapped_column(Text)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
     # A failed send waits before its next try (notify.outbox.retry_delay), and stops
     # after notify.outbox.MAX_ATTEMPTS: one bad address never blocks the outbox.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    next_attempt_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
-    invoice: Mapped[Optional[Invoice]] = relationship()
+    invoice: Mapped[Invoice | None] = relationship()
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.id}"
@@ -396,8 +410,8 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))  # shown so people can tell tokens apart
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_used_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
 
@@ -409,14 +423,14 @@ class AuditEntry(Base):
     __table_args__ = (Index("ix_audit_log_object", "object_type", "object_id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    actor_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str] = mapped_column(String(32))
-    object_id: Mapped[Optional[int]] = mapped_column(BigInteger)
+    object_id: Mapped[int | None] = mapped_column(BigInteger)
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    actor: Mapped[Optional[User]] = relationship()
+    actor: Mapped[User | None] = relationship()
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_type} #{self.object_id or ''}".rstrip(" #")
@@ -448,7 +462,7 @@ class LoginThrottle(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 

@@ -1,5 +1,6 @@
 """The app's clock, billing settings and mail sender: one definition, used by requests,
 jobs and commands alike (each runs inside an app context)."""
+
 from __future__ import annotations
 
 import datetime as dt

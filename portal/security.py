@@ -11,6 +11,7 @@ and javascript:void(0) links: on /admin those exact strings are allowed by
 hash ('unsafe-hashes'), nothing else. Styles may be inline (style attributes on the dashboard chart, htmx's
 indicator style); they cannot run code.
 """
+
 from __future__ import annotations
 
 import base64
@@ -40,8 +41,11 @@ def _hash(source: str) -> str:
 
 def admin_handler_hashes(admin) -> list[str]:
     """Hashes of the inline event handlers Flask-Admin's bootstrap4 templates write."""
-    handlers = {"return false;", "javascript:void(0)",
-                "return faHelpers.safeConfirm('Are you sure you want to delete this record?');"}
+    handlers = {
+        "return false;",
+        "javascript:void(0)",
+        "return faHelpers.safeConfirm('Are you sure you want to delete this record?');",
+    }
     for view in getattr(admin, "_views", []):
         for name, _text in getattr(view, "_actions", []):
             handlers.add(f"return modelActions.execute('{name}');")
@@ -52,17 +56,19 @@ def policy(nonce: str, handler_hashes: list[str] = ()) -> str:
     scripts = ["'self'", f"'nonce-{nonce}'"]
     if handler_hashes:
         scripts += ["'unsafe-hashes'", *handler_hashes]
-    return "; ".join([
-        "default-src 'self'",
-        "script-src " + " ".join(scripts),
-        "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data:",
-        "font-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "frame-ancestors 'none'",
-    ])
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src " + " ".join(scripts),
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "font-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 def init_security(app: Flask, admin=None) -> None:
@@ -78,8 +84,7 @@ def init_security(app: Flask, admin=None) -> None:
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
         on_admin = (request.path + "/").startswith(admin_prefix)
-        response.headers.setdefault("Content-Security-Policy",
-                                    policy(csp_nonce(), admin_hashes if on_admin else []))
+        response.headers.setdefault("Content-Security-Policy", policy(csp_nonce(), admin_hashes if on_admin else []))
         if https:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response

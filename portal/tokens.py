@@ -1,4 +1,5 @@
 """API tokens: random secrets shown once, stored only as SHA-256."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,8 +21,9 @@ def digest(token: str) -> str:
 def issue(session: Session, user: User, name: str, now: dt.datetime) -> tuple[ApiToken, str]:
     """A new token; the plain secret is returned once and never stored."""
     secret = PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user_id=user.id, name=name.strip() or "API token", token_hash=digest(secret),
-                     prefix=secret[:10], created_at=now)
+    token = ApiToken(
+        user_id=user.id, name=name.strip() or "API token", token_hash=digest(secret), prefix=secret[:10], created_at=now
+    )
     session.add(token)
     session.flush()
     return token, secret
@@ -39,8 +41,10 @@ _TOKEN_USER = (
 )
 _TOUCH = (
     update(ApiToken)
-    .where(ApiToken.id == bindparam("token_id"),
-           or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < bindparam("cutoff")))
+    .where(
+        ApiToken.id == bindparam("token_id"),
+        or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at < bindparam("cutoff")),
+    )
     .values(last_used_at=bindparam("now"))
     .execution_options(synchronize_session=False)
 )

@@ -7,6 +7,7 @@ is ever half-written.
 Code that must undo part of a request and still answer 2xx/3xx (a refused plan change
 that flashes its reason) wraps that part in `session.begin_nested()`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -83,8 +84,10 @@ def unit_of_work(app: Flask | None = None) -> Iterator[scoped_session]:
 
 def one_transaction(command: F) -> F:
     """A CLI command in one unit of work (wrap below @click.command / @with_appcontext)."""
+
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         with unit_of_work():
             return command(*args, **kwargs)
+
     return run  # type: ignore[return-value]

@@ -4,6 +4,7 @@ customer from a subscriptions import).
 
 Plain functions on a session: they flush; the request, command or job commits.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -41,8 +42,7 @@ def sign_up(session: Session, email: str, name: str, password: str, now: dt.date
     password_hash = generate_password_hash(password)
     if (existing := by_email(session, email)) is not None:
         return existing, False
-    user = User(email=email, name=name.strip(), password_hash=password_hash, created_at=now,
-                awaiting_confirmation=True)
+    user = User(email=email, name=name.strip(), password_hash=password_hash, created_at=now, awaiting_confirmation=True)
     try:
         with session.begin_nested():
             session.add(user)

@@ -1,4 +1,5 @@
 """Small helpers every blueprint shares: HTMX-aware responses and safe redirects."""
+
 from __future__ import annotations
 
 import re
@@ -6,8 +7,6 @@ from urllib.parse import urlsplit
 
 from flask import make_response, redirect, render_template, request
 from werkzeug.urls import iri_to_uri
-
-
 
 HTMX_HEADERS = ("HX-Request", "HX-Boosted", "HX-Target")
 
@@ -24,8 +23,7 @@ def targets(element_id: str) -> bool:
     told apart by HX-Boosted, and by targeting `body` rather than the element.
     """
     headers = request.headers
-    return (is_htmx() and headers.get("HX-Boosted") != "true"
-            and headers.get("HX-Target") == element_id)
+    return is_htmx() and headers.get("HX-Boosted") != "true" and headers.get("HX-Target") == element_id
 
 
 def page_or_partial(page: str, partial: str, target: str, context: dict, http_status: int = 200):

@@ -5,6 +5,7 @@ Each test session works in a schema of its own, dropped at the end. When the
 server is unreachable the PostgreSQL half is skipped locally and fails under
 REQUIRE_SERVICES=1 (as .ci/run sets it).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -13,13 +14,13 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import select
 from flask_migrate import upgrade
+from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
 from portal.app import create_app
-from portal.billing.settings import BillingSettings
 from portal.billing.catalog import seed_plans
+from portal.billing.settings import BillingSettings
 from portal.extensions import db
 from portal.models import Base, User
 from tests.live_server import free_port  # noqa: F401  (re-exported for tests)
@@ -39,7 +40,7 @@ def service_unavailable(what: str, exc: Exception):
 
 
 def utc(*args) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.timezone.utc)
+    return dt.datetime(*args, tzinfo=dt.UTC)
 
 
 TEST_CONFIG = {
@@ -98,8 +99,7 @@ def app(backend, tmp_path_factory):
         options, drop = {}, (lambda: None)
     else:
         url, options, drop = _postgres_schema_url()
-    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url,
-                      "SQLALCHEMY_ENGINE_OPTIONS": options})
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url, "SQLALCHEMY_ENGINE_OPTIONS": options})
     app.config["TEST_DATABASE_URI"] = url
     with app.app_context():
         upgrade()  # the schema comes from the migrations, as in production
@@ -215,8 +215,11 @@ def mailbox(session):
 
     def read() -> str:
         session.expire_all()
-        notes = session.scalars(select(Notification).where(Notification.id > seen[0], Notification.body.is_not(None))
-                                .order_by(Notification.id)).all()
+        notes = session.scalars(
+            select(Notification)
+            .where(Notification.id > seen[0], Notification.body.is_not(None))
+            .order_by(Notification.id)
+        ).all()
         seen[0] = max([seen[0], *(n.id for n in notes)])
         return "".join(f"--- mail to {n.user.email}: {n.subject}\n{n.body}\n---\n" for n in notes)
 

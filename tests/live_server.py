@@ -3,6 +3,7 @@
 Browser journeys and concurrency attacks run against this, not Flask's development
 server: some defects (a malformed status line, per-process state) exist only there.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,9 +54,23 @@ def gunicorn_process(database_url: str, instance_path: Path, workers: int = 2, *
     log_path = instance_path / "gunicorn.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-             "--graceful-timeout", "2", "wsgi:app"],
-            cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                str(workers),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--graceful-timeout",
+                "2",
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=server_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -1,5 +1,6 @@
 """The benchmarks run (on a few hundred subscriptions): a schema change cannot leave them broken
 unnoticed until someone needs a figure. Their figures are for `python -m bench.X`, not for tests."""
+
 from __future__ import annotations
 
 import subprocess
@@ -29,8 +30,7 @@ def database_url(backend: str) -> str:
 
 
 def run_bench(module: str, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -52,6 +52,15 @@ def test_the_workers_benchmark_runs():
         Redis.from_url(REDIS_URL).ping()
     except RedisConnectionError as exc:
         service_unavailable("Redis", exc)
-    out = run_bench("bench.workers_run", "--n", "300", "--chunk-size", "100",
-                    "--database-url", database_url("postgresql"), "--redis-url", REDIS_URL)
+    out = run_bench(
+        "bench.workers_run",
+        "--n",
+        "300",
+        "--chunk-size",
+        "100",
+        "--database-url",
+        database_url("postgresql"),
+        "--redis-url",
+        REDIS_URL,
+    )
     assert "2 workers" in out

@@ -21,7 +21,9 @@ def test_billing_run_as_of_prints_json_counts(runner, session, make_user, settin
     counts = json.loads(result.output.strip().splitlines()[-1])
     assert counts["as_of"] == "2024-02-10" and counts["invoices"] == 1 and counts["overdue"] == 1
     assert counts["notices_sent"] == 3  # two issued notices and the overdue step
-    again = json.loads(runner.invoke(args=["billing", "run", "--as-of", "2024-02-10", "--json"]).output.splitlines()[-1])
+    again = json.loads(
+        runner.invoke(args=["billing", "run", "--as-of", "2024-02-10", "--json"]).output.splitlines()[-1]
+    )
     assert again["invoices"] == 0 and again["notices_sent"] == 0
 
 
@@ -37,9 +39,11 @@ def test_plans_seed_is_idempotent(runner, session):
 
 def test_import_creates_users_and_counts_paid_periods(runner, session, tmp_path, make_user):
     f = tmp_path / "subs.csv"
-    f.write_text("email,plan,start_date,paid_through\n"
-                 "Ada@Example.com,pro,2024-01-31,2024-03-31\n"
-                 "bob@example.com,basic,2024-02-15,\n")
+    f.write_text(
+        "email,plan,start_date,paid_through\n"
+        "Ada@Example.com,pro,2024-01-31,2024-03-31\n"
+        "bob@example.com,basic,2024-02-15,\n"
+    )
     result = runner.invoke(args=["subscriptions", "import", str(f)])
     assert result.exit_code == 0, result.output
     assert "Imported 2 subscriptions (2 new customers)" in result.output
@@ -58,12 +62,14 @@ def test_import_with_bad_rows_writes_nothing_and_names_the_lines(runner, session
     session.commit()
     before = (count(session, User), count(session, Subscription))
     f = tmp_path / "subs.csv"
-    f.write_text("email,plan,start_date\n"
-                 "good@example.com,pro,2024-01-01\n"
-                 "nobody,pro,2024-01-01\n"
-                 "x@example.com,gold,2024-01-01\n"
-                 "y@example.com,pro,2024-02-30\n"
-                 "taken@example.com,basic,2024-01-01\n")
+    f.write_text(
+        "email,plan,start_date\n"
+        "good@example.com,pro,2024-01-01\n"
+        "nobody,pro,2024-01-01\n"
+        "x@example.com,gold,2024-01-01\n"
+        "y@example.com,pro,2024-02-30\n"
+        "taken@example.com,basic,2024-01-01\n"
+    )
     result = runner.invoke(args=["subscriptions", "import", str(f)])
     assert result.exit_code == 1
     assert "line 3:" in result.output and "line 4: Unknown plan 'gold'" in result.output
@@ -84,9 +90,20 @@ def test_invoices_export_csv_and_json(runner, session, make_user, settings):
     subscribe(session, make_user(email="ada@example.com"), find_plan(session, "pro"), utc(2024, 1, 10), settings)
     session.commit()
     rows = list(csv.DictReader(io.StringIO(runner.invoke(args=["invoices", "export"]).output)))
-    assert rows == [{"number": "INV-000001", "email": "ada@example.com", "plan": "pro",
-                     "period_start": "2024-01-10", "period_end": "2024-02-10", "total": "2900",
-                     "currency": "USD", "status": "open", "due_date": "2024-01-24", "paid_at": ""}]
+    assert rows == [
+        {
+            "number": "INV-000001",
+            "email": "ada@example.com",
+            "plan": "pro",
+            "period_start": "2024-01-10",
+            "period_end": "2024-02-10",
+            "total": "2900",
+            "currency": "USD",
+            "status": "open",
+            "due_date": "2024-01-24",
+            "paid_at": "",
+        }
+    ]
     data = json.loads(runner.invoke(args=["invoices", "export", "--format", "json"]).output)
     assert data[0]["number"] == "INV-000001" and data[0]["total"] == 2900 and data[0]["paid_at"] is None
 
@@ -101,6 +118,7 @@ def test_create_staff(runner, session):
 
 def test_demo_setup_creates_a_missing_instance_folder(app, session, tmp_path):
     from flask import Flask  # noqa: F401
+
     folder = tmp_path / "not" / "yet"
     saved = app.instance_path
     app.instance_path = str(folder)

@@ -1,4 +1,5 @@
 """Issue 12, item 7: a CSV export never hands a spreadsheet a formula to run."""
+
 import csv
 import io
 import json
@@ -10,8 +11,7 @@ from portal.billing.subscriptions import find_plan, subscribe
 from tests.conftest import utc
 
 
-@pytest.mark.parametrize("email", ["=1+1@example.com", "+cmd@example.com", "-2+3@example.com",
-                                   "@sum@example.com"])
+@pytest.mark.parametrize("email", ["=1+1@example.com", "+cmd@example.com", "-2+3@example.com", "@sum@example.com"])
 def test_invoice_export_neutralises_formula_cells(runner, session, make_user, settings, email):
     plan = find_plan(session, "pro")
     plan.code = "=hyperlink"
@@ -26,9 +26,21 @@ def test_invoice_export_neutralises_formula_cells(runner, session, make_user, se
     assert data[0]["email"] == email
 
 
-@pytest.mark.parametrize("value, safe", [
-    ("=A1", "'=A1"), ("+1", "'+1"), ("-1", "'-1"), ("@x", "'@x"), ("\tx", "'\tx"), ("\rx", "'\rx"),
-    ("ada@example.com", "ada@example.com"), ("", ""), (None, None), (-5, -5), ("INV-000001", "INV-000001"),
-])
+@pytest.mark.parametrize(
+    "value, safe",
+    [
+        ("=A1", "'=A1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@x", "'@x"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("ada@example.com", "ada@example.com"),
+        ("", ""),
+        (None, None),
+        (-5, -5),
+        ("INV-000001", "INV-000001"),
+    ],
+)
 def test_spreadsheet_safe(value, safe):
     assert spreadsheet_safe(value) == safe

@@ -4,6 +4,7 @@ One table per surface (portal pages, JSON API, staff console); the `client` fixt
 each on both backends. PostgreSQL refuses NUL in text and 2**63 in BIGINT where SQLite
 overflows in Python instead, so both must be covered.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ import pytest
 from portal.tokens import issue
 from tests.conftest import login, utc
 
-BIG = str(2**63)          # one past BIGINT
-MAX = str(2**63 - 1)      # the largest BIGINT: a valid id that names nothing
+BIG = str(2**63)  # one past BIGINT
+MAX = str(2**63 - 1)  # the largest BIGINT: a valid id that names nothing
 
 
 @pytest.fixture()
@@ -32,8 +33,8 @@ def no_500(response):
 PAGES = [
     ("GET", f"/invoices/{BIG}", None, 404),
     ("GET", f"/invoices/{MAX}", None, 404),
-    ("GET", "/invoices/%C2%B2", None, 404),                 # '²'
-    ("GET", "/invoices/%D9%A3", None, 404),                 # Arabic-Indic 3: int() takes it
+    ("GET", "/invoices/%C2%B2", None, 404),  # '²'
+    ("GET", "/invoices/%D9%A3", None, 404),  # Arabic-Indic 3: int() takes it
     ("POST", f"/invoices/{BIG}/pay", {}, 404),
     ("POST", f"/tokens/{BIG}/revoke", {}, 404),
     ("GET", f"/payments/return?invoice_id={BIG}", None, 404),
@@ -46,11 +47,19 @@ PAGES = [
     ("GET", "/account/change-plan?plan=basic%00", None, 400),
     ("POST", "/subscribe", {"plan": "pro\x00"}, 400),
     ("POST", "/tokens", {"name": "robot\x00"}, 400),
-    ("POST", "/signup", {"name": "Eve\x00", "email": "eve@example.com", "password": "long password 1",
-                         "confirm": "long password 1"}, 400),
+    (
+        "POST",
+        "/signup",
+        {"name": "Eve\x00", "email": "eve@example.com", "password": "long password 1", "confirm": "long password 1"},
+        400,
+    ),
     ("POST", "/login", {"email": "ada\x00@example.com", "password": "x"}, 400),
-    ("POST", "/password", {"current": "correct horse", "password": "new\x00password",
-                           "confirm": "new\x00password"}, 400),
+    (
+        "POST",
+        "/password",
+        {"current": "correct horse", "password": "new\x00password", "confirm": "new\x00password"},
+        400,
+    ),
 ]
 
 
@@ -91,8 +100,11 @@ API = [
 
 @pytest.mark.parametrize("method, path, raw, status, code", API)
 def test_hostile_input_on_the_api_is_a_json_4xx(client, bearer, method, path, raw, status, code):
-    response = no_500(client.open(path, method=method, data=raw, headers=bearer,
-                                  content_type="application/json" if raw is not None else None))
+    response = no_500(
+        client.open(
+            path, method=method, data=raw, headers=bearer, content_type="application/json" if raw is not None else None
+        )
+    )
     assert response.status_code == status
     assert response.is_json, response.get_data(as_text=True)[:300]
     error = response.json["error"]
@@ -102,8 +114,9 @@ def test_hostile_input_on_the_api_is_a_json_4xx(client, bearer, method, path, ra
 
 
 def test_the_api_names_the_json_it_wants(client, bearer):
-    response = client.post("/api/subscribe/", data="plan=pro", headers=bearer,
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/api/subscribe/", data="plan=pro", headers=bearer, content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 415 and response.json["error"]["code"] == "unsupported_media_type"
 
 

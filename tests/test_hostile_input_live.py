@@ -4,6 +4,7 @@ Chunked request bodies exist only with a real server (gunicorn sets
 wsgi.input_terminated and hands the app an unbounded stream): MAX_CONTENT_LENGTH must
 hold for them too, with a 413 rather than a silently cut body read as "invalid JSON".
 """
+
 from __future__ import annotations
 
 import json
@@ -39,16 +40,23 @@ def live(app, tmp_path_factory):
         yield base, {"Authorization": f"Bearer {secret}"}, instance
 
 
-def chunked_post(base: str, path: str, body: bytes, headers: dict[str, str], chunk: int = 64 * 1024) -> tuple[int, bytes]:
+def chunked_post(
+    base: str, path: str, body: bytes, headers: dict[str, str], chunk: int = 64 * 1024
+) -> tuple[int, bytes]:
     """POST with Transfer-Encoding: chunked over a raw socket; (status, response body)."""
     host, port = base.removeprefix("http://").split(":")
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Transfer-Encoding: chunked",
-             "Connection: close", *(f"{k}: {v}" for k, v in headers.items())]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Transfer-Encoding: chunked",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
     with socket.create_connection((host, int(port)), timeout=20) as sock:
         try:
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
             for start in range(0, len(body), chunk):
-                piece = body[start:start + chunk]
+                piece = body[start : start + chunk]
                 sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
             sock.sendall(b"0\r\n\r\n")
         except OSError:
@@ -69,8 +77,7 @@ def chunked_post(base: str, path: str, body: bytes, headers: dict[str, str], chu
 def test_an_oversized_chunked_api_body_is_413_json(live):
     base, bearer, instance = live
     body = json.dumps({"plan": "pro", "pad": "x" * (2 * LIMIT)}).encode()
-    status, rest = chunked_post(base, "/api/subscribe/", body,
-                                {**bearer, "Content-Type": "application/json"})
+    status, rest = chunked_post(base, "/api/subscribe/", body, {**bearer, "Content-Type": "application/json"})
     assert status == 413, (rest, server_log(instance))
     assert json.loads(rest)["error"]["code"] == "too_large"
 
@@ -94,21 +101,25 @@ def test_an_oversized_chunked_form_is_413(live):
 BIG = str(2**63)
 
 
-@pytest.mark.parametrize("method, path, body, status, code", [
-    ("GET", f"/api/invoices/{BIG}/", None, 404, "not_found"),
-    ("GET", f"/api/invoices/?page={2**63 - 1}", None, 422, "invalid"),
-    ("GET", "/api/invoices/?page=%C2%B2", None, 422, "invalid"),
-    ("POST", "/api/pay/", f'{{"invoice_id": {BIG}}}', 400, "number_out_of_range"),
-    ("POST", "/api/subscribe/", '{"plan": "pro\\u0000"}', 400, "nul_character"),
-    ("POST", "/api/subscribe/", '{"plan": "\\ud800"}', 400, "invalid_text"),
-    ("POST", "/api/subscribe/", "[" * 100_000 + "]" * 100_000, 400, "too_deep"),
-    ("DELETE", "/api/invoices/", None, 405, "method_not_allowed"),
-    ("PUT", "/api/subscribe/", "{}", 405, "method_not_allowed"),
-])
+@pytest.mark.parametrize(
+    "method, path, body, status, code",
+    [
+        ("GET", f"/api/invoices/{BIG}/", None, 404, "not_found"),
+        ("GET", f"/api/invoices/?page={2**63 - 1}", None, 422, "invalid"),
+        ("GET", "/api/invoices/?page=%C2%B2", None, 422, "invalid"),
+        ("POST", "/api/pay/", f'{{"invoice_id": {BIG}}}', 400, "number_out_of_range"),
+        ("POST", "/api/subscribe/", '{"plan": "pro\\u0000"}', 400, "nul_character"),
+        ("POST", "/api/subscribe/", '{"plan": "\\ud800"}', 400, "invalid_text"),
+        ("POST", "/api/subscribe/", "[" * 100_000 + "]" * 100_000, 400, "too_deep"),
+        ("DELETE", "/api/invoices/", None, 405, "method_not_allowed"),
+        ("PUT", "/api/subscribe/", "{}", 405, "method_not_allowed"),
+    ],
+)
 def test_hostile_api_calls_under_gunicorn_are_json_4xx(live, method, path, body, status, code):
     base, bearer, instance = live
-    response = requests.request(method, base + path, data=body, timeout=20,
-                                headers={**bearer, "Content-Type": "application/json"})
+    response = requests.request(
+        method, base + path, data=body, timeout=20, headers={**bearer, "Content-Type": "application/json"}
+    )
     assert response.status_code == status, (response.text[:300], server_log(instance))
     assert response.headers["Content-Type"].startswith("application/json")
     assert response.json()["error"]["code"] == code

@@ -117,6 +117,14 @@ def test_console_sender_prints(app, session, make_user, settings, capsys):
 
 def test_sender_follows_config():
     assert isinstance(sender_from_config({"MAIL_SERVER": ""}), ConsoleSender)
-    smtp = sender_from_config({"MAIL_SERVER": "mail", "MAIL_PORT": 2525, "MAIL_USERNAME": "",
-                               "MAIL_PASSWORD": "", "MAIL_USE_TLS": False, "MAIL_FROM": "x@y.z"})
+    smtp = sender_from_config(
+        {
+            "MAIL_SERVER": "mail",
+            "MAIL_PORT": 2525,
+            "MAIL_USERNAME": "",
+            "MAIL_PASSWORD": "",
+            "MAIL_USE_TLS": False,
+            "MAIL_FROM": "x@y.z",
+        }
+    )
     assert isinstance(smtp, SmtpSender) and (smtp.host, smtp.port) == ("mail", 2525)

@@ -3,6 +3,7 @@
 Counts the SQL statements (and commits) each request sends, on SQLite and PostgreSQL.
 A page whose count grows with the number of invoices is lazy-loading per row.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,16 +47,36 @@ def add_invoices(session, user_id: int, count: int) -> None:
     already = session.scalar(select(func.count()).select_from(Invoice).where(Invoice.user_id == user_id))
     start = dt.date(2010, 1, 1) + dt.timedelta(days=31 * already)
     for k in range(count):
-        inv = Invoice(user_id=user_id, subscription_id=sub_id, description="Pro plan",
-                      period_start=start + dt.timedelta(days=31 * k),
-                      period_end=start + dt.timedelta(days=31 * (k + 1)), total=2900, currency="USD",
-                      status="paid" if k % 2 else "open", issued_at=utc(2020, 1, 1), due_date=start)
+        inv = Invoice(
+            user_id=user_id,
+            subscription_id=sub_id,
+            description="Pro plan",
+            period_start=start + dt.timedelta(days=31 * k),
+            period_end=start + dt.timedelta(days=31 * (k + 1)),
+            total=2900,
+            currency="USD",
+            status="paid" if k % 2 else "open",
+            issued_at=utc(2020, 1, 1),
+            due_date=start,
+        )
         session.add(inv)
         session.flush()
-        session.add(InvoiceLine(invoice_id=inv.id, position=1, description="Pro plan", quantity=1,
-                                unit_amount=2900, amount=2900))
-        session.add(Payment(invoice_id=inv.id, provider="demo", provider_ref=f"ref-{inv.id}", amount=2900,
-                            currency="USD", status="succeeded", created_at=utc(2020, 1, 2)))
+        session.add(
+            InvoiceLine(
+                invoice_id=inv.id, position=1, description="Pro plan", quantity=1, unit_amount=2900, amount=2900
+            )
+        )
+        session.add(
+            Payment(
+                invoice_id=inv.id,
+                provider="demo",
+                provider_ref=f"ref-{inv.id}",
+                amount=2900,
+                currency="USD",
+                status="succeeded",
+                created_at=utc(2020, 1, 2),
+            )
+        )
     session.commit()
 
 
@@ -66,8 +87,18 @@ def bearer(session, customer):
     return {"Authorization": f"Bearer {secret}"}
 
 
-PAGES = ["/pricing", "/account", "/invoices", "/invoices?status=paid", "/invoices/1", "/notifications",
-         "/tokens", "/api/invoices/", "/api/invoices/?per_page=100", "/api/invoices/1/"]
+PAGES = [
+    "/pricing",
+    "/account",
+    "/invoices",
+    "/invoices?status=paid",
+    "/invoices/1",
+    "/notifications",
+    "/tokens",
+    "/api/invoices/",
+    "/api/invoices/?per_page=100",
+    "/api/invoices/1/",
+]
 
 
 def statements_for(app, client, path: str, headers: dict) -> int:
@@ -87,17 +118,14 @@ def test_statements_per_page_do_not_grow_with_the_invoices(app, client, session,
     headers = {**bearer}  # the API by token; the pages by the logged-in session
     user_id = customer.id  # the customer object is detached once the first count starts
     add_invoices(session, user_id, 2)  # one open, one paid: no filtered page is empty
-    few = {path: statements_for(app, client, path, headers if path.startswith("/api/") else {})
-           for path in PAGES}
+    few = {path: statements_for(app, client, path, headers if path.startswith("/api/") else {}) for path in PAGES}
     add_invoices(session, user_id, 30)
-    many = {path: statements_for(app, client, path, headers if path.startswith("/api/") else {})
-            for path in PAGES}
+    many = {path: statements_for(app, client, path, headers if path.startswith("/api/") else {}) for path in PAGES}
     assert many == few
     assert max(many.values()) <= 6, many
 
 
-def test_an_api_read_by_token_writes_last_use_at_most_once_a_minute(app, client, session, customer, bearer,
-                                                                     config):
+def test_an_api_read_by_token_writes_last_use_at_most_once_a_minute(app, client, session, customer, bearer, config):
     clock = {"now": utc(2024, 5, 1, 12, 0, 0)}
     config["CLOCK"] = lambda: clock["now"]
 
@@ -108,11 +136,11 @@ def test_an_api_read_by_token_writes_last_use_at_most_once_a_minute(app, client,
         session.expire_all()
         return len(writes), seen["commits"], session.scalar(select(ApiToken.last_used_at))
 
-    assert call() == (1, 1, utc(2024, 5, 1, 12, 0, 0))          # first use: recorded
+    assert call() == (1, 1, utc(2024, 5, 1, 12, 0, 0))  # first use: recorded
     clock["now"] = utc(2024, 5, 1, 12, 0, 59)
-    assert call() == (0, 0, utc(2024, 5, 1, 12, 0, 0))          # within the minute: no write, no commit
+    assert call() == (0, 0, utc(2024, 5, 1, 12, 0, 0))  # within the minute: no write, no commit
     clock["now"] = utc(2024, 5, 1, 12, 1, 1)
-    assert call() == (1, 1, utc(2024, 5, 1, 12, 1, 1))          # a minute later: recorded again
+    assert call() == (1, 1, utc(2024, 5, 1, 12, 1, 1))  # a minute later: recorded again
 
 
 def test_a_revoked_token_is_refused_without_writing(app, client, session, customer, bearer):

@@ -1,5 +1,6 @@
 """One unit of work per request (portal/transactions.py): commit a successful answer that
 wrote, roll back any other, and never commit a request that only read."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,8 +17,13 @@ from tests.conftest import TEST_CONFIG
 def uow_app(app):
     """An app of its own on the tests' database, with one more route: its requests run in
     their own app context and session, as in production (not the tests' shared one)."""
-    own = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": app.config["TEST_DATABASE_URI"],
-                      "SQLALCHEMY_ENGINE_OPTIONS": app.config["SQLALCHEMY_ENGINE_OPTIONS"]})
+    own = create_app(
+        {
+            **TEST_CONFIG,
+            "SQLALCHEMY_DATABASE_URI": app.config["TEST_DATABASE_URI"],
+            "SQLALCHEMY_ENGINE_OPTIONS": app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+        }
+    )
 
     @own.post("/_uow/<int:status>/<how>")
     def rename(status: int, how: str):

@@ -1,4 +1,5 @@
 """The users service: one canonical address, and the three ways an account is made."""
+
 import pytest
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash
@@ -90,8 +91,12 @@ def test_create_staff_refuses_an_invalid_address(session):
 def test_ensure_customer_makes_a_customer_without_a_password(session):
     user, new = users.ensure_customer(session, " Bob@Example.com", NOW)
     assert new and user.id is not None
-    assert (user.email, user.password_hash, user.is_staff, user.awaiting_confirmation) == \
-        ("bob@example.com", None, False, False)
+    assert (user.email, user.password_hash, user.is_staff, user.awaiting_confirmation) == (
+        "bob@example.com",
+        None,
+        False,
+        False,
+    )
     assert user.created_at == NOW
 
 

@@ -3,6 +3,7 @@
 A customer's invoices are read through portal/billing/invoice_queries.py, shared with
 the pay pages and the API.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -21,10 +22,12 @@ def plans_on_offer() -> Sequence[Plan]:
 
 def notifications_of(user_id: int, limit: int = 100) -> Sequence[Notification]:
     return db.session.scalars(
-        select(Notification).where(Notification.user_id == user_id, Notification.sent_at.is_not(None))
-        .order_by(Notification.id.desc()).limit(limit)).all()
+        select(Notification)
+        .where(Notification.user_id == user_id, Notification.sent_at.is_not(None))
+        .order_by(Notification.id.desc())
+        .limit(limit)
+    ).all()
 
 
 def tokens_of(user_id: int) -> Sequence[ApiToken]:
-    return db.session.scalars(
-        select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())).all()
+    return db.session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())).all()

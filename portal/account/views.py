@@ -1,4 +1,5 @@
 """The customer's pages: pricing, account, invoices, notifications, API tokens."""
+
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -9,8 +10,15 @@ from ..billing.errors import BillingError
 from ..billing.invoice_queries import FILTERS, account_invoices, invoice_page, own_invoice
 from ..billing.money import format_money
 from ..billing.subscriptions import (
-    cancel, change_plan, find_plan, live_subscription, preview_change, quote_subscription, resume,
-    subscribe, trial_available,
+    cancel,
+    change_plan,
+    find_plan,
+    live_subscription,
+    preview_change,
+    quote_subscription,
+    resume,
+    subscribe,
+    trial_available,
 )
 from ..extensions import db
 from ..forms import ActionForm
@@ -32,8 +40,13 @@ def home():
 def pricing():
     user_id = current_user.id if current_user.is_authenticated else None
     sub = live_subscription(db.session, user_id) if user_id else None
-    return render_template("account/pricing.html", plans=queries.plans_on_offer(), sub=sub, form=PlanForm(),
-                           trial_available=trial_available(db.session, user_id))
+    return render_template(
+        "account/pricing.html",
+        plans=queries.plans_on_offer(),
+        sub=sub,
+        form=PlanForm(),
+        trial_available=trial_available(db.session, user_id),
+    )
 
 
 @bp.route("/subscribe", methods=["GET", "POST"])
@@ -61,8 +74,10 @@ def subscribe_view():
         flash(exc.message, "error")
         return see_other(url_for("account.account" if exc.code == "already_subscribed" else "account.pricing"))
     if sub.status == SUB_TRIALING:
-        flash(f"You are subscribed to {plan.name}. Your free trial runs until {sub.current_period_end:%b %-d, %Y}.",
-              "success")
+        flash(
+            f"You are subscribed to {plan.name}. Your free trial runs until {sub.current_period_end:%b %-d, %Y}.",
+            "success",
+        )
     else:
         flash(f"You are subscribed to {plan.name}. Your first invoice is ready to pay below.", "success")
     return see_other(url_for("account.account"))
@@ -72,9 +87,12 @@ def _subscription_panel():
     """The account page, or (to an htmx action) the panel and what the action may have changed."""
     sub = live_subscription(db.session, current_user.id)
     to_pay, recent = account_invoices(db.session, current_user.id)
-    return page_or_partial("account/account.html", "account/_account_update.html", "subscription", dict(
-        sub=sub, plans=queries.plans_on_offer(), form=ActionForm(),
-        to_pay=to_pay, recent=recent))
+    return page_or_partial(
+        "account/account.html",
+        "account/_account_update.html",
+        "subscription",
+        dict(sub=sub, plans=queries.plans_on_offer(), form=ActionForm(), to_pay=to_pay, recent=recent),
+    )
 
 
 @bp.route("/account")
@@ -108,6 +126,7 @@ def cancel_view():
     def act(sub):
         cancel(db.session, sub, now())
         return f"Your subscription will end on {sub.current_period_end:%b %-d, %Y}."
+
     return _act(act)
 
 
@@ -117,6 +136,7 @@ def resume_view():
     def act(sub):
         resume(db.session, sub, now())
         return "Your subscription will continue."
+
     return _act(act)
 
 
@@ -136,8 +156,12 @@ def change_plan_view():
         flash(exc.message, "error" if exc.code != "same_plan" else "info")
         return see_other(url_for("account.account"))
     if request.method == "GET":
-        return page_or_partial("account/change_plan.html", "account/_change_preview.html", "change-preview",
-                               dict(sub=sub, plan=plan, change=change, form=PlanForm(plan=plan.code)))
+        return page_or_partial(
+            "account/change_plan.html",
+            "account/_change_preview.html",
+            "change-preview",
+            dict(sub=sub, plan=plan, change=change, form=PlanForm(plan=plan.code)),
+        )
 
     def act(sub):
         done, invoice = change_plan(db.session, sub, plan, now(), billing_settings())
@@ -147,8 +171,11 @@ def change_plan_view():
             return f"You stay on {plan.name}."
         if invoice is None:
             return f"You are now on {plan.name}."
-        return (f"You are now on {plan.name}. Invoice {invoice.number} for "
-                f"{format_money(invoice.total, invoice.currency)} (the rest of this period) is ready to pay below.")
+        return (
+            f"You are now on {plan.name}. Invoice {invoice.number} for "
+            f"{format_money(invoice.total, invoice.currency)} (the rest of this period) is ready to pay below."
+        )
+
     return _act(act)
 
 
@@ -162,16 +189,16 @@ def invoices():
     except ValueError as exc:
         raise inputs.BadInput("invalid_page", str(exc)) from None
     pagination = invoice_page(db.session, current_user.id, status, page)
-    return page_or_partial("account/invoices.html", "account/_invoice_list.html", "invoices",
-                           dict(pagination=pagination, status=status))
+    return page_or_partial(
+        "account/invoices.html", "account/_invoice_list.html", "invoices", dict(pagination=pagination, status=status)
+    )
 
 
 @bp.route("/invoices/<int:invoice_id>")
 @login_required
 def invoice(invoice_id: int):
     inv = own_invoice(db.session, current_user.id, invoice_id) or abort(404)
-    return render_template("account/invoice.html", invoice=inv, form=ActionForm(),
-                           payment=request.args.get("payment"))
+    return render_template("account/invoice.html", invoice=inv, form=ActionForm(), payment=request.args.get("payment"))
 
 
 @bp.route("/notifications")
@@ -187,8 +214,9 @@ def api_tokens():
     if form.validate_on_submit():
         _, secret = tokens.issue(db.session, current_user, form.name.data, now())
         form = TokenForm(formdata=None)
-    html = render_template("account/tokens.html", form=form, secret=secret, revoke=ActionForm(),
-                           tokens=queries.tokens_of(current_user.id))
+    html = render_template(
+        "account/tokens.html", form=form, secret=secret, revoke=ActionForm(), tokens=queries.tokens_of(current_user.id)
+    )
     # The secret is shown once: no copy in the browser's cache or back/forward history.
     return html, 422 if form.errors else 200, {"Cache-Control": "no-store"} if secret else {}
 

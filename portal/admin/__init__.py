@@ -4,6 +4,7 @@ One module per job: base (access, the model view base, formatters), customers, p
 subscriptions, invoices, records (read-only), jobs, dashboard. Staff actions call the
 billing core, which writes their audit entries; the request's unit of work commits.
 """
+
 from __future__ import annotations
 
 from flask_admin import Admin
@@ -22,9 +23,13 @@ from .subscriptions import SubscriptionView
 
 
 def init_admin(app) -> Admin:
-    admin = Admin(app, name="Acme Billing · Staff",
-                  theme=Bootstrap4Theme(swatch="default", fluid=True, base_template="staff/master.html"),
-                  index_view=Dashboard(name="Dashboard", url="/admin"), csp_nonce_generator=csp_nonce)
+    admin = Admin(
+        app,
+        name="Acme Billing · Staff",
+        theme=Bootstrap4Theme(swatch="default", fluid=True, base_template="staff/master.html"),
+        index_view=Dashboard(name="Dashboard", url="/admin"),
+        csp_nonce_generator=csp_nonce,
+    )
     for view in (
         UserView(User, db, name="Users"),
         PlanView(Plan, db, name="Plans"),

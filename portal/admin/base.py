@@ -1,4 +1,5 @@
 """What every console view shares: staff-only access, the model view base, formatters, ids."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -78,7 +79,7 @@ class StaffModelView(StaffOnly, ModelView):
     page_size = 50
     column_type_formatters = column_type_formatters_detail = STAFF_FORMATTERS
 
-    def get_one(self, id):  # noqa: A002  (Flask-Admin's name)
+    def get_one(self, id):
         """?id= of the edit and details pages: an id no BIGINT holds is "no such record"."""
         try:
             int64(str(id))
@@ -97,8 +98,11 @@ class StaffModelView(StaffOnly, ModelView):
         saved together, or neither is (a new row is flushed first so the entry names its id)."""
         if is_created:
             db.session.flush()
-        record_staff_action("create" if is_created else "edit", model,
-                            ", ".join(f"{f.name}={f.data!r}" for f in form if f.name != "csrf_token"))
+        record_staff_action(
+            "create" if is_created else "edit",
+            model,
+            ", ".join(f"{f.name}={f.data!r}" for f in form if f.name != "csrf_token"),
+        )
 
 
 class ReadOnlyView(StaffModelView):

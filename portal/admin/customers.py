@@ -1,4 +1,5 @@
 """Users: customers and staff, searchable by email; never deleted from the console."""
+
 from __future__ import annotations
 
 from .base import StaffModelView

@@ -1,4 +1,5 @@
 """The console's front page: the business at a glance."""
+
 from __future__ import annotations
 
 from flask import flash
@@ -22,7 +23,14 @@ class Dashboard(StaffOnly, AdminIndexView):
             failed = monitor.failed_jobs(queues.connection(self.admin.app.config["REDIS_URL"]), limit=5)
         except Exception:  # Redis down must not take the dashboard with it
             flash("The job queue could not be reached.", "error")
-        return self.render("staff/dashboard.html", mrr=reports.mrr_by_plan(db.session),
-                           receivables=reports.receivables(db.session), revenue=revenue, peak=peak,
-                           due=reports.due_soon(db.session, today), failed=failed,
-                           flagged=reports.flagged_payments(db.session), today=today)
+        return self.render(
+            "staff/dashboard.html",
+            mrr=reports.mrr_by_plan(db.session),
+            receivables=reports.receivables(db.session),
+            revenue=revenue,
+            peak=peak,
+            due=reports.due_soon(db.session, today),
+            failed=failed,
+            flagged=reports.flagged_payments(db.session),
+            today=today,
+        )

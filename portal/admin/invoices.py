@@ -1,4 +1,5 @@
 """Invoices: find by number or email, void, remind, mark paid by hand."""
+
 from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
@@ -34,8 +35,22 @@ class InvoiceView(StaffModelView):
     column_searchable_list = ("user.email",)
     search_placeholder = lambda self: "Invoice number or customer email"  # noqa: E731
     column_formatters = {"total": money, "number": lambda v, c, m, n: m.number}
-    column_details_list = ("number", "user", "kind", "description", "period_start", "period_end", "total",
-                           "currency", "status", "issued_at", "due_date", "paid_at", "voided_at", "subscription")
+    column_details_list = (
+        "number",
+        "user",
+        "kind",
+        "description",
+        "period_start",
+        "period_end",
+        "total",
+        "currency",
+        "status",
+        "issued_at",
+        "due_date",
+        "paid_at",
+        "voided_at",
+        "subscription",
+    )
     details_template = "staff/invoice_details.html"
 
     def _apply_search(self, query, count_query, joins, count_joins, search):
@@ -49,8 +64,9 @@ class InvoiceView(StaffModelView):
 
     @action("void", "Void", "Void the selected invoices? Customers will no longer be asked to pay them.")
     def void(self, ids):
-        done = sum(invoices.void(db.session, inv, now(), billing_settings(), current_user.id)
-                   for inv in self._selected(ids))
+        done = sum(
+            invoices.void(db.session, inv, now(), billing_settings(), current_user.id) for inv in self._selected(ids)
+        )
         flash(f"Voided {done} invoice(s).", "success")
 
     @action("remind", "Send a reminder now")
@@ -61,9 +77,12 @@ class InvoiceView(StaffModelView):
         db.session.commit()
         if done and not tasks.nudge_delivery(self.admin.app.config["REDIS_URL"]):
             # Only the nudge failed: the periodic outbox delivery still sends what was saved.
-            flash(f"{done} reminder(s) saved in the outbox, but not sent now: "
-                  f"{queues.UNREACHABLE_MESSAGE}. They go out with the next outbox delivery "
-                  "once it is back.", "warning")
+            flash(
+                f"{done} reminder(s) saved in the outbox, but not sent now: "
+                f"{queues.UNREACHABLE_MESSAGE}. They go out with the next outbox delivery "
+                "once it is back.",
+                "warning",
+            )
             return
         flash(f"Queued {done} reminder(s).", "success")
 

@@ -1,4 +1,5 @@
 """The jobs console: queue lengths, the schedule, failed jobs; retry one, run billing now."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,8 +29,10 @@ class RunBillingForm(FlaskForm):
         today = now().date()
         earliest = today - dt.timedelta(days=BILLING_WINDOW_DAYS)
         if not earliest <= field.data <= today:
-            raise ValidationError(f"Bill as of a day from {earliest.isoformat()} to today ({today.isoformat()}): "
-                                  f"{field.data.isoformat()} is outside that window.")
+            raise ValidationError(
+                f"Bill as of a day from {earliest.isoformat()} to today ({today.isoformat()}): "
+                f"{field.data.isoformat()} is outside that window."
+            )
 
 
 class JobRef:
@@ -47,18 +50,27 @@ class JobsView(StaffOnly, BaseView):
         conn = self._conn()
         try:
             monitor.requeue_all_abandoned(conn)  # workers sweep too; this shows the latest state
-            context = dict(stats=monitor.queue_stats(conn), scheduled=monitor.scheduled_jobs(conn),
-                           failed=monitor.failed_jobs(conn), abandoned=monitor.abandoned_jobs(conn))
+            context = dict(
+                stats=monitor.queue_stats(conn),
+                scheduled=monitor.scheduled_jobs(conn),
+                failed=monitor.failed_jobs(conn),
+                abandoned=monitor.abandoned_jobs(conn),
+            )
         except queues.UNREACHABLE as exc:
             return self._unreachable(exc)
-        return self.render("staff/jobs.html", **context,
-                           form=FlaskForm(), run_form=RunBillingForm(as_of=now().date()),
-                           embedded=not self.admin.app.config["REDIS_URL"])
+        return self.render(
+            "staff/jobs.html",
+            **context,
+            form=FlaskForm(),
+            run_form=RunBillingForm(as_of=now().date()),
+            embedded=not self.admin.app.config["REDIS_URL"],
+        )
 
     def _unreachable(self, exc):
         """503 with a plain page: what is down, what waits, what to check."""
-        response = make_response(self.render("staff/jobs_unreachable.html", error=str(exc),
-                                             message=queues.UNREACHABLE_MESSAGE), 503)
+        response = make_response(
+            self.render("staff/jobs_unreachable.html", error=str(exc), message=queues.UNREACHABLE_MESSAGE), 503
+        )
         response.headers["Retry-After"] = "30"
         return response
 
@@ -72,8 +84,7 @@ class JobsView(StaffOnly, BaseView):
                 db.session.flush()  # an entry that cannot be saved queues no job
                 result = enqueue(self._conn())
         except queues.UNREACHABLE:
-            flash(f"{queues.UNREACHABLE_MESSAGE}: nothing was queued or saved. Try again when it is back.",
-                  "error")
+            flash(f"{queues.UNREACHABLE_MESSAGE}: nothing was queued or saved. Try again when it is back.", "error")
             return None, False
         return result, True
 
@@ -83,8 +94,9 @@ class JobsView(StaffOnly, BaseView):
             abort(400)
         ok, reached = self._queue_action("retry_job", job_id, lambda conn: monitor.retry(conn, job_id))
         if reached:
-            flash("Job queued again." if ok else "That job is no longer in the failed list.",
-                  "success" if ok else "error")
+            flash(
+                "Job queued again." if ok else "That job is no longer in the failed list.", "success" if ok else "error"
+            )
         return redirect(url_for(".index"))
 
     @expose("/run-billing", methods=("POST",))
@@ -96,8 +108,10 @@ class JobsView(StaffOnly, BaseView):
             return redirect(url_for(".index"))
         day = form.as_of.data.isoformat()
         _, reached = self._queue_action(
-            "run_billing", f"as of {day}",
-            lambda conn: queues.queue(queues.BILLING, conn).enqueue(tasks.daily_billing, day))
+            "run_billing",
+            f"as of {day}",
+            lambda conn: queues.queue(queues.BILLING, conn).enqueue(tasks.daily_billing, day),
+        )
         if reached:
             flash(f"Billing as of {day} queued.", "success")
         return redirect(url_for(".index"))

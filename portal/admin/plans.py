@@ -1,4 +1,5 @@
 """Plans: created and edited with checked fields, archived rather than deleted."""
+
 from __future__ import annotations
 
 from flask import flash
@@ -17,18 +18,50 @@ class PlanView(StaffModelView):
     column_list = ("code", "name", "price", "currency", "interval", "trial_days", "active")
     column_formatters = {"price": money}
     column_filters = ("active", "interval")
-    form_columns = ("code", "name", "description", "price", "currency", "interval", "trial_days", "active", "sort_order")
+    form_columns = (
+        "code",
+        "name",
+        "description",
+        "price",
+        "currency",
+        "interval",
+        "trial_days",
+        "active",
+        "sort_order",
+    )
     form_args = {
         # Codes go in URLs, API bodies and CSV exports: plain lower-case ASCII only (\Z: no trailing newline).
-        "code": {"validators": [Regexp(r"\A[a-z0-9_-]{1,32}\Z", message=(
-            "A plan code is 1 to 32 lower-case letters (a-z), digits, '-' or '_', e.g. 'team' or 'pro-2024'."))]},
-        "price": {"label": "Price (minor units, e.g. cents)", "validators": [
-            NumberRange(min=0, message="A price cannot be negative."),
-            NumberRange(max=INT64_MAX, message=f"A price can be at most {INT64_MAX:,} minor units.")]},
-        "currency": {"validators": [Regexp(r"\A[A-Z]{3}\Z", message="A currency is a three-letter code in capitals, e.g. USD.")]},
+        "code": {
+            "validators": [
+                Regexp(
+                    r"\A[a-z0-9_-]{1,32}\Z",
+                    message=(
+                        "A plan code is 1 to 32 lower-case letters (a-z), digits, '-' or '_', "
+                        "e.g. 'team' or 'pro-2024'."
+                    ),
+                )
+            ]
+        },
+        "price": {
+            "label": "Price (minor units, e.g. cents)",
+            "validators": [
+                NumberRange(min=0, message="A price cannot be negative."),
+                NumberRange(max=INT64_MAX, message=f"A price can be at most {INT64_MAX:,} minor units."),
+            ],
+        },
+        "currency": {
+            "validators": [Regexp(r"\A[A-Z]{3}\Z", message="A currency is a three-letter code in capitals, e.g. USD.")]
+        },
         "trial_days": {"validators": [NumberRange(min=0, max=365)]},
-        "sort_order": {"validators": [NumberRange(min=-(2**31), max=2**31 - 1,
-                                                  message="The sort order must be a whole number from -2,147,483,648 to 2,147,483,647.")]},
+        "sort_order": {
+            "validators": [
+                NumberRange(
+                    min=-(2**31),
+                    max=2**31 - 1,
+                    message="The sort order must be a whole number from -2,147,483,648 to 2,147,483,647.",
+                )
+            ]
+        },
     }
     form_choices = {"interval": [("month", "Monthly"), ("year", "Yearly")]}
 

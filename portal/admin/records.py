@@ -1,4 +1,5 @@
 """Read-only records: payments, notices, webhooks received and the audit log."""
+
 from __future__ import annotations
 
 from markupsafe import Markup, escape
@@ -16,8 +17,7 @@ class PaymentView(ReadOnlyView):
 
 
 class NotificationView(ReadOnlyView):
-    column_list = ("id", "user", "invoice", "kind", "step", "subject", "created_at", "sent_at", "attempts",
-                   "error")
+    column_list = ("id", "user", "invoice", "kind", "step", "subject", "created_at", "sent_at", "attempts", "error")
     column_filters = ("kind", "user.email")
 
 

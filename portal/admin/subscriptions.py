@@ -1,4 +1,5 @@
 """Subscriptions: cancel in bulk, change a plan; the core writes each action's audit entry."""
+
 from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
@@ -28,13 +29,22 @@ class ChangePlanForm(FlaskForm):
 
 class SubscriptionView(StaffModelView):
     can_create = can_edit = can_delete = False
-    column_list = ("id", "user", "plan", "status", "current_period_start", "current_period_end",
-                   "cancel_at_period_end", "pending_plan")
+    column_list = (
+        "id",
+        "user",
+        "plan",
+        "status",
+        "current_period_start",
+        "current_period_end",
+        "cancel_at_period_end",
+        "pending_plan",
+    )
     column_filters = ("status", "plan.code", "cancel_at_period_end", "user.email")
     column_choices = {"status": list(SUBSCRIPTION_LABELS.items())}
     column_searchable_list = ("user.email",)
-    column_formatters = {"id": lambda v, c, m, n: Markup(
-        f'<a href="{url_for(".change_plan_view", id=m.id)}">#{m.id}</a>')}
+    column_formatters = {
+        "id": lambda v, c, m, n: Markup(f'<a href="{url_for(".change_plan_view", id=m.id)}">#{m.id}</a>')
+    }
 
     def _each(self, ids, verb, change):
         """Apply `change` to each selected subscription; a refusal undoes that one only."""
@@ -55,21 +65,21 @@ class SubscriptionView(StaffModelView):
 
     @action("cancel_now", "Cancel now", "End the selected subscriptions now?")
     def cancel_now(self, ids):
-        self._each(ids, "cancel_now",
-                   lambda s: cancel(db.session, s, now(), at_once=True, actor_id=current_user.id))
+        self._each(ids, "cancel_now", lambda s: cancel(db.session, s, now(), at_once=True, actor_id=current_user.id))
 
     @expose("/change-plan/", methods=("GET", "POST"))
     def change_plan_view(self):
         sub = db.session.get(Subscription, request.args.get("id", type=int64) or 0) or abort(404)
         form = ChangePlanForm()
-        form.plan.choices = [(p.code, f"{p.name} ({format_money(p.price, p.currency)}/{p.interval})")
-                             for p in db.session.scalars(select(Plan).where(Plan.active).order_by(Plan.sort_order))]
+        form.plan.choices = [
+            (p.code, f"{p.name} ({format_money(p.price, p.currency)}/{p.interval})")
+            for p in db.session.scalars(select(Plan).where(Plan.active).order_by(Plan.sort_order))
+        ]
         if form.validate_on_submit():
             plan = db.session.scalar(select(Plan).where(Plan.code == form.plan.data))
             try:
                 with db.session.begin_nested():  # a refused change leaves nothing behind
-                    change, _ = change_plan(db.session, sub, plan, now(), billing_settings(),
-                                            actor_id=current_user.id)
+                    change, _ = change_plan(db.session, sub, plan, now(), billing_settings(), actor_id=current_user.id)
             except BillingError as exc:
                 flash(exc.message, "error")
             else:

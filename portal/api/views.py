@@ -1,4 +1,5 @@
 """The JSON API: subscribe, unsubscribe, invoices, pay. Errors are always JSON."""
+
 from __future__ import annotations
 
 from functools import wraps
@@ -32,10 +33,12 @@ def route(method: str, rule: str):
     the other spelling is an HTML body that clients do not follow with a POST body.
     (Werkzeug's strict_slashes=False would match too, but then gives a wrong method a 404,
     not a 405, and OPTIONS an empty Allow.) '//' is not merged by a redirect either: a 404."""
+
     def register(view):
         for spelling in dict.fromkeys((rule, rule.rstrip("/") or rule)):  # url_for uses the first
             bp.add_url_rule(spelling, view_func=view, methods=[method], merge_slashes=False)
         return view
+
     return register
 
 
@@ -72,13 +75,13 @@ def _billing_error(exc: BillingError):
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
-    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-             413: "too_large", 401: "unauthorized"}
+    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large", 401: "unauthorized"}
     return error(exc.code, getattr(exc, "error_code", None) or codes.get(exc.code, "error"), exc.description)
 
 
 def api_auth(view):
     """Authorization: Bearer <token>, or the browser session (then with a CSRF header)."""
+
     @wraps(view)
     def wrapper(*args, **kwargs):
         header = request.headers.get("Authorization", "")
@@ -98,6 +101,7 @@ def api_auth(view):
             raise ApiError(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")
         g.api_user = user
         return view(*args, **kwargs)
+
     return wrapper
 
 
@@ -116,28 +120,51 @@ def body() -> dict:
 
 def invoice_json(inv: Invoice, detail: bool = False) -> dict:
     out = {
-        "id": inv.id, "number": inv.number, "status": inv.status, "kind": inv.kind,
+        "id": inv.id,
+        "number": inv.number,
+        "status": inv.status,
+        "kind": inv.kind,
         "description": inv.description,
-        "period_start": inv.period_start.isoformat(), "period_end": inv.period_end.isoformat(),
-        "total": inv.total, "currency": inv.currency,
+        "period_start": inv.period_start.isoformat(),
+        "period_end": inv.period_end.isoformat(),
+        "total": inv.total,
+        "currency": inv.currency,
         "total_display": format_money(inv.total, inv.currency),
-        "issued_at": inv.issued_at.isoformat(), "due_date": inv.due_date.isoformat(),
+        "issued_at": inv.issued_at.isoformat(),
+        "due_date": inv.due_date.isoformat(),
         "paid_at": inv.paid_at.isoformat() if inv.paid_at else None,
     }
     if detail:
-        out["lines"] = [{"description": l.description, "quantity": l.quantity, "unit_amount": l.unit_amount,
-                         "amount": l.amount,
-                         "period_start": l.period_start.isoformat() if l.period_start else None,
-                         "period_end": l.period_end.isoformat() if l.period_end else None}
-                        for l in inv.display_lines]
-        out["payments"] = [{"id": p.id, "provider": p.provider, "amount": p.amount, "currency": p.currency,
-                            "status": p.status, "created_at": p.created_at.isoformat()} for p in inv.payments]
+        out["lines"] = [
+            {
+                "description": line.description,
+                "quantity": line.quantity,
+                "unit_amount": line.unit_amount,
+                "amount": line.amount,
+                "period_start": line.period_start.isoformat() if line.period_start else None,
+                "period_end": line.period_end.isoformat() if line.period_end else None,
+            }
+            for line in inv.display_lines
+        ]
+        out["payments"] = [
+            {
+                "id": p.id,
+                "provider": p.provider,
+                "amount": p.amount,
+                "currency": p.currency,
+                "status": p.status,
+                "created_at": p.created_at.isoformat(),
+            }
+            for p in inv.payments
+        ]
     return out
 
 
 def subscription_json(sub: Subscription) -> dict:
     return {
-        "id": sub.id, "plan": sub.plan.code, "status": sub.status,
+        "id": sub.id,
+        "plan": sub.plan.code,
+        "status": sub.status,
         "current_period_start": sub.current_period_start.isoformat(),
         "current_period_end": sub.current_period_end.isoformat(),
         "cancel_at_period_end": sub.cancel_at_period_end,
@@ -190,8 +217,12 @@ def api_invoices():
     if not (per_page.isascii() and per_page.isdigit() and 1 <= int(per_page) <= 100):
         raise ApiError(422, "invalid", "'per_page' must be a whole number from 1 to 100.")
     pagination = invoice_page(db.session, g.api_user.id, status, page, int(per_page))
-    return jsonify(items=[invoice_json(i) for i in pagination.items], page=pagination.page,
-                   per_page=pagination.per_page, total=pagination.total)
+    return jsonify(
+        items=[invoice_json(i) for i in pagination.items],
+        page=pagination.page,
+        per_page=pagination.per_page,
+        total=pagination.total,
+    )
 
 
 @route("GET", "/invoices/<int:invoice_id>/")
@@ -211,8 +242,9 @@ def api_pay():
     if reason := unpayable_reason(invoice):
         raise ApiError(409, "not_payable", reason)
     try:
-        checkout = start_payment(db.session, invoice, g.api_user, gateway(current_app.config, demo_checkout_url),
-                                 *return_urls(invoice.id))
+        checkout = start_payment(
+            db.session, invoice, g.api_user, gateway(current_app.config, demo_checkout_url), *return_urls(invoice.id)
+        )
     except PaymentError as exc:  # the 502 rolls back whatever the attempt wrote
         raise ApiError(502, "payment_provider_error", str(exc)) from None
     return jsonify(checkout_url=checkout.url, invoice_id=invoice.id)

@@ -1,5 +1,5 @@
-from flask_wtf import FlaskForm
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length, StopValidation
 
@@ -21,14 +21,20 @@ def not_common(form, field):
 
 
 def new_password(label="Password"):
-    return PasswordField(label, validators=[
-        DataRequired(), Length(min=MIN_PASSWORD, max=128,
-                               message=f"Use at least {MIN_PASSWORD} characters."), not_common])
+    return PasswordField(
+        label,
+        validators=[
+            DataRequired(),
+            Length(min=MIN_PASSWORD, max=128, message=f"Use at least {MIN_PASSWORD} characters."),
+            not_common,
+        ],
+    )
 
 
 def confirm(field="password"):
-    return PasswordField("Repeat password", validators=[
-        DataRequired(), EqualTo(field, message="The two passwords differ.")])
+    return PasswordField(
+        "Repeat password", validators=[DataRequired(), EqualTo(field, message="The two passwords differ.")]
+    )
 
 
 class SignupForm(FlaskForm):

@@ -6,6 +6,7 @@ both up in one query, so ending a session is deleting its row: a cookie
 captured before log-out, or before a password change on another device, then
 opens nothing, neither a page nor the API.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -35,8 +36,7 @@ def create(db: Session, user: User, now: dt.datetime) -> str:
     """A new session row for `user`; returns the secret id the cookie carries."""
     token = secrets.token_urlsafe(32)
     # Rows of sessions that were never logged out of go once they are too old.
-    db.execute(delete(LoginSession).where(LoginSession.user_id == user.id,
-                                          LoginSession.created_at < now - lifetime()))
+    db.execute(delete(LoginSession).where(LoginSession.user_id == user.id, LoginSession.created_at < now - lifetime()))
     db.add(LoginSession(user_id=user.id, token_hash=digest(token), created_at=now))
     db.flush()
     return token
@@ -76,9 +76,14 @@ def end_all(db: Session, user_id: int) -> int:
 
 # Built once: this runs on every signed-in request, and building a select anew costs
 # the web process more than the database takes to answer it.
-_LIVE_SESSION_USER = select(User).join(LoginSession, LoginSession.user_id == User.id).where(
-    LoginSession.token_hash == bindparam("token_hash"), User.id == bindparam("user_id"),
-    LoginSession.created_at >= bindparam("since"),
+_LIVE_SESSION_USER = (
+    select(User)
+    .join(LoginSession, LoginSession.user_id == User.id)
+    .where(
+        LoginSession.token_hash == bindparam("token_hash"),
+        User.id == bindparam("user_id"),
+        LoginSession.created_at >= bindparam("since"),
+    )
 )
 
 
@@ -87,5 +92,6 @@ def load(db: Session, user_id: str, now: dt.datetime) -> User | None:
     token = session.get(SESSION_KEY)
     if not token or not (user_id.isascii() and user_id.isdigit()):
         return None
-    return db.scalar(_LIVE_SESSION_USER, {"token_hash": digest(token), "user_id": int(user_id),
-                                          "since": now - lifetime()})
+    return db.scalar(
+        _LIVE_SESSION_USER, {"token_hash": digest(token), "user_id": int(user_id), "since": now - lifetime()}
+    )

@@ -13,6 +13,7 @@ link lifts it. A browser the owner logged in from before counts on a key of its
 own, so a stranger's failures do not lock the owner out there. Unknown emails
 are counted exactly like real ones, so a 429 reveals nothing.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -32,13 +33,13 @@ FORGET_AFTER = dt.timedelta(hours=24)
 
 @dataclass(frozen=True)
 class Limit:
-    threshold: int        # failures before the first delay
-    cap: dt.timedelta     # the longest delay
+    threshold: int  # failures before the first delay
+    cap: dt.timedelta  # the longest delay
 
     def delay(self, failures: int) -> dt.timedelta:
         """1 minute at the threshold, doubling with each further failure, up to the cap."""
         steps = min(failures - self.threshold, 20)
-        return min(dt.timedelta(minutes=2 ** steps), self.cap)
+        return min(dt.timedelta(minutes=2**steps), self.cap)
 
 
 def account_key(email: str) -> str:
@@ -80,8 +81,7 @@ def reserve(session: Session, key: str, limit: Limit, now: dt.datetime) -> dt.da
     stmt = _upsert(session)(t).values(key=key, failures=1, updated_at=now, locked_until=None)
     stmt = stmt.on_conflict_do_update(
         index_elements=[t.key],
-        set_={"failures": case((t.updated_at < now - FORGET_AFTER, 1), else_=t.failures + 1),
-              "updated_at": now},
+        set_={"failures": case((t.updated_at < now - FORGET_AFTER, 1), else_=t.failures + 1), "updated_at": now},
         where=or_(t.locked_until.is_(None), t.locked_until <= now),
     ).returning(t.failures)
     failures = session.execute(stmt).scalar()
@@ -95,10 +95,14 @@ def reserve(session: Session, key: str, limit: Limit, now: dt.datetime) -> dt.da
 def give_back(session: Session, key: str, limit: Limit) -> None:
     """A successful attempt does not count as a failure (an office behind one address)."""
     t = LoginThrottle
-    session.execute(update(t).where(t.key == key).values(
-        failures=case((t.failures > 0, t.failures - 1), else_=0),
-        locked_until=case((t.failures - 1 < limit.threshold, None), else_=t.locked_until),
-    ))
+    session.execute(
+        update(t)
+        .where(t.key == key)
+        .values(
+            failures=case((t.failures > 0, t.failures - 1), else_=0),
+            locked_until=case((t.failures - 1 < limit.threshold, None), else_=t.locked_until),
+        )
+    )
 
 
 def clear(session: Session, *keys: str) -> None:
@@ -109,8 +113,9 @@ def clear(session: Session, *keys: str) -> None:
 def forget_stale(session: Session, now: dt.datetime) -> int:
     """Drop counters nobody touched for a day and that hold no lock (run at each log-in)."""
     t = LoginThrottle
-    return session.execute(delete(t).where(
-        t.updated_at < now - FORGET_AFTER, or_(t.locked_until.is_(None), t.locked_until < now))).rowcount
+    return session.execute(
+        delete(t).where(t.updated_at < now - FORGET_AFTER, or_(t.locked_until.is_(None), t.locked_until < now))
+    ).rowcount
 
 
 def clear_account(session: Session, email: str) -> None:

@@ -1,4 +1,5 @@
 """Sign up, log in, log out, change or set a password."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -14,8 +15,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..billing.errors import BillingError
 from ..billing.subscriptions import find_plan
 from ..extensions import db, login_manager
-from ..models import Plan, User
 from ..jobs import tasks
+from ..models import Plan, User
 from ..notify.outbox import queue_account_mail
 from ..runtime import now
 from ..users import by_email, sign_up
@@ -77,10 +78,13 @@ def signup():
         if new:
             _send_confirmation(user, plan)
         else:
-            _mail(user, "You already have an account",
-                  "Someone, probably you, tried to sign up with this address, which already has an account.\n"
-                  f"Log in at {current_app.config['PUBLIC_URL']}{url_for('auth.login')}, or use this link within "
-                  f"24 hours to set a new password:\n{password_link(user)}\n")
+            _mail(
+                user,
+                "You already have an account",
+                "Someone, probably you, tried to sign up with this address, which already has an account.\n"
+                f"Log in at {current_app.config['PUBLIC_URL']}{url_for('auth.login')}, or use this link within "
+                f"24 hours to set a new password:\n{password_link(user)}\n",
+            )
         flash(f"Almost done: open the link we emailed to {user.email} to finish signing up.", "info")
         return see_other(url_for("auth.login"))
     return page(422 if form.errors else 200)
@@ -97,8 +101,11 @@ def confirmation_link(user: User, plan: Plan | None = None) -> str:
 
 
 def _send_confirmation(user: User, plan: Plan | None = None) -> None:
-    _mail(user, "Confirm your email",
-          f"Open this link within 3 days to finish signing up:\n{confirmation_link(user, plan)}\n")
+    _mail(
+        user,
+        "Confirm your email",
+        f"Open this link within 3 days to finish signing up:\n{confirmation_link(user, plan)}\n",
+    )
 
 
 def _mail(user: User, subject: str, body: str) -> None:
@@ -140,8 +147,7 @@ def confirm_signup(token: str):
 def _limits() -> tuple[throttle.Limit, throttle.Limit]:
     cfg = current_app.config
     cap = dt.timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"])
-    return (throttle.Limit(cfg["LOGIN_MAX_FAILURES"], cap),
-            throttle.Limit(cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"], cap))
+    return (throttle.Limit(cfg["LOGIN_MAX_FAILURES"], cap), throttle.Limit(cfg["LOGIN_MAX_FAILURES_PER_ADDRESS"], cap))
 
 
 def _device_signer() -> URLSafeSerializer:
@@ -168,8 +174,14 @@ def _account_throttle_key(email: str) -> str:
 def _remember_device(response, email: str):
     device = _known_device(email) or secrets.token_urlsafe(16)
     value = _device_signer().dumps({"a": throttle.account_key(email), "d": device})
-    response.set_cookie(DEVICE_COOKIE, value, max_age=DEVICE_MAX_AGE, httponly=True, samesite="Lax",
-                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    response.set_cookie(
+        DEVICE_COOKIE,
+        value,
+        max_age=DEVICE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+    )
     return response
 
 
@@ -211,11 +223,19 @@ def login():
         if address_until:
             return _too_many(form, address_until, moment, "Too many failed log-ins from your network.")
         if account_until:
-            return _too_many(form, account_until, moment, "Too many failed attempts for this email. "
-                             "You can also set a new password with “Forgot your password?”.")
+            return _too_many(
+                form,
+                account_until,
+                moment,
+                "Too many failed attempts for this email. "
+                "You can also set a new password with “Forgot your password?”.",
+            )
         user = by_email(db.session, email)
-        correct = check_password_hash((user and user.password_hash) or _dummy_hash(), form.password.data) \
-            and user is not None and user.password_hash is not None
+        correct = (
+            check_password_hash((user and user.password_hash) or _dummy_hash(), form.password.data)
+            and user is not None
+            and user.password_hash is not None
+        )
         if correct and user.awaiting_confirmation:
             # Same answer as a wrong password (else a sign-up's password tells the address
             # was new); the owner gets the link again.
@@ -228,8 +248,9 @@ def login():
             sessions.start(db.session, user, moment)
             response = see_other(safe_next(url_for("admin.index") if user.is_staff else url_for("account.account")))
             return _remember_device(response, email)
-        form.password.errors.append("Email or password is wrong. "
-                                    "Signed up recently? Open the link we emailed you first.")
+        form.password.errors.append(
+            "Email or password is wrong. Signed up recently? Open the link we emailed you first."
+        )
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form), 422 if form.errors else 200
 
@@ -255,10 +276,14 @@ def change_password():
         db.session.commit()
         if until:
             minutes = max(1, math.ceil((until - moment).total_seconds() / 60))
-            form.current.errors.append(f"Too many wrong current passwords. Try again in {minutes} minute"
-                                       f"{'s' if minutes > 1 else ''}.")
-            return render_template("auth/password.html", form=form), 429, {
-                "Retry-After": str(max(1, math.ceil((until - moment).total_seconds())))}
+            form.current.errors.append(
+                f"Too many wrong current passwords. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
+            )
+            return (
+                render_template("auth/password.html", form=form),
+                429,
+                {"Retry-After": str(max(1, math.ceil((until - moment).total_seconds())))},
+            )
         if not (current_user.password_hash and check_password_hash(current_user.password_hash, form.current.data)):
             form.current.errors.append("That is not your current password.")
             return render_template("auth/password.html", form=form), 422
@@ -291,8 +316,11 @@ def request_link():
     if form.validate_on_submit():
         user = by_email(db.session, form.email.data)
         if user:
-            _mail(user, "Set your password",
-                  f"Use this link within 24 hours to set your password:\n{password_link(user)}\n")
+            _mail(
+                user,
+                "Set your password",
+                f"Use this link within 24 hours to set your password:\n{password_link(user)}\n",
+            )
         else:  # _mail's work (a commit, a nudge), so an unknown address takes as long as a known one
             db.session.commit()
             tasks.nudge_delivery(current_app.config["REDIS_URL"])

@@ -1,4 +1,5 @@
 """The plans a new installation starts with: Basic, Pro and Enterprise."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -7,12 +8,19 @@ from sqlalchemy.orm import Session
 from ..models import Plan
 
 DEFAULT_PLANS = (
-    dict(code="basic", name="Basic", price=900, sort_order=1,
-         description="For a side project: one seat, email support."),
-    dict(code="pro", name="Pro", price=2900, sort_order=2,
-         description="For a growing team: ten seats, priority support."),
-    dict(code="enterprise", name="Enterprise", price=9900, sort_order=3,
-         description="For the whole company: unlimited seats, an account manager."),
+    dict(
+        code="basic", name="Basic", price=900, sort_order=1, description="For a side project: one seat, email support."
+    ),
+    dict(
+        code="pro", name="Pro", price=2900, sort_order=2, description="For a growing team: ten seats, priority support."
+    ),
+    dict(
+        code="enterprise",
+        name="Enterprise",
+        price=9900,
+        sort_order=3,
+        description="For the whole company: unlimited seats, an account manager.",
+    ),
 )
 
 

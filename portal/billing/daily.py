@@ -5,11 +5,12 @@ This is the one definition of the order. `run_day` (`flask billing run`) runs it
 one process; the jobs (portal/jobs/tasks.py) fan the billing out and then enqueue one
 job per step of AFTER_BILLING, each depending on the one before.
 """
+
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy.orm import Session
 
@@ -51,9 +52,7 @@ def step_named(name: str) -> Step:
     return next(step for step in AFTER_BILLING if step.name == name)
 
 
-def run_day(
-    session: Session, now: dt.datetime, settings: BillingSettings, commit: Callable[[], None]
-) -> dict:
+def run_day(session: Session, now: dt.datetime, settings: BillingSettings, commit: Callable[[], None]) -> dict:
     """Everything billing does for one day, in order; each step is its own transaction."""
     billed = run_billing(session, now, settings, commit)
     counts = {"invoices": billed.invoices, "ended": billed.ended, "chunks": billed.chunks}

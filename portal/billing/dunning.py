@@ -3,6 +3,7 @@
 Notices are queued here as outbox rows (kind, step); portal/notify/ renders and
 delivers them. uq_notifications_step makes each step happen once per invoice.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,10 +20,10 @@ from ..models import (
     NOTE_REMINDER,
     SUB_ACTIVE,
     SUB_PAST_DUE,
-    UTCDateTime,
     Invoice,
     Notification,
     Subscription,
+    UTCDateTime,
 )
 from .settings import BillingSettings
 from .sql import insert_ignoring_duplicates, rows_changed
@@ -34,8 +35,8 @@ S = Subscription.__table__
 
 def mark_overdue(session: Session, today: dt.date) -> int:
     """Open invoices whose due date has passed become overdue."""
-    return rows_changed(session, 
-        update(I).where(I.c.status == INV_OPEN, I.c.due_date < today).values(status=INV_OVERDUE)
+    return rows_changed(
+        session, update(I).where(I.c.status == INV_OPEN, I.c.due_date < today).values(status=INV_OVERDUE)
     )
 
 
@@ -51,29 +52,33 @@ def mark_past_due(session: Session, today: dt.date, settings: BillingSettings) -
     # subscription: with no index on invoices.subscription_id, SQLite ran the
     # correlated EXISTS as a scan of every overdue invoice per subscription.
     long_overdue = select(I.c.subscription_id).where(_long_overdue(today, settings))
-    return rows_changed(session, 
-        update(S)
-        .where(S.c.status == SUB_ACTIVE, S.c.id.in_(long_overdue))
-        .values(status=SUB_PAST_DUE)
+    return rows_changed(
+        session, update(S).where(S.c.status == SUB_ACTIVE, S.c.id.in_(long_overdue)).values(status=SUB_PAST_DUE)
     )
 
 
-def settle(session: Session, subscription_id: int | None, today: dt.date,
-           settings: BillingSettings) -> bool:
+def settle(session: Session, subscription_id: int | None, today: dt.date, settings: BillingSettings) -> bool:
     """A past_due subscription with nothing long overdue left is active again."""
     if subscription_id is None:
         return False
     session.flush()  # Core statements do not autoflush pending ORM changes
-    return bool(rows_changed(session, 
-        update(S)
-        .where(S.c.id == subscription_id, S.c.status == SUB_PAST_DUE,
-               ~exists().where(I.c.subscription_id == S.c.id, _long_overdue(today, settings)))
-        .values(status=SUB_ACTIVE)
-    ))
+    return bool(
+        rows_changed(
+            session,
+            update(S)
+            .where(
+                S.c.id == subscription_id,
+                S.c.status == SUB_PAST_DUE,
+                ~exists().where(I.c.subscription_id == S.c.id, _long_overdue(today, settings)),
+            )
+            .values(status=SUB_ACTIVE),
+        )
+    )
 
 
-def queue_issue_notices(session: Session, now: dt.datetime, *, subscription_id: int | None = None,
-                        invoice_id: int | None = None) -> int:
+def queue_issue_notices(
+    session: Session, now: dt.datetime, *, subscription_id: int | None = None, invoice_id: int | None = None
+) -> int:
     """One 'invoice issued' notice for every unpaid invoice that has none yet.
 
     The daily run covers every invoice; sign-up and a plan change pass the one
@@ -82,16 +87,19 @@ def queue_issue_notices(session: Session, now: dt.datetime, *, subscription_id: 
     # uq_notifications_step alone decides "none yet": a NOT EXISTS against the table
     # this statement fills was planned as a rescan of it per invoice once it started
     # empty (quadratic: 1M invoices did not finish in 10 minutes).
-    unpaid = select(I.c.user_id, I.c.id, literal(NOTE_ISSUED), literal(0), literal(now, UTCDateTime)) \
-        .where(I.c.status.in_(INV_PAYABLE))
+    unpaid = select(I.c.user_id, I.c.id, literal(NOTE_ISSUED), literal(0), literal(now, UTCDateTime)).where(
+        I.c.status.in_(INV_PAYABLE)
+    )
     if subscription_id is not None:
         unpaid = unpaid.where(I.c.subscription_id == subscription_id)
     if invoice_id is not None:
         unpaid = unpaid.where(I.c.id == invoice_id)
     session.flush()  # Core statements do not autoflush pending ORM changes
-    return rows_changed(session, 
+    return rows_changed(
+        session,
         insert_ignoring_duplicates(session, N).from_select(
-            ["user_id", "invoice_id", "kind", "step", "created_at"], unpaid)
+            ["user_id", "invoice_id", "kind", "step", "created_at"], unpaid
+        ),
     )
 
 
@@ -109,12 +117,13 @@ def queue_reminders(session: Session, now: dt.datetime, settings: BillingSetting
         if i + 1 < len(steps):
             reached = and_(reached, I.c.due_date > today - dt.timedelta(days=steps[i + 1]))
         kind = NOTE_REMINDER if step <= 0 else NOTE_OVERDUE
-        queued += rows_changed(session, 
+        queued += rows_changed(
+            session,
             insert_ignoring_duplicates(session, N).from_select(
                 ["user_id", "invoice_id", "kind", "step", "created_at"],
-                select(I.c.user_id, I.c.id, literal(kind), literal(step), literal(now, UTCDateTime))
-                .where(I.c.status.in_(INV_PAYABLE), reached),
-            )
+                select(I.c.user_id, I.c.id, literal(kind), literal(step), literal(now, UTCDateTime)).where(
+                    I.c.status.in_(INV_PAYABLE), reached
+                ),
+            ),
         )
     return queued
-

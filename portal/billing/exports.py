@@ -1,4 +1,5 @@
 """Every invoice as a flat row, for a spreadsheet or another program."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,8 +11,18 @@ from sqlalchemy.orm import Session
 
 from ..models import Invoice, Plan, User
 
-EXPORT_FIELDS = ("number", "email", "plan", "period_start", "period_end", "total",
-                 "currency", "status", "due_date", "paid_at")
+EXPORT_FIELDS = (
+    "number",
+    "email",
+    "plan",
+    "period_start",
+    "period_end",
+    "total",
+    "currency",
+    "status",
+    "due_date",
+    "paid_at",
+)
 
 # A spreadsheet runs a cell that begins with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -20,8 +31,18 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def export_rows(session: Session) -> Iterator[dict[str, Any]]:
     """One dict per invoice, keyed by EXPORT_FIELDS, dates as ISO text; streamed in batches."""
     query = (
-        select(Invoice.id, User.email, Plan.code, Invoice.period_start, Invoice.period_end,
-               Invoice.total, Invoice.currency, Invoice.status, Invoice.due_date, Invoice.paid_at)
+        select(
+            Invoice.id,
+            User.email,
+            Plan.code,
+            Invoice.period_start,
+            Invoice.period_end,
+            Invoice.total,
+            Invoice.currency,
+            Invoice.status,
+            Invoice.due_date,
+            Invoice.paid_at,
+        )
         .join(User, User.id == Invoice.user_id)
         .outerjoin(Plan, Plan.id == Invoice.plan_id)
         .order_by(Invoice.id)
@@ -30,8 +51,10 @@ def export_rows(session: Session) -> Iterator[dict[str, Any]]:
     for row in session.execute(query):
         number, *rest = row
         values = [f"INV-{number:06d}", *rest]
-        yield {k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v)
-               for k, v in zip(EXPORT_FIELDS, values, strict=True)}
+        yield {
+            k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v)
+            for k, v in zip(EXPORT_FIELDS, values, strict=True)
+        }
 
 
 def spreadsheet_safe(value: Any) -> Any:

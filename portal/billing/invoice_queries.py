@@ -10,6 +10,7 @@ parameters: building a select and its cache key anew costs the web process more
 than PostgreSQL takes to answer it. Lists read the columns they show into plain
 rows (`InvoiceRow`), not ORM objects: nothing on a list page changes an invoice.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,8 +27,7 @@ PER_PAGE = 10
 UNPAID = "unpaid"  # a filter of its own: open and overdue together
 FILTERS = (UNPAID, *INV_STATUSES)
 
-_OWN_INVOICE = select(Invoice).where(Invoice.id == bindparam("invoice_id"),
-                                     Invoice.user_id == bindparam("user_id"))
+_OWN_INVOICE = select(Invoice).where(Invoice.id == bindparam("invoice_id"), Invoice.user_id == bindparam("user_id"))
 
 
 def own_invoice(session: Session, user_id: int, invoice_id: int) -> Invoice | None:
@@ -93,10 +93,13 @@ def _invoice_list(*where: Any, order_by: Any, first: Any = ()) -> Select[Any]:
     """The user's invoices as (*first, listed, *InvoiceRow) rows, `listed` being how many
     the whole list has (`count(*) OVER ()`: a page and the count in one statement);
     `user_id`, `limit`, `offset` and any bindparam in `where` are bound when it runs."""
-    return (select(*first, func.count().over().label("listed"), *_ROW_COLUMNS)
-            .where(_invoices.c.user_id == bindparam("user_id"), *where)
-            .order_by(*order_by)
-            .limit(bindparam("limit")).offset(bindparam("offset")))
+    return (
+        select(*first, func.count().over().label("listed"), *_ROW_COLUMNS)
+        .where(_invoices.c.user_id == bindparam("user_id"), *where)
+        .order_by(*order_by)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
 
 
 _PAYABLE = _invoices.c.status.in_(INV_PAYABLE)
@@ -111,8 +114,10 @@ _INVOICE_LISTS = {  # by filter: None (all), UNPAID, or any one status (bound as
 
 def _account_list(name: str, *where: Any, order_by: Any) -> Select[Any]:
     """One of the account page's lists, its rows tagged with the list's name and their place in it."""
-    tags: tuple[Any, ...] = (literal_column(f"'{name}'").label("which"),
-                             func.row_number().over(order_by=order_by).label("place"))
+    tags: tuple[Any, ...] = (
+        literal_column(f"'{name}'").label("which"),
+        func.row_number().over(order_by=order_by).label("place"),
+    )
     return select(_invoice_list(*where, order_by=order_by, first=tags).subquery(name))
 
 
@@ -124,15 +129,15 @@ _ACCOUNT_LISTS = union_all(
 ).order_by("which", "place")
 
 
-def _rows(session: Session, statement: Select[Any], params: dict[str, Any], limit: int,
-          offset: int = 0) -> tuple[list[InvoiceRow], int | None]:
+def _rows(
+    session: Session, statement: Select[Any], params: dict[str, Any], limit: int, offset: int = 0
+) -> tuple[list[InvoiceRow], int | None]:
     """(the rows, the list's total); the total is None when the page is empty."""
     rows = session.execute(statement, {**params, "limit": limit, "offset": offset}).all()
     return [InvoiceRow._make(row[1:]) for row in rows], (rows[0][0] if rows else None)
 
 
-def invoice_page(session: Session, user_id: int, status: str | None, page: int,
-                 per_page: int = PER_PAGE) -> Page:
+def invoice_page(session: Session, user_id: int, status: str | None, page: int, per_page: int = PER_PAGE) -> Page:
     """A page of the user's invoices, newest first: all, UNPAID, or of one status."""
     params: dict[str, Any] = {"user_id": user_id}
     if status in INV_STATUSES:
@@ -151,7 +156,8 @@ def account_invoices(session: Session, user_id: int, shown: int = 5) -> tuple[Pa
     lists: dict[str, list[InvoiceRow]] = {"to_pay": [], "recent": []}
     waiting = 0
     for which, _place, listed, *columns in session.execute(
-            _ACCOUNT_LISTS, {"user_id": user_id, "limit": shown, "offset": 0}):
+        _ACCOUNT_LISTS, {"user_id": user_id, "limit": shown, "offset": 0}
+    ):
         lists[which].append(InvoiceRow(*columns))
         if which == "to_pay":
             waiting = listed

@@ -11,6 +11,7 @@ make every repeat a no-op. The provider's fetched state decides: a payment recor
 failed becomes succeeded when the checkout is later reported PAID (money received is
 always recorded); nothing turns a succeeded payment back.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -52,8 +53,7 @@ def unpayable_reason(invoice: Invoice) -> str | None:
     return f"Invoice {invoice.number} is {invoice.status}; there is nothing to pay."
 
 
-def fulfil(session: Session, checkout: Checkout, now: dt.datetime,
-           settings: BillingSettings) -> Payment | None:
+def fulfil(session: Session, checkout: Checkout, now: dt.datetime, settings: BillingSettings) -> Payment | None:
     """Record what the provider says about a checkout; the caller commits."""
     if checkout.state not in (PAID, PROCESSING, FAILED) or checkout.invoice_id is None:
         return None
@@ -62,7 +62,9 @@ def fulfil(session: Session, checkout: Checkout, now: dt.datetime,
     # pages do); without it the second would decide on that stale copy ("open"), issue a
     # second receipt, hit its unique step and lose the money it was recording.
     invoice = session.scalar(
-        select(Invoice).where(Invoice.id == checkout.invoice_id).with_for_update()
+        select(Invoice)
+        .where(Invoice.id == checkout.invoice_id)
+        .with_for_update()
         .execution_options(populate_existing=True)
     )
     if invoice is None:
@@ -70,9 +72,15 @@ def fulfil(session: Session, checkout: Checkout, now: dt.datetime,
         return None
     payment = session.scalar(select(Payment).where(Payment.provider_ref == checkout.ref))
     if payment is None:
-        payment = Payment(invoice_id=invoice.id, provider=checkout.provider,
-                          provider_ref=checkout.ref, amount=checkout.amount,
-                          currency=checkout.currency, status=PAY_PENDING, created_at=now)
+        payment = Payment(
+            invoice_id=invoice.id,
+            provider=checkout.provider,
+            provider_ref=checkout.ref,
+            amount=checkout.amount,
+            currency=checkout.currency,
+            status=PAY_PENDING,
+            created_at=now,
+        )
         session.add(payment)
     elif payment.status == PAY_SUCCEEDED:
         return payment  # already final: a repeat or late message changes nothing
@@ -88,16 +96,19 @@ def fulfil(session: Session, checkout: Checkout, now: dt.datetime,
 
     payment.status = PAY_SUCCEEDED
     if (checkout.amount, checkout.currency.upper()) != (invoice.total, invoice.currency):
-        payment.flag = (f"amount mismatch: paid {checkout.amount} {checkout.currency}, "
-                        f"invoice is {invoice.total} {invoice.currency}")
+        payment.flag = (
+            f"amount mismatch: paid {checkout.amount} {checkout.currency}, "
+            f"invoice is {invoice.total} {invoice.currency}"
+        )
     elif invoice.status == INV_VOID:
         payment.flag = "paid an invoice that was voided"
     elif invoice.status == INV_PAID:
         payment.flag = "invoice was already paid: refund the duplicate"
     elif invoice.status in INV_PAYABLE:
         invoice.status, invoice.paid_at = INV_PAID, now
-        session.add(Notification(user_id=invoice.user_id, invoice_id=invoice.id,
-                                 kind=NOTE_RECEIPT, step=0, created_at=now))
+        session.add(
+            Notification(user_id=invoice.user_id, invoice_id=invoice.id, kind=NOTE_RECEIPT, step=0, created_at=now)
+        )
         _flush(session, payment)
         dunning.settle(session, invoice.subscription_id, now.date(), settings)
     if payment.flag:
@@ -110,8 +121,9 @@ def _flush(session: Session, payment: Payment) -> Payment:
     return payment
 
 
-def record_manual_payment(session: Session, invoice: Invoice, note: str, actor_id: int,
-                          now: dt.datetime, settings: BillingSettings) -> Payment:
+def record_manual_payment(
+    session: Session, invoice: Invoice, note: str, actor_id: int, now: dt.datetime, settings: BillingSettings
+) -> Payment:
     """Staff record money received another way (bank transfer): one manual Payment, audited.
 
     BillingError if the invoice is not payable (nothing is recorded then).
@@ -119,8 +131,9 @@ def record_manual_payment(session: Session, invoice: Invoice, note: str, actor_i
     reason = unpayable_reason(invoice)
     if reason is not None:
         raise BillingError(reason, "not_payable")
-    checkout = Checkout("manual", f"manual_{invoice.id}_{int(now.timestamp() * 1e6)}",
-                        invoice.id, invoice.total, invoice.currency, PAID)
+    checkout = Checkout(
+        "manual", f"manual_{invoice.id}_{int(now.timestamp() * 1e6)}", invoice.id, invoice.total, invoice.currency, PAID
+    )
     payment = fulfil(session, checkout, now, settings)
     assert payment is not None  # a PAID checkout of an existing invoice is always recorded
     payment.note, payment.recorded_by_id = note, actor_id
@@ -129,8 +142,9 @@ def record_manual_payment(session: Session, invoice: Invoice, note: str, actor_i
     return payment
 
 
-def void(session: Session, invoice: Invoice, now: dt.datetime, settings: BillingSettings,
-         actor_id: int | None = None) -> bool:
+def void(
+    session: Session, invoice: Invoice, now: dt.datetime, settings: BillingSettings, actor_id: int | None = None
+) -> bool:
     """Void a payable invoice (the customer is no longer asked to pay it); False if it is not payable."""
     if invoice.status not in INV_PAYABLE:
         return False
@@ -147,8 +161,15 @@ def send_reminder(session: Session, invoice: Invoice, now: dt.datetime, actor_id
         return False
     # A reminder sent by hand has a step of its own (the time), so it never collides
     # with the scheduled steps.
-    session.add(Notification(user_id=invoice.user_id, invoice_id=invoice.id, kind=NOTE_REMINDER,
-                             step=int(now.timestamp()), created_at=now))
+    session.add(
+        Notification(
+            user_id=invoice.user_id,
+            invoice_id=invoice.id,
+            kind=NOTE_REMINDER,
+            step=int(now.timestamp()),
+            created_at=now,
+        )
+    )
     audit.record(session, actor_id, "send_reminder", invoice, now=now)
     session.flush()
     return True

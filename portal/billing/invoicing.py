@@ -6,11 +6,12 @@ one transaction per chunk. It is idempotent and restartable because the database
 refuses a second invoice for a period (uq_invoices_period) and a subscription only
 advances past a period whose invoice exists. Two runs at once, a re-run, or a run after a crash bill each period once.
 """
+
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Update, and_, case, func, literal, select, update
@@ -46,7 +47,7 @@ class RunResult:
     ended: int = 0
     chunks: int = 0
 
-    def add(self, other: "RunResult") -> None:
+    def add(self, other: RunResult) -> None:
         self.invoices += other.invoices
         self.ended += other.ended
         self.chunks += other.chunks
@@ -76,18 +77,15 @@ def id_chunks(lo: int, hi: int, size: int) -> Iterator[tuple[int, int]]:
         yield start, min(start + size - 1, hi)
 
 
-def bill_chunk(
-    session: Session, lo: int, hi: int, now: dt.datetime, settings: BillingSettings
-) -> RunResult:
+def bill_chunk(session: Session, lo: int, hi: int, now: dt.datetime, settings: BillingSettings) -> RunResult:
     """Bill subscriptions lo..hi as of `now`: one unit of work; the caller commits."""
     due = _due(lo, hi, now.date())
     result = RunResult(chunks=1)
 
     # A subscription set to cancel at period end ends when that period is over.
-    result.ended = rows_changed(session, 
-        update(S)
-        .where(due, S.c.cancel_at_period_end)
-        .values(status=SUB_CANCELED, ended_at=now, pending_plan_id=None)
+    result.ended = rows_changed(
+        session,
+        update(S).where(due, S.c.cancel_at_period_end).values(status=SUB_CANCELED, ended_at=now, pending_plan_id=None),
     )
 
     # One period per pass, so a subscription several periods behind catches up
@@ -101,18 +99,40 @@ def bill_chunk(
     return result
 
 
-def _issue_next_periods(session: Session, renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSettings) -> int:
+def _issue_next_periods(
+    session: Session, renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSettings
+) -> int:
     """Invoice the next period of each `renewing` subscription and advance it past that period.
 
     Returns how many were invoiced; a period invoiced already (a concurrent run
     won the insert) is not invoiced again.
     """
     insert = insert_ignoring_duplicates(session, I).from_select(
-        ["user_id", "subscription_id", "plan_id", "kind", "description", "period_start",
-         "period_end", "total", "currency", "status", "issued_at", "due_date"],
+        [
+            "user_id",
+            "subscription_id",
+            "plan_id",
+            "kind",
+            "description",
+            "period_start",
+            "period_end",
+            "total",
+            "currency",
+            "status",
+            "issued_at",
+            "due_date",
+        ],
         select(
-            S.c.user_id, S.c.id, P.c.id, literal(KIND_PERIOD), P.c.name.concat(" plan"),
-            S.c.next_period_start, NEXT_PERIOD_END, P.c.price, P.c.currency, literal(INV_OPEN),
+            S.c.user_id,
+            S.c.id,
+            P.c.id,
+            literal(KIND_PERIOD),
+            P.c.name.concat(" plan"),
+            S.c.next_period_start,
+            NEXT_PERIOD_END,
+            P.c.price,
+            P.c.currency,
+            literal(INV_OPEN),
             literal(now, UTCDateTime),
             literal(now.date() + dt.timedelta(days=settings.due_days), I.c.due_date.type),
         )
@@ -124,8 +144,8 @@ def _issue_next_periods(session: Session, renewing: ColumnElement[bool], now: dt
         # statement inserted, with no lookup of invoices (whose statistics lag
         # far behind during a big run and mislead the planner).
         issued = insert.returning(I.c.subscription_id, I.c.plan_id, I.c.period_end).cte("issued")
-        return rows_changed(session, 
-            _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end)
+        return rows_changed(
+            session, _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end)
         )
     count = max(rows_changed(session, insert), 0)
     _advance_past_billed_periods(session, renewing)

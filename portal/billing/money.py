@@ -1,4 +1,5 @@
 """Money is an int of minor units with a currency code. Never a float."""
+
 from __future__ import annotations
 
 from decimal import Decimal
@@ -8,9 +9,9 @@ from babel.numbers import format_currency
 
 # Stripe's own lists: amounts in these currencies are not multiplied by 100.
 ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
+    ["BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"]
 )
-THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
+THREE_DECIMAL = frozenset(["BHD", "JOD", "KWD", "OMR", "TND"])
 
 
 def exponent(currency: str) -> int:

@@ -4,6 +4,7 @@ Period k of a subscription starts at anchor + k * interval, always computed from
 the anchor, with the day clamped to the month's end: an anchor of Jan 31 gives
 Feb 28 (29 in leap years), then Mar 31 -- never a drift to the 28th.
 """
+
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,5 @@
 """The knobs of the billing rules, passed in by whoever runs them."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -8,10 +9,10 @@ from typing import Any
 
 @dataclass(frozen=True)
 class BillingSettings:
-    due_days: int = 14                       # an invoice is due this many days after issue
+    due_days: int = 14  # an invoice is due this many days after issue
     reminder_days: tuple[int, ...] = (-3, 0, 3, 7)  # reminder steps, days relative to due
-    past_due_after_days: int = 7             # overdue this long -> subscription past_due
-    chunk_size: int = 10_000                 # subscriptions per transaction in a run
+    past_due_after_days: int = 7  # overdue this long -> subscription past_due
+    chunk_size: int = 10_000  # subscriptions per transaction in a run
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BillingSettings:

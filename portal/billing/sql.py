@@ -6,6 +6,7 @@ periods.add_months does; on SQLite the clamp is spelled out with date().
 tests/billing/test_periods.py checks both agree with Python on a table of month
 ends and leap days.
 """
+
 from __future__ import annotations
 
 from typing import Any, cast

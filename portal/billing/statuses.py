@@ -4,6 +4,7 @@ The values are defined with the models (portal/models.py), where the database ch
 them; their labels are written here once. Each mapping is in display order (the order
 of filter choices), which is why invoices list the two payable statuses first.
 """
+
 from __future__ import annotations
 
 from ..models import (
@@ -22,6 +23,9 @@ from ..models import (
 
 INVOICE_LABELS = {INV_OPEN: "Open", INV_OVERDUE: "Overdue", INV_PAID: "Paid", INV_VOID: "Void"}
 SUBSCRIPTION_LABELS = {
-    SUB_TRIALING: "Trial", SUB_ACTIVE: "Active", SUB_PAST_DUE: "Past due", SUB_CANCELED: "Canceled",
+    SUB_TRIALING: "Trial",
+    SUB_ACTIVE: "Active",
+    SUB_PAST_DUE: "Past due",
+    SUB_CANCELED: "Canceled",
 }
 PAYMENT_LABELS = {PAY_SUCCEEDED: "Succeeded", PAY_PENDING: "Pending", PAY_FAILED: "Failed"}

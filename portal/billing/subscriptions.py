@@ -3,6 +3,7 @@
 A staff action names its `actor_id`; the change then writes its audit entry here,
 in the same call (and so the same transaction) as the change it records.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -33,7 +34,6 @@ from .periods import INTERVAL_MONTHS, days_between, period_bounds, periods_ended
 from .settings import BillingSettings
 from .sql import const
 
-
 # Built once (most pages ask): building a select costs more than running this one.
 _LIVE_SUBSCRIPTION = select(Subscription).where(  # served by the partial unique index on live rows
     Subscription.user_id == bindparam("user_id"), Subscription.status != const(SUB_CANCELED)
@@ -54,20 +54,14 @@ def find_plan(session: Session, code: str) -> Plan:
     """The active plan with this code, or a BillingError naming the choices."""
     plan = session.scalar(select(Plan).where(Plan.code == (code or "").strip().lower()))
     if plan is None or not plan.active:
-        codes = session.scalars(
-            select(Plan.code).where(Plan.active).order_by(Plan.sort_order, Plan.price)
-        ).all()
-        raise BillingError(
-            f"Unknown plan {code!r}; choose one of: {', '.join(codes)}.", "unknown_plan", 422
-        )
+        codes = session.scalars(select(Plan.code).where(Plan.active).order_by(Plan.sort_order, Plan.price)).all()
+        raise BillingError(f"Unknown plan {code!r}; choose one of: {', '.join(codes)}.", "unknown_plan", 422)
     return plan
 
 
 def _ensure_no_live(session: Session, user: User) -> None:
     if live_subscription(session, user.id) is not None:
-        raise BillingError(
-            "You already have a subscription; change its plan instead.", "already_subscribed"
-        )
+        raise BillingError("You already have a subscription; change its plan instead.", "already_subscribed")
 
 
 def trial_available(session: Session, user_id: int | None) -> bool:
@@ -87,9 +81,9 @@ class SubscriptionQuote:
 
     plan: Plan
     trial_days: int
-    due_today: int            # minor units charged now (0 during a trial)
+    due_today: int  # minor units charged now (0 during a trial)
     first_period: tuple[dt.date, dt.date] | None  # what today's invoice covers
-    next_billing: dt.date     # the day the next invoice is issued
+    next_billing: dt.date  # the day the next invoice is issued
     next_amount: int
 
 
@@ -107,9 +101,7 @@ def quote_subscription(plan: Plan, today: dt.date, trial: bool = True) -> Subscr
     return SubscriptionQuote(plan, 0, plan.price, first, first[1], plan.price)
 
 
-def subscribe(
-    session: Session, user: User, plan: Plan, now: dt.datetime, settings: BillingSettings
-) -> Subscription:
+def subscribe(session: Session, user: User, plan: Plan, now: dt.datetime, settings: BillingSettings) -> Subscription:
     """Start a subscription today: the first invoice now, or when the trial ends."""
     if not plan.active:
         raise BillingError(f"The {plan.name} plan is no longer offered.", "unknown_plan", 422)
@@ -121,18 +113,22 @@ def subscribe(
     today = now.date()
     trial_end = today + dt.timedelta(days=quote.trial_days)
     sub = Subscription(
-        user_id=user.id, plan_id=plan.id, interval_months=INTERVAL_MONTHS[plan.interval],
+        user_id=user.id,
+        plan_id=plan.id,
+        interval_months=INTERVAL_MONTHS[plan.interval],
         status=SUB_TRIALING if quote.trial_days else SUB_ACTIVE,
-        anchor=trial_end, next_period=0, next_period_start=trial_end,
-        current_period_start=today, current_period_end=trial_end, created_at=now,
+        anchor=trial_end,
+        next_period=0,
+        next_period_start=trial_end,
+        current_period_start=today,
+        current_period_end=trial_end,
+        created_at=now,
     )
     try:
         with session.begin_nested():  # the live-subscription index is the last word
             session.add(sub)
     except IntegrityError:
-        raise BillingError(
-            "You already have a subscription; change its plan instead.", "already_subscribed"
-        ) from None
+        raise BillingError("You already have a subscription; change its plan instead.", "already_subscribed") from None
     if not quote.trial_days:
         bill_chunk(session, sub.id, sub.id, now, settings)  # the first invoice, at once
         queue_issue_notices(session, now, subscription_id=sub.id)  # its notice, not tomorrow's
@@ -141,7 +137,11 @@ def subscribe(
 
 
 def start_imported(
-    session: Session, user: User, plan: Plan, start: dt.date, paid_through: dt.date | None,
+    session: Session,
+    user: User,
+    plan: Plan,
+    start: dt.date,
+    paid_through: dt.date | None,
     now: dt.datetime,
 ) -> Subscription:
     """A subscription that began on `start`; periods ended by `paid_through` were billed elsewhere."""
@@ -151,9 +151,16 @@ def start_imported(
     current = max(billed - 1, 0)
     cur_start, cur_end = period_bounds(start, current, months)
     sub = Subscription(
-        user_id=user.id, plan_id=plan.id, interval_months=months, status=SUB_ACTIVE,
-        anchor=start, next_period=billed, next_period_start=period_bounds(start, billed, months)[0],
-        current_period_start=cur_start, current_period_end=cur_end, created_at=now,
+        user_id=user.id,
+        plan_id=plan.id,
+        interval_months=months,
+        status=SUB_ACTIVE,
+        anchor=start,
+        next_period=billed,
+        next_period_start=period_bounds(start, billed, months)[0],
+        current_period_start=cur_start,
+        current_period_end=cur_end,
+        created_at=now,
     )
     session.add(sub)
     session.flush()
@@ -161,7 +168,11 @@ def start_imported(
 
 
 def cancel(
-    session: Session, sub: Subscription, now: dt.datetime, at_once: bool = False, *,
+    session: Session,
+    sub: Subscription,
+    now: dt.datetime,
+    at_once: bool = False,
+    *,
     actor_id: int | None = None,
 ) -> None:
     """Cancel at the end of the current period (default) or at once; audited when staff act."""
@@ -203,11 +214,11 @@ class PlanChange:
     """
 
     kind: str
-    amount: int          # the prorated charge now, minor units (0 for a downgrade)
+    amount: int  # the prorated charge now, minor units (0 for a downgrade)
     currency: str
     days_left: int
     period_days: int
-    effective: dt.date   # when the new price starts to apply in full
+    effective: dt.date  # when the new price starts to apply in full
 
 
 def preview_change(sub: Subscription, new_plan: Plan, today: dt.date) -> PlanChange:
@@ -222,17 +233,18 @@ def preview_change(sub: Subscription, new_plan: Plan, today: dt.date) -> PlanCha
     if new_plan.currency != old.currency or INTERVAL_MONTHS[new_plan.interval] != sub.interval_months:
         raise BillingError(
             "Plans with another currency or billing interval need a new subscription.",
-            "incompatible_plan", 422,
+            "incompatible_plan",
+            422,
         )
     start, end = sub.current_period_start, sub.current_period_end
     period_days = max(days_between(start, end), 1)
     days_left = min(max(days_between(today, end), 0), period_days)
     if new_plan.id == old.id:
-        kind, effective = "keep", today          # drop the scheduled downgrade
+        kind, effective = "keep", today  # drop the scheduled downgrade
     elif sub.status == SUB_TRIALING or new_plan.price == old.price:
-        kind, effective = "switch", today        # nothing to charge
+        kind, effective = "switch", today  # nothing to charge
     elif new_plan.price < old.price:
-        kind, effective = "downgrade", end       # no refunds: cheaper from next period
+        kind, effective = "downgrade", end  # no refunds: cheaper from next period
     else:
         amount = prorate(new_plan.price - old.price, days_left, period_days)
         return PlanChange("upgrade", amount, old.currency, days_left, period_days, today)
@@ -240,8 +252,13 @@ def preview_change(sub: Subscription, new_plan: Plan, today: dt.date) -> PlanCha
 
 
 def change_plan(
-    session: Session, sub: Subscription, new_plan: Plan, now: dt.datetime,
-    settings: BillingSettings, *, actor_id: int | None = None,
+    session: Session,
+    sub: Subscription,
+    new_plan: Plan,
+    now: dt.datetime,
+    settings: BillingSettings,
+    *,
+    actor_id: int | None = None,
 ) -> tuple[PlanChange, Invoice | None]:
     """Upgrade now with a prorated invoice; downgrade from the next period; audited when staff act.
 
@@ -273,18 +290,32 @@ def change_plan(
 def _proration_invoice(session, sub, old_name, new_plan, change, now, settings) -> Invoice:
     today = now.date()
     invoice = Invoice(
-        user_id=sub.user_id, subscription_id=sub.id, plan_id=new_plan.id, kind=KIND_PRORATION,
+        user_id=sub.user_id,
+        subscription_id=sub.id,
+        plan_id=new_plan.id,
+        kind=KIND_PRORATION,
         description=f"{new_plan.name} plan (upgrade)",
-        period_start=today, period_end=sub.current_period_end, total=change.amount,
-        currency=change.currency, status=INV_OPEN, issued_at=now,
+        period_start=today,
+        period_end=sub.current_period_end,
+        total=change.amount,
+        currency=change.currency,
+        status=INV_OPEN,
+        issued_at=now,
         due_date=today + dt.timedelta(days=settings.due_days),
     )
-    invoice.lines.append(InvoiceLine(
-        position=1,
-        description=(f"Upgrade from {old_name} to {new_plan.name}, prorated for "
-                     f"{change.days_left} of {change.period_days} days"),
-        quantity=1, unit_amount=change.amount, amount=change.amount,
-        period_start=today, period_end=sub.current_period_end,
-    ))
+    invoice.lines.append(
+        InvoiceLine(
+            position=1,
+            description=(
+                f"Upgrade from {old_name} to {new_plan.name}, prorated for "
+                f"{change.days_left} of {change.period_days} days"
+            ),
+            quantity=1,
+            unit_amount=change.amount,
+            amount=change.amount,
+            period_start=today,
+            period_end=sub.current_period_end,
+        )
+    )
     session.add(invoice)
     return invoice

@@ -1,4 +1,5 @@
 """`flask billing run`: the daily chain (issue, mark overdue, remind), then the outbox."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -15,8 +16,9 @@ cli = AppGroup("billing", help="Run billing.")
 
 
 @cli.command("run")
-@click.option("--as-of", "day", type=click.DateTime(formats=["%Y-%m-%d"]),
-              help="Bill as of this day (YYYY-MM-DD); default today.")
+@click.option(
+    "--as-of", "day", type=click.DateTime(formats=["%Y-%m-%d"]), help="Bill as of this day (YYYY-MM-DD); default today."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 def billing_run(day: dt.datetime | None, as_json: bool) -> None:
     """Issue due invoices, mark overdue, queue and send reminders."""

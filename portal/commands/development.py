@@ -1,4 +1,5 @@
 """Commands for a laptop: `flask demo-setup` (plans and a staff login) and `flask serve`."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """`flask invoices export`: every invoice to standard output, as CSV or JSON."""
+
 from __future__ import annotations
 
 import csv

@@ -1,4 +1,5 @@
 """`flask plans seed`: the predefined plans, for a new installation."""
+
 from __future__ import annotations
 
 import click

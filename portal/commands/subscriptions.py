@@ -1,4 +1,5 @@
 """`flask subscriptions import`: subscriptions that began elsewhere, from a CSV file."""
+
 from __future__ import annotations
 
 from typing import IO

@@ -1,4 +1,5 @@
 """`flask users create-staff`: a staff login for the console."""
+
 from __future__ import annotations
 
 import click
@@ -15,8 +16,7 @@ cli = AppGroup("users", help="Users.")
 
 @cli.command("create-staff")
 @click.argument("email")
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="At least 8 characters.")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters.")
 @one_transaction
 def users_create_staff(email: str, password: str) -> None:
     """Create a staff account (or make an existing user staff)."""

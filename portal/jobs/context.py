@@ -4,6 +4,7 @@ Whoever starts the work hands it in with use_app(): worker.py, the embedded mode
 tests and benchmarks. The jobs never build an app themselves, so the app's modules
 (the console enqueues jobs) and the jobs import each other one way only.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,10 @@ def app() -> Flask:
     drops the pool (without closing the parent's sockets) and opens its own."""
     global _app_pid
     if _app is None:
-        raise RuntimeError("No app for jobs in this process: call portal.jobs.context.use_app(app) "
-                           "first (worker.py and the embedded mode do).")
+        raise RuntimeError(
+            "No app for jobs in this process: call portal.jobs.context.use_app(app) "
+            "first (worker.py and the embedded mode do)."
+        )
     if _app_pid != os.getpid():
         with _app.app_context():
             db.engine.dispose(close=False)

@@ -1,5 +1,6 @@
 """Embedded mode: with no REDIS_URL, the same jobs and schedule run inside the web
 process on an in-memory Redis stand-in, so a laptop needs nothing else."""
+
 from __future__ import annotations
 
 import logging
@@ -55,11 +56,16 @@ def start(app, scheduler_interval: int = 5, stop: threading.Event | None = None)
     worker = ThreadWorker([queues.queue(q, conn) for q in queues.ALL], connection=conn)
     threads = {
         "scheduler": threading.Thread(target=run_scheduler, name="embedded-scheduler", daemon=True),
-        "worker": threading.Thread(target=lambda: worker.work(with_scheduler=False, logging_level="WARNING"),
-                                   name="embedded-worker", daemon=True),
+        "worker": threading.Thread(
+            target=lambda: worker.work(with_scheduler=False, logging_level="WARNING"),
+            name="embedded-worker",
+            daemon=True,
+        ),
     }
     for thread in threads.values():
         thread.start()
-    log.warning("No REDIS_URL: running the worker and the scheduler embedded in this process "
-                "(in-memory queue; set REDIS_URL and run worker.py for production).")
+    log.warning(
+        "No REDIS_URL: running the worker and the scheduler embedded in this process "
+        "(in-memory queue; set REDIS_URL and run worker.py for production)."
+    )
     return threads

@@ -1,11 +1,11 @@
 """What staff see of the workers: queue lengths, the schedule, failed jobs (and retry)."""
+
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-
 import json
 import time
+from dataclasses import dataclass
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -34,9 +34,14 @@ def queue_stats(conn) -> list[dict]:
     for name in queues.ALL:
         q = queues.queue(name, conn)
         running = StartedJobRegistry(name, connection=conn)
-        out.append({"queue": name, "queued": q.count,
-                    "running": running.get_job_count(cleanup=False),
-                    "failed": FailedJobRegistry(name, connection=conn).count})
+        out.append(
+            {
+                "queue": name,
+                "queued": q.count,
+                "running": running.get_job_count(cleanup=False),
+                "failed": FailedJobRegistry(name, connection=conn).count,
+            }
+        )
     return out
 
 
@@ -87,9 +92,15 @@ def requeue_all_abandoned(conn) -> list[str]:
 
 
 def note_abandoned(conn, job, outcome: str, worker: str | None = None) -> None:
-    record = {"id": job.id, "queue": job.origin, "func": job.func_name,
-              "description": job.description or "", "worker": worker or job.worker_name or "",
-              "outcome": outcome, "at": utcnow().isoformat()}
+    record = {
+        "id": job.id,
+        "queue": job.origin,
+        "func": job.func_name,
+        "description": job.description or "",
+        "worker": worker or job.worker_name or "",
+        "outcome": outcome,
+        "at": utcnow().isoformat(),
+    }
     with conn.pipeline() as pipe:
         pipe.lpush(ABANDONED_KEY, json.dumps(record))
         pipe.ltrim(ABANDONED_KEY, 0, ABANDONED_KEEP - 1)
@@ -109,9 +120,16 @@ def abandoned_jobs(conn, limit: int = 20) -> list[dict]:
 
 def scheduled_jobs(conn) -> list[dict]:
     sched = schedule.scheduler(conn)
-    return [{"id": job.id, "func": job.func_name, "cron": job.meta.get("cron_string"),
-             "queue": job.origin, "next_run": when.replace(tzinfo=dt.timezone.utc)}
-            for job, when in sched.get_jobs(with_times=True)]
+    return [
+        {
+            "id": job.id,
+            "func": job.func_name,
+            "cron": job.meta.get("cron_string"),
+            "queue": job.origin,
+            "next_run": when.replace(tzinfo=dt.UTC),
+        }
+        for job, when in sched.get_jobs(with_times=True)
+    ]
 
 
 def failed_jobs(conn, limit: int = 50) -> list[FailedJob]:
@@ -122,8 +140,16 @@ def failed_jobs(conn, limit: int = 50) -> list[FailedJob]:
             if job is None:
                 continue
             error = (job.latest_result().exc_string if job.latest_result() else "") or ""
-            out.append(FailedJob(job.id, name, job.func_name, job.description or "",
-                                 error.strip().splitlines()[-1] if error.strip() else "", job.ended_at))
+            out.append(
+                FailedJob(
+                    job.id,
+                    name,
+                    job.func_name,
+                    job.description or "",
+                    error.strip().splitlines()[-1] if error.strip() else "",
+                    job.ended_at,
+                )
+            )
     return sorted(out, key=lambda j: j.ended_at or dt.datetime.min, reverse=True)[:limit]
 
 

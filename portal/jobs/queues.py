@@ -1,4 +1,5 @@
 """Queue names and the Redis connection (a real server, or an embedded stand-in)."""
+
 from __future__ import annotations
 
 import threading
@@ -10,8 +11,8 @@ from rq import Queue
 BILLING, NOTIFICATIONS, DEFAULT = "billing", "notifications", "default"
 ALL = (BILLING, NOTIFICATIONS, DEFAULT)
 
-RESULT_TTL = 24 * 3600          # keep results a day, so Redis does not fill up
-FAILURE_TTL = 7 * 24 * 3600     # failed jobs stay a week for staff to see and retry
+RESULT_TTL = 24 * 3600  # keep results a day, so Redis does not fill up
+FAILURE_TTL = 7 * 24 * 3600  # failed jobs stay a week for staff to see and retry
 
 _embedded = None
 _lock = threading.Lock()

@@ -4,6 +4,7 @@ rq-scheduler does not de-duplicate cron registrations, so each entry has a fixed
 job id: reconcile() adds what is missing, replaces what changed and cancels what
 is no longer declared. Restarting the scheduler never doubles a job.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,8 @@ warnings.filterwarnings("ignore", message="Version 0.22.0", category=FutureWarni
 @dataclass(frozen=True)
 class Periodic:
     name: str
-    cron: str          # minute hour day month weekday, in UTC
-    func: str          # dotted path of the job function
+    cron: str  # minute hour day month weekday, in UTC
+    func: str  # dotted path of the job function
     queue: str
     timeout: int = 30 * 60
 
@@ -38,15 +39,25 @@ def declared() -> list[Periodic]:
     """The default schedule; each time can be changed by an environment variable."""
     env = os.environ
     return [
-        Periodic("billing-daily", env.get("SCHEDULE_BILLING", "5 0 * * *"),
-                 "portal.jobs.tasks.daily_billing", queues.BILLING),
-        Periodic("overdue-hourly", env.get("SCHEDULE_OVERDUE", "0 * * * *"),
-                 "portal.jobs.tasks.mark_overdue", queues.BILLING),
-        Periodic("reminders-daily", env.get("SCHEDULE_REMINDERS", "0 9 * * *"),
-                 "portal.jobs.tasks.send_reminders", queues.NOTIFICATIONS),
+        Periodic(
+            "billing-daily", env.get("SCHEDULE_BILLING", "5 0 * * *"), "portal.jobs.tasks.daily_billing", queues.BILLING
+        ),
+        Periodic(
+            "overdue-hourly", env.get("SCHEDULE_OVERDUE", "0 * * * *"), "portal.jobs.tasks.mark_overdue", queues.BILLING
+        ),
+        Periodic(
+            "reminders-daily",
+            env.get("SCHEDULE_REMINDERS", "0 9 * * *"),
+            "portal.jobs.tasks.send_reminders",
+            queues.NOTIFICATIONS,
+        ),
         # Receipts and retries of failed sends go out within minutes, not next morning.
-        Periodic("notices-frequent", env.get("SCHEDULE_NOTICES", "*/5 * * * *"),
-                 "portal.jobs.tasks.deliver_notices", queues.NOTIFICATIONS),
+        Periodic(
+            "notices-frequent",
+            env.get("SCHEDULE_NOTICES", "*/5 * * * *"),
+            "portal.jobs.tasks.deliver_notices",
+            queues.NOTIFICATIONS,
+        ),
     ]
 
 
@@ -69,8 +80,7 @@ class PeriodicScheduler(Scheduler):
                 pipe.zscore(self.scheduled_jobs_key, entry.job_id)
             missing = None in pipe.execute()
         if missing:
-            self.log.warning("periodic jobs missing from Redis (restarted empty?): %s",
-                             reconcile(self, self.entries))
+            self.log.warning("periodic jobs missing from Redis (restarted empty?): %s", reconcile(self, self.entries))
         return super().enqueue_jobs()
 
 
@@ -88,8 +98,12 @@ def reconcile(sched: Scheduler, entries: list[Periodic]) -> dict:
     changes = {"added": [], "removed": [], "kept": []}
     for job_id, job in present.items():
         entry = wanted.get(job_id)
-        if entry and job.meta.get("cron_string") == entry.cron and job.func_name == entry.func \
-                and job.origin == entry.queue:
+        if (
+            entry
+            and job.meta.get("cron_string") == entry.cron
+            and job.func_name == entry.func
+            and job.origin == entry.queue
+        ):
             changes["kept"].append(job_id)
         else:
             sched.cancel(job)
@@ -97,8 +111,15 @@ def reconcile(sched: Scheduler, entries: list[Periodic]) -> dict:
             changes["removed"].append(job_id)
     for job_id, entry in wanted.items():
         if job_id not in changes["kept"]:
-            sched.cron(entry.cron, entry.func, id=job_id, queue_name=entry.queue,
-                       timeout=entry.timeout, result_ttl=queues.RESULT_TTL,
-                       description=f"{entry.name} ({entry.cron} UTC)", use_local_timezone=False)
+            sched.cron(
+                entry.cron,
+                entry.func,
+                id=job_id,
+                queue_name=entry.queue,
+                timeout=entry.timeout,
+                result_ttl=queues.RESULT_TTL,
+                description=f"{entry.name} ({entry.cron} UTC)",
+                use_local_timezone=False,
+            )
             changes["added"].append(job_id)
     return changes

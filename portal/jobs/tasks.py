@@ -5,6 +5,7 @@ billing core is idempotent).
 Workers and the schedule find jobs by their path, `portal.jobs.tasks.<name>`, and
 Redis may hold queued ones: keep the names.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -35,7 +36,8 @@ def _conn():
 def _enqueue(conn, queue_name: str, func, *args, **options) -> Job:
     """Enqueue a job with the retries and result lifetimes every job of the chain has."""
     return queues.queue(queue_name, conn).enqueue(
-        func, *args, retry=RETRY, result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL, **options)
+        func, *args, retry=RETRY, result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL, **options
+    )
 
 
 def daily_billing(as_of: str | None = None) -> dict:
@@ -48,8 +50,16 @@ def daily_billing(as_of: str | None = None) -> dict:
     day = now.date().isoformat()
     conn = _conn()
     previous = [
-        _enqueue(conn, queues.BILLING, bill_chunk, lo, hi, day, job_timeout=CHUNK_TIMEOUT,
-                 description=f"bill subscriptions {lo}-{hi} as of {day}")
+        _enqueue(
+            conn,
+            queues.BILLING,
+            bill_chunk,
+            lo,
+            hi,
+            day,
+            job_timeout=CHUNK_TIMEOUT,
+            description=f"bill subscriptions {lo}-{hi} as of {day}",
+        )
         for lo, hi in (invoicing.id_chunks(*span, chunk_size) if span else [])
     ]
     chunks = len(previous)

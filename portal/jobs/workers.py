@@ -20,6 +20,7 @@ and run by the next free worker. A false alarm (a live
 worker that missed its heartbeats for 30 s) runs a job twice at once, which the billing
 core and the outbox (row locks, unique periods) are built to survive.
 """
+
 from __future__ import annotations
 
 from rq import Worker as RQWorker
@@ -70,6 +71,7 @@ class Worker(RQWorker):
 def _note_given_up(job, exc_type, exc_value, traceback):
     """rq's clean-up takes over a job abandoned too often: keep that for the console."""
     if exc_type is AbandonedJobError:
-        monitor.note_abandoned(job.connection, job, "abandoned again: retried if it has retries "
-                                                    "left, else failed (see Failed jobs)")
+        monitor.note_abandoned(
+            job.connection, job, "abandoned again: retried if it has retries left, else failed (see Failed jobs)"
+        )
     return True

@@ -4,6 +4,7 @@ A request or the billing core only adds a row (the caller commits); deliver_pend
 run by a job or command, renders and sends it, retries a failed send later, and keeps
 no one-time link once a mail that held one has gone out.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -31,8 +32,7 @@ def retry_delay(attempts: int) -> dt.timedelta:
     return dt.timedelta(minutes=5) * 2 ** (attempts - 1)
 
 
-def deliver_pending(session: Session, sender: Sender, limit: int = 100,
-                    now: dt.datetime | None = None) -> int:
+def deliver_pending(session: Session, sender: Sender, limit: int = 100, now: dt.datetime | None = None) -> int:
     """Render and send up to `limit` unsent notices; the caller commits.
 
     Rows are locked with SKIP LOCKED (PostgreSQL) so two workers never send one notice.
@@ -66,9 +66,15 @@ def deliver_pending(session: Session, sender: Sender, limit: int = 100,
                 note.attempts += 1
                 note.next_attempt_at = now + retry_delay(note.attempts)
                 last = note.attempts >= MAX_ATTEMPTS
-                log.log(logging.ERROR if last else logging.WARNING,
-                        "notice %s to user %s not sent (try %d%s): %s",
-                        note.id, note.user_id, note.attempts, ", giving up" if last else "", note.error)
+                log.log(
+                    logging.ERROR if last else logging.WARNING,
+                    "notice %s to user %s not sent (try %d%s): %s",
+                    note.id,
+                    note.user_id,
+                    note.attempts,
+                    ", giving up" if last else "",
+                    note.error,
+                )
                 continue
             note.sent_at, note.error = now, None
             if note.kind == NOTE_ACCOUNT:  # its link is a key to the account: not kept here
@@ -87,13 +93,17 @@ def queue_account_mail(session: Session, user_id: int, subject: str, body: str, 
     ACCOUNT_MAIL_GAP.
     """
     recent = session.scalar(
-        select(Notification.id).where(
-            Notification.user_id == user_id, Notification.kind == NOTE_ACCOUNT,
-            Notification.subject == subject, Notification.created_at > now - ACCOUNT_MAIL_GAP,
-        ).limit(1))
+        select(Notification.id)
+        .where(
+            Notification.user_id == user_id,
+            Notification.kind == NOTE_ACCOUNT,
+            Notification.subject == subject,
+            Notification.created_at > now - ACCOUNT_MAIL_GAP,
+        )
+        .limit(1)
+    )
     if recent is not None:
         return False
-    session.add(Notification(user_id=user_id, kind=NOTE_ACCOUNT, step=0, subject=subject, body=body,
-                             created_at=now))
+    session.add(Notification(user_id=user_id, kind=NOTE_ACCOUNT, step=0, subject=subject, body=body, created_at=now))
     session.flush()
     return True

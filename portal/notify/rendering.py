@@ -1,4 +1,5 @@
 """A queued notice as the customer reads it: subject and body from templates/notices/<kind>.txt."""
+
 from __future__ import annotations
 
 from flask import current_app, render_template
@@ -15,7 +16,9 @@ def render(note: Notification) -> tuple[str, str]:
     invoice = note.invoice
     text = render_template(
         f"notices/{note.kind}.txt",
-        note=note, user=note.user, invoice=invoice,
+        note=note,
+        user=note.user,
+        invoice=invoice,
         amount=format_money(invoice.total, invoice.currency) if invoice else "",
         days=abs(note.step),
         invoice_url=(f"{current_app.config['PUBLIC_URL']}/invoices/{invoice.id}" if invoice else ""),

@@ -1,10 +1,11 @@
 """How a message leaves: printed to the console (the default) or sent over SMTP."""
+
 from __future__ import annotations
 
 import smtplib
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from email.message import EmailMessage
-from typing import ContextManager, Protocol
+from typing import Protocol
 
 # What a sender raises when a message did not go out: the outbox keeps it for a retry.
 SEND_ERRORS = (OSError, smtplib.SMTPException)
@@ -13,7 +14,7 @@ SEND_ERRORS = (OSError, smtplib.SMTPException)
 class Sender(Protocol):
     def send(self, to: str, subject: str, body: str) -> None: ...
 
-    def batch(self) -> ContextManager: ...
+    def batch(self) -> AbstractContextManager: ...
 
 
 class ConsoleSender:
@@ -22,13 +23,20 @@ class ConsoleSender:
     def send(self, to: str, subject: str, body: str) -> None:
         print(f"--- mail to {to}: {subject}\n{body}\n---", flush=True)
 
-    def batch(self) -> ContextManager:
+    def batch(self) -> AbstractContextManager:
         return nullcontext(self)
 
 
 class SmtpSender:
-    def __init__(self, host: str, port: int, username: str = "", password: str = "",
-                 use_tls: bool = False, sender: str = "billing@localhost"):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str = "",
+        password: str = "",
+        use_tls: bool = False,
+        sender: str = "billing@localhost",
+    ):
         self.host, self.port, self.username, self.password = host, port, username, password
         self.use_tls, self.sender = use_tls, sender
         self._open: smtplib.SMTP | None = None  # the batch's connection
@@ -77,7 +85,11 @@ class SmtpSender:
 def sender_from_config(config) -> Sender:
     if config.get("MAIL_SERVER"):
         return SmtpSender(
-            config["MAIL_SERVER"], config["MAIL_PORT"], config["MAIL_USERNAME"],
-            config["MAIL_PASSWORD"], config["MAIL_USE_TLS"], config["MAIL_FROM"],
+            config["MAIL_SERVER"],
+            config["MAIL_PORT"],
+            config["MAIL_USERNAME"],
+            config["MAIL_PASSWORD"],
+            config["MAIL_USE_TLS"],
+            config["MAIL_FROM"],
         )
     return ConsoleSender()

@@ -3,6 +3,7 @@
 A demo checkout is a signed, time-limited token naming the invoice and amount;
 paying it ends in the same fulfil() as a Stripe payment.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -23,10 +24,10 @@ class DemoGateway:
         self.checkout_url = checkout_url  # token -> URL of the local checkout page
 
     def start(self, invoice: Invoice, user, success_url: str, cancel_url: str) -> Checkout:
-        token = self.signer.dumps({"i": invoice.id, "a": invoice.total, "c": invoice.currency,
-                                   "n": secrets.token_hex(8)})
-        return Checkout("demo", token, invoice.id, invoice.total, invoice.currency, OPEN,
-                        url=self.checkout_url(token))
+        token = self.signer.dumps(
+            {"i": invoice.id, "a": invoice.total, "c": invoice.currency, "n": secrets.token_hex(8)}
+        )
+        return Checkout("demo", token, invoice.id, invoice.total, invoice.currency, OPEN, url=self.checkout_url(token))
 
     def read(self, token: str) -> Checkout:
         """The checkout a token stands for; ValueError if forged or expired."""

@@ -1,4 +1,5 @@
 """A payment provider's refusal, in the app's own terms."""
+
 from __future__ import annotations
 
 

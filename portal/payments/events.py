@@ -1,5 +1,6 @@
 """Stripe's webhook events: which ones the app acts on, whether a verified one can be
 processed, and acting on one."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -45,8 +46,9 @@ def malformed(event: dict[str, Any]) -> str | None:
     return None
 
 
-def handle(session: Session, stripe_gateway: StripeGateway, event: dict[str, Any], now: dt.datetime,
-           settings: BillingSettings) -> None:
+def handle(
+    session: Session, stripe_gateway: StripeGateway, event: dict[str, Any], now: dt.datetime, settings: BillingSettings
+) -> None:
     """Act on a well-formed event: a checkout's session is fetched again (the payload is
     never trusted) and fulfilled; other types are only recorded. PaymentError if Stripe
     cannot be asked."""

@@ -1,4 +1,5 @@
 """Stripe Checkout: create a session, fetch it, verify a webhook. Nothing else imports stripe."""
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,7 @@ class StripeGateway:
         if not user.stripe_customer_id:
             customer = self._call(
                 self.client.v1.customers.create,
-                {"email": user.email, "name": user.name or user.email,
-                 "metadata": {"user_id": str(user.id)}},
+                {"email": user.email, "name": user.name or user.email, "metadata": {"user_id": str(user.id)}},
                 f"customer-{user.id}",
             )
             user.stripe_customer_id = customer.id
@@ -47,16 +47,18 @@ class StripeGateway:
             "client_reference_id": str(invoice.id),
             "metadata": {"invoice_id": str(invoice.id), "invoice_number": invoice.number},
             "payment_intent_data": {"metadata": {"invoice_id": str(invoice.id)}},
-            "line_items": [{
-                "quantity": 1,
-                "price_data": {
-                    "currency": invoice.currency.lower(),
-                    # Amounts are stored in Stripe's own minor units (money.exponent follows
-                    # Stripe's zero- and three-decimal lists), so they go as they are: never `* 100`.
-                    "unit_amount": invoice.total,
-                    "product_data": {"name": f"Invoice {invoice.number}"},
-                },
-            }],
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": invoice.currency.lower(),
+                        # Amounts are stored in Stripe's own minor units (money.exponent follows
+                        # Stripe's zero- and three-decimal lists), so they go as they are: never `* 100`.
+                        "unit_amount": invoice.total,
+                        "product_data": {"name": f"Invoice {invoice.number}"},
+                    },
+                }
+            ],
             "success_url": success_url,
             "cancel_url": cancel_url,
         }
@@ -97,8 +99,9 @@ class StripeGateway:
         except stripe.StripeError as exc:
             message = exc.user_message or "the payment provider refused the request"
             log.warning("stripe error %s: %s", type(exc).__name__, exc.user_message or exc.code)
-            retryable = isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError)) or (
-                exc.http_status or 500) >= 500
+            retryable = (
+                isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError)) or (exc.http_status or 500) >= 500
+            )
             raise PaymentError(message, retryable=retryable) from exc
 
     @staticmethod
@@ -109,8 +112,9 @@ class StripeGateway:
             return _trusted_checkout(session.to_dict(), expected_id)
         except _Untrusted as exc:
             log.warning("untrusted checkout session %r: %s", expected_id, exc)
-            raise PaymentError(f"the payment provider sent a checkout session this app cannot use ({exc}).",
-                               retryable=False) from None
+            raise PaymentError(
+                f"the payment provider sent a checkout session this app cannot use ({exc}).", retryable=False
+            ) from None
 
 
 class _Untrusted(ValueError):
@@ -153,8 +157,12 @@ def _trusted_checkout(data: dict, expected_id: str | None) -> Checkout:
     client_ref = data.get("client_reference_id")
     if client_ref is None or client_ref == "":
         invoice_id = None
-    elif (isinstance(client_ref, str) and client_ref.isascii() and client_ref.isdigit()
-          and 1 <= int(client_ref) <= INT64_MAX):
+    elif (
+        isinstance(client_ref, str)
+        and client_ref.isascii()
+        and client_ref.isdigit()
+        and 1 <= int(client_ref) <= INT64_MAX
+    ):
         invoice_id = int(client_ref)
     else:
         raise _Untrusted("its client_reference_id is not an invoice id")
@@ -177,8 +185,16 @@ def _trusted_checkout(data: dict, expected_id: str | None) -> Checkout:
 
     pi = data.get("payment_intent")
     payment_ref = _id(pi.get("id") if isinstance(pi, dict) else pi, "payment_intent", required=False)
-    return Checkout(provider="stripe", ref=ref, invoice_id=invoice_id, amount=amount,
-                    currency=currency.upper(), state=state, url=url, payment_ref=payment_ref)
+    return Checkout(
+        provider="stripe",
+        ref=ref,
+        invoice_id=invoice_id,
+        amount=amount,
+        currency=currency.upper(),
+        state=state,
+        url=url,
+        payment_ref=payment_ref,
+    )
 
 
 def failed(checkout: Checkout) -> Checkout:

@@ -6,6 +6,7 @@ delivery is: new (store it, process it), a repeat of one already processed (a
 duplicate: do nothing), or a retry of one that failed with a retryable error (process
 it again). Functions flush; the caller's unit of work commits.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,15 +20,20 @@ from sqlalchemy.orm import Session
 from ..models import WebhookEvent
 
 
-def receive(session: Session, event_id: str, event_type: str, payload: dict[str, Any],
-            now: dt.datetime) -> WebhookEvent | None:
+def receive(
+    session: Session, event_id: str, event_type: str, payload: dict[str, Any], now: dt.datetime
+) -> WebhookEvent | None:
     """The stored event to process now, or None for a duplicate: already processed, or
     stored at this moment by a concurrent delivery of the same event."""
     record = session.scalar(select(WebhookEvent).where(WebhookEvent.provider_event_id == event_id))
     if record is not None:
         return None if record.processed_at is not None else record
-    record = WebhookEvent(provider_event_id=event_id, type=event_type,
-                          payload=json.dumps(payload, indent=2, sort_keys=True), received_at=now)
+    record = WebhookEvent(
+        provider_event_id=event_id,
+        type=event_type,
+        payload=json.dumps(payload, indent=2, sort_keys=True),
+        received_at=now,
+    )
     try:
         # The unique event id is the last word: of two deliveries at once, the second
         # waits here for the first and then fails; the savepoint undoes only its insert.
@@ -45,8 +51,7 @@ def mark_processed(session: Session, record: WebhookEvent, now: dt.datetime) -> 
     session.flush()
 
 
-def record_error(session: Session, record: WebhookEvent, message: str, final: bool,
-                 now: dt.datetime) -> None:
+def record_error(session: Session, record: WebhookEvent, message: str, final: bool, now: dt.datetime) -> None:
     """Keep the event's error for staff. A final error (retrying cannot help) closes the
     event; a retryable one leaves it open for the provider's next delivery."""
     record.error = message

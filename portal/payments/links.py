@@ -2,6 +2,7 @@
 
 The Flask side of starting a payment: service.py takes these URLs as plain strings.
 """
+
 from __future__ import annotations
 
 from flask import current_app, url_for

@@ -3,6 +3,7 @@
 Shared by the portal's Pay button and the JSON API. Free of Flask: the caller passes
 the app's configuration and the URLs of its own pages (see links.py).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -26,8 +27,14 @@ def gateway(config: Mapping[str, Any], demo_checkout_url: Callable[[str], str]) 
     return DemoGateway(config["SECRET_KEY"], demo_checkout_url)
 
 
-def start_payment(session: Session, invoice: Invoice, user: User, provider: StripeGateway | DemoGateway,
-                  success_url: str, cancel_url: str) -> Checkout:
+def start_payment(
+    session: Session,
+    invoice: Invoice,
+    user: User,
+    provider: StripeGateway | DemoGateway,
+    success_url: str,
+    cancel_url: str,
+) -> Checkout:
     """A checkout for a payable invoice of `user`; PaymentError if refused. The caller commits.
 
     `success_url` and `cancel_url`: where the provider sends the customer back.

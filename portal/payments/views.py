@@ -1,4 +1,5 @@
 """Pay, return, demo checkout and the Stripe webhook."""
+
 from __future__ import annotations
 
 import logging
@@ -73,8 +74,9 @@ def returned():
             fulfil(db.session, checkout, now(), billing_settings())
             state = EXPIRED if checkout.state == EXPIRED else state
     db.session.refresh(invoice)
-    return page_or_partial("payments/return.html", "payments/_status.html", "payment-status",
-                           dict(invoice=invoice, state=state))
+    return page_or_partial(
+        "payments/return.html", "payments/_status.html", "payment-status", dict(invoice=invoice, state=state)
+    )
 
 
 @bp.route("/demo/checkout/<token>", methods=["GET", "POST"])

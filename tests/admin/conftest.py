@@ -1,4 +1,5 @@
 """Fixtures of the staff console's tests."""
+
 import pytest
 
 from tests.conftest import login, utc

@@ -9,8 +9,18 @@ from portal.billing.subscriptions import find_plan, subscribe
 from portal.models import AuditEntry, Invoice, Notification, Payment, Plan, Subscription
 from tests.conftest import utc
 
-VIEWS = ["/admin/", "/admin/user/", "/admin/plan/", "/admin/subscription/", "/admin/invoice/",
-         "/admin/payment/", "/admin/notification/", "/admin/webhookevent/", "/admin/auditentry/", "/admin/jobs/"]
+VIEWS = [
+    "/admin/",
+    "/admin/user/",
+    "/admin/plan/",
+    "/admin/subscription/",
+    "/admin/invoice/",
+    "/admin/payment/",
+    "/admin/notification/",
+    "/admin/webhookevent/",
+    "/admin/auditentry/",
+    "/admin/jobs/",
+]
 
 
 @pytest.fixture()
@@ -20,12 +30,22 @@ def book(session, make_user, settings):
     subscribe(session, ada, find_plan(session, "pro"), utc(2024, 1, 10, 9), settings)
     subscribe(session, bob, find_plan(session, "enterprise"), utc(2024, 2, 20, 9), settings)
     from portal.billing.daily import run_day
-    run_day(session, utc(2024, 2, 10, 9), settings, session.commit)   # Ada's 2nd invoice, due Feb 24
-    run_day(session, utc(2024, 3, 5, 9), settings, session.commit)    # Ada's Jan + Feb overdue, Bob's open
+
+    run_day(session, utc(2024, 2, 10, 9), settings, session.commit)  # Ada's 2nd invoice, due Feb 24
+    run_day(session, utc(2024, 3, 5, 9), settings, session.commit)  # Ada's Jan + Feb overdue, Bob's open
     jan = session.scalar(select(Invoice).where(Invoice.user_id == ada.id).order_by(Invoice.id))
     jan.status, jan.paid_at = "paid", utc(2024, 1, 15)
-    session.add(Payment(invoice_id=jan.id, provider="stripe", provider_ref="cs_jan", amount=2900,
-                        currency="USD", status="succeeded", created_at=utc(2024, 1, 15)))
+    session.add(
+        Payment(
+            invoice_id=jan.id,
+            provider="stripe",
+            provider_ref="cs_jan",
+            amount=2900,
+            currency="USD",
+            status="succeeded",
+            created_at=utc(2024, 1, 15),
+        )
+    )
     session.commit()
     return ada, bob
 
@@ -81,7 +101,9 @@ def test_mark_paid_with_a_note_records_one_manual_payment(client, staff, book, s
 
 def test_void_and_remind_actions(client, staff, book, session):
     client.post("/admin/invoice/action/", data={"action": "remind", "rowid": ["3"]})
-    reminders = session.scalars(select(Notification).where(Notification.invoice_id == 3, Notification.kind == "reminder")).all()
+    reminders = session.scalars(
+        select(Notification).where(Notification.invoice_id == 3, Notification.kind == "reminder")
+    ).all()
     assert len(reminders) == 1
     client.post("/admin/invoice/action/", data={"action": "void", "rowid": ["3", "1"]})
     session.expire_all()
@@ -106,8 +128,10 @@ def test_subscription_actions(client, staff, book, session):
 def test_one_refused_subscription_does_not_undo_the_others(client, staff, book, session):
     ada_sub, bob_sub = session.scalars(select(Subscription).order_by(Subscription.id)).all()
     client.post("/admin/subscription/action/", data={"action": "cancel_at_period_end", "rowid": [str(ada_sub.id)]})
-    response = client.post("/admin/subscription/action/",
-                           data={"action": "cancel_at_period_end", "rowid": [str(ada_sub.id), str(bob_sub.id)]})
+    response = client.post(
+        "/admin/subscription/action/",
+        data={"action": "cancel_at_period_end", "rowid": [str(ada_sub.id), str(bob_sub.id)]},
+    )
     shown = client.get(response.location).get_data(as_text=True)
     assert f"#{ada_sub.id}: This subscription is already set to cancel." in shown
     assert "Cancel at period end: 1 subscription(s)." in shown
@@ -115,7 +139,9 @@ def test_one_refused_subscription_does_not_undo_the_others(client, staff, book, 
     assert session.get(Subscription, bob_sub.id).cancel_at_period_end
     entries = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
     assert [(e.action, e.object_id, e.actor_id) for e in entries] == [
-        ("cancel_at_period_end", ada_sub.id, staff.id), ("cancel_at_period_end", bob_sub.id, staff.id)]
+        ("cancel_at_period_end", ada_sub.id, staff.id),
+        ("cancel_at_period_end", bob_sub.id, staff.id),
+    ]
 
 
 def test_a_refused_plan_change_says_why_and_records_nothing(client, staff, book, session):
@@ -132,8 +158,16 @@ def test_a_refused_plan_change_says_why_and_records_nothing(client, staff, book,
 
 def test_editing_a_plan_saves_its_audit_entry(client, staff, session):
     plan = session.scalar(select(Plan).where(Plan.code == "pro"))
-    data = {"code": "pro", "name": plan.name, "price": "3900", "currency": plan.currency, "interval": plan.interval,
-            "trial_days": str(plan.trial_days), "sort_order": str(plan.sort_order), "active": "y"}
+    data = {
+        "code": "pro",
+        "name": plan.name,
+        "price": "3900",
+        "currency": plan.currency,
+        "interval": plan.interval,
+        "trial_days": str(plan.trial_days),
+        "sort_order": str(plan.sort_order),
+        "active": "y",
+    }
     assert client.post(f"/admin/plan/edit/?id={plan.id}", data=data).status_code == 302
     session.expire_all()
     [entry] = session.scalars(select(AuditEntry)).all()
@@ -153,25 +187,50 @@ def test_the_console_shows_status_labels(client, staff, book, session):
     session.commit()
     subscriptions = client.get("/admin/subscription/").get_data(as_text=True)
     assert status_cells(subscriptions) == {"Past due", "Trial"}
-    assert '"arg": "status_equals", "index": 2, "operation": "equals", "options": [["trialing", "Trial"], ' \
-           '["active", "Active"], ["past_due", "Past due"], ["canceled", "Canceled"]]' in subscriptions
+    assert (
+        '"arg": "status_equals", "index": 2, "operation": "equals", "options": [["trialing", "Trial"], '
+        '["active", "Active"], ["past_due", "Past due"], ["canceled", "Canceled"]]' in subscriptions
+    )
     assert status_cells(client.get("/admin/payment/").get_data(as_text=True)) == {"Succeeded"}
 
 
 def test_plans_create_and_refuse_a_negative_price(client, staff, session):
-    bad = client.post("/admin/plan/new/", data={"code": "team", "name": "Team", "price": "-5", "currency": "USD",
-                                                "interval": "month", "trial_days": "0", "sort_order": "4"})
+    bad = client.post(
+        "/admin/plan/new/",
+        data={
+            "code": "team",
+            "name": "Team",
+            "price": "-5",
+            "currency": "USD",
+            "interval": "month",
+            "trial_days": "0",
+            "sort_order": "4",
+        },
+    )
     assert "A price cannot be negative." in bad.get_data(as_text=True)
     assert session.scalar(select(Plan).where(Plan.code == "team")) is None
-    client.post("/admin/plan/new/", data={"code": "team", "name": "Team", "price": "4900", "currency": "USD",
-                                          "interval": "month", "trial_days": "14", "sort_order": "4", "active": "y"})
+    client.post(
+        "/admin/plan/new/",
+        data={
+            "code": "team",
+            "name": "Team",
+            "price": "4900",
+            "currency": "USD",
+            "interval": "month",
+            "trial_days": "14",
+            "sort_order": "4",
+            "active": "y",
+        },
+    )
     assert session.scalar(select(Plan).where(Plan.code == "team")).price == 4900
     assert session.scalar(select(AuditEntry).where(AuditEntry.action == "create")).object_type == "Plan"
 
 
 def test_run_billing_now_from_the_console(client, staff, book, session, config, monkeypatch):
     import fakeredis
+
     from portal.jobs import queues
+
     config["REDIS_URL"] = ""
     monkeypatch.setattr(queues, "_embedded", fakeredis.FakeRedis())  # a queue no worker drains
     response = client.post("/admin/jobs/run-billing", data={"as_of": "2024-03-01"})

@@ -4,6 +4,7 @@
 overflow), and plan codes and prices the product cannot carry (spaces, spreadsheet
 formulas, non-ASCII; prices past a BIGINT, a DataError on PostgreSQL).
 """
+
 from __future__ import annotations
 
 import fakeredis
@@ -45,8 +46,17 @@ def test_run_billing_with_no_day_says_what_to_give(client, staff, session, queue
 
 
 def new_plan(client, **fields):
-    data = {"code": "team", "name": "Team", "price": "4900", "currency": "USD", "interval": "month",
-            "trial_days": "0", "sort_order": "4", "active": "y", **fields}
+    data = {
+        "code": "team",
+        "name": "Team",
+        "price": "4900",
+        "currency": "USD",
+        "interval": "month",
+        "trial_days": "0",
+        "sort_order": "4",
+        "active": "y",
+        **fields,
+    }
     return client.post("/admin/plan/new/", data=data)
 
 
@@ -79,10 +89,13 @@ def test_the_largest_bigint_price_is_stored(client, staff, session):
     assert session.scalar(select(Plan).where(Plan.code == "team")).price == 2**63 - 1
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"sort_order": str(2**31)}, "The sort order must be a whole number"),
-    ({"currency": "us$"}, "A currency is a three-letter code in capitals, e.g. USD."),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"sort_order": str(2**31)}, "The sort order must be a whole number"),
+        ({"currency": "us$"}, "A currency is a three-letter code in capitals, e.g. USD."),
+    ],
+)
 def test_other_plan_fields_past_their_columns_are_form_messages(client, staff, session, fields, message):
     response = new_plan(client, **fields)
     assert response.status_code == 200 and message in response.get_data(as_text=True)
@@ -91,9 +104,16 @@ def test_other_plan_fields_past_their_columns_are_form_messages(client, staff, s
 
 def test_editing_a_plan_checks_the_code_too(client, staff, session):
     plan = session.scalar(select(Plan).where(Plan.code == "pro"))
-    data = {"code": "=HYPERLINK()", "name": plan.name, "price": str(plan.price), "currency": plan.currency,
-            "interval": plan.interval, "trial_days": str(plan.trial_days), "sort_order": str(plan.sort_order),
-            "active": "y"}
+    data = {
+        "code": "=HYPERLINK()",
+        "name": plan.name,
+        "price": str(plan.price),
+        "currency": plan.currency,
+        "interval": plan.interval,
+        "trial_days": str(plan.trial_days),
+        "sort_order": str(plan.sort_order),
+        "active": "y",
+    }
     response = client.post(f"/admin/plan/edit/?id={plan.id}", data=data)
     assert response.status_code == 200 and CODE_MESSAGE in response.get_data(as_text=True)
     session.expire_all()

@@ -1,5 +1,6 @@
 """Issue 12, item 13: with Redis down the console says so plainly, and each action either
 completes or leaves nothing behind."""
+
 import pytest
 from sqlalchemy import func, select
 
@@ -42,7 +43,8 @@ def test_retrying_a_job_while_the_queue_is_down_saves_nothing(client, staff, red
 
 
 def test_a_reminder_is_kept_in_the_outbox_and_the_staff_are_told_it_is_not_sent_now(
-        client, staff, redis_down, session, make_user, settings):
+    client, staff, redis_down, session, make_user, settings
+):
     subscribe(session, make_user(), find_plan(session, "pro"), utc(2024, 2, 1, 9), settings)
     session.commit()
     response = client.post("/admin/invoice/action/", data={"action": "remind", "rowid": ["1"]})
@@ -51,6 +53,12 @@ def test_a_reminder_is_kept_in_the_outbox_and_the_staff_are_told_it_is_not_sent_
     assert "1 reminder(s) saved in the outbox, but not sent now" in shown
     assert "cannot be reached" in shown
     # What the message says was saved is saved: the notice (delivered by the outbox run) and its audit entry.
-    assert session.scalar(select(func.count()).select_from(Notification)
-                          .where(Notification.kind == "reminder", Notification.sent_at.is_(None))) == 1
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.kind == "reminder", Notification.sent_at.is_(None))
+        )
+        == 1
+    )
     assert audit_actions(session) == ["send_reminder"]

@@ -3,6 +3,7 @@
 The schema is the models' metadata (tests/test_migrations.py proves it equals what the
 migrations build), on SQLite and on a PostgreSQL schema of its own.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -4,6 +4,7 @@ Given an `actor_id`, cancel() and change_plan() record who did what, with the de
 the console used to write itself; a customer's own action (no actor) is not audited,
 and a refused action records nothing.
 """
+
 import pytest
 from sqlalchemy import select
 
@@ -63,8 +64,7 @@ def test_a_downgrade_by_staff_is_audited_without_an_invoice(session, sub, staff_
     assert invoice is None and [e.detail for e in entries(session)] == ["to basic (downgrade)"]
 
 
-def test_a_refused_change_records_nothing_and_a_customer_changing_plan_is_not_audited(session, sub, staff_id,
-                                                                                      settings):
+def test_a_refused_change_records_nothing_and_a_customer_changing_plan_is_not_audited(session, sub, staff_id, settings):
     with pytest.raises(BillingError, match="already on the Pro plan"):
         change_plan(session, sub, find_plan(session, "pro"), NOW, settings, actor_id=staff_id)
     change_plan(session, sub, find_plan(session, "basic"), NOW, settings)

@@ -43,13 +43,20 @@ def test_each_reminder_step_is_queued_once_by_daily_runs(session, make_user, set
         if day.day % 3 == 0:
             run_day(session, now, settings, session.commit)
         day += dt.timedelta(days=1)
-    assert reminder_steps(session, inv.id) == [
-        ("reminder", -3), ("reminder", 0), ("overdue", 3), ("overdue", 7)]
-    created = dict(session.execute(
-        select(Notification.step, Notification.created_at).where(Notification.invoice_id == inv.id,
-                                                                  Notification.kind != "invoice_issued")).all())
+    assert reminder_steps(session, inv.id) == [("reminder", -3), ("reminder", 0), ("overdue", 3), ("overdue", 7)]
+    created = dict(
+        session.execute(
+            select(Notification.step, Notification.created_at).where(
+                Notification.invoice_id == inv.id, Notification.kind != "invoice_issued"
+            )
+        ).all()
+    )
     assert {s: c.date() for s, c in created.items()} == {
-        -3: D(2024, 1, 21), 0: D(2024, 1, 24), 3: D(2024, 1, 27), 7: D(2024, 1, 31)}
+        -3: D(2024, 1, 21),
+        0: D(2024, 1, 24),
+        3: D(2024, 1, 27),
+        7: D(2024, 1, 31),
+    }
     issued = session.scalars(select(Notification).where(Notification.kind == "invoice_issued")).all()
     assert len(issued) == 2  # January's and February's invoice, one notice each
 
@@ -89,6 +96,6 @@ def test_settle_keeps_past_due_while_another_invoice_is_long_overdue(session, ma
     run_day(session, utc(2024, 2, 10), settings, session.commit)  # February's invoice, due Feb 24
     run_day(session, utc(2024, 3, 5), settings, session.commit)
     assert session.get(Subscription, sub.id).status == "past_due"
-    session.get(Invoice, inv.id).status = "paid"   # January paid, February still long overdue
+    session.get(Invoice, inv.id).status = "paid"  # January paid, February still long overdue
     assert dunning.settle(session, sub.id, D(2024, 3, 5), settings) is False
     assert session.get(Subscription, sub.id).status == "past_due"

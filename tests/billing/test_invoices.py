@@ -1,4 +1,5 @@
 """The invoice lifecycle's questions and staff actions (portal/billing/invoices.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,13 +25,16 @@ def staff(make_user):
     return make_user(email="staff@example.com", is_staff=True)
 
 
-@pytest.mark.parametrize("status, paid_at, reason", [
-    ("open", None, None),
-    ("overdue", None, None),
-    ("paid", utc(2024, 1, 12, 15), "Invoice INV-000007 is already paid (on Jan 12, 2024): nothing more is due."),
-    ("paid", None, "Invoice INV-000007 is already paid: nothing more is due."),
-    ("void", None, "Invoice INV-000007 was voided; there is nothing to pay."),
-])
+@pytest.mark.parametrize(
+    "status, paid_at, reason",
+    [
+        ("open", None, None),
+        ("overdue", None, None),
+        ("paid", utc(2024, 1, 12, 15), "Invoice INV-000007 is already paid (on Jan 12, 2024): nothing more is due."),
+        ("paid", None, "Invoice INV-000007 is already paid: nothing more is due."),
+        ("void", None, "Invoice INV-000007 was voided; there is nothing to pay."),
+    ],
+)
 def test_whether_an_invoice_is_payable_and_why_not(status, paid_at, reason):
     """A plain question about an invoice: no session, no app."""
     assert unpayable_reason(Invoice(id=7, status=status, paid_at=paid_at)) == reason
@@ -41,7 +45,12 @@ def test_marking_paid_records_one_manual_payment_and_its_audit_entry(session, in
     session.commit()
     assert invoice.status == "paid" and invoice.paid_at == utc(2024, 1, 20)
     assert (payment.provider, payment.status, payment.amount, payment.note, payment.recorded_by_id) == (
-        "manual", "succeeded", invoice.total, "bank transfer 8812", staff.id)
+        "manual",
+        "succeeded",
+        invoice.total,
+        "bank transfer 8812",
+        staff.id,
+    )
     [entry] = session.scalars(select(AuditEntry)).all()
     assert (entry.actor_id, entry.action, entry.object_type, entry.object_id) == (staff.id, "mark_paid", "Invoice", 1)
     assert entry.detail == f"payment {payment.provider_ref}: bank transfer 8812"

@@ -2,7 +2,7 @@ import datetime as dt
 import threading
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from portal.billing.invoicing import bill_chunk, id_chunks, run_billing
 from portal.billing.settings import BillingSettings
@@ -33,7 +33,10 @@ def test_run_twice_gives_the_same_invoices(session, make_user, settings):
     snapshot = session.execute(select(Invoice.id, Invoice.subscription_id, Invoice.period_start, Invoice.total)).all()
     second = run_billing(session, utc(2024, 3, 1), settings, session.commit)
     assert first.invoices == 3 and second.invoices == 0
-    assert session.execute(select(Invoice.id, Invoice.subscription_id, Invoice.period_start, Invoice.total)).all() == snapshot
+    assert (
+        session.execute(select(Invoice.id, Invoice.subscription_id, Invoice.period_start, Invoice.total)).all()
+        == snapshot
+    )
 
 
 def test_catch_up_after_three_missed_months(session, make_user, settings):
@@ -59,7 +62,12 @@ def test_yearly_plan_from_a_leap_day(session, make_user, settings):
     session.commit()
     run_billing(session, utc(2028, 3, 1), settings, session.commit)
     assert [p[1] for p in periods(session, sub.id)] == [
-        D(2024, 2, 29), D(2025, 2, 28), D(2026, 2, 28), D(2027, 2, 28), D(2028, 2, 29)]
+        D(2024, 2, 29),
+        D(2025, 2, 28),
+        D(2026, 2, 28),
+        D(2027, 2, 28),
+        D(2028, 2, 29),
+    ]
 
 
 def test_a_price_change_applies_to_invoices_issued_after_it(session, make_user, settings):

@@ -5,8 +5,14 @@ from portal.billing.money import exponent, format_money, parse_major, prorate
 
 @pytest.mark.parametrize(
     "amount, currency, text",
-    [(12900, "USD", "$129.00"), (5, "EUR", "€0.05"), (500, "JPY", "¥500"),
-     (1234, "KWD", "KWD1.234"), (123456789, "USD", "$1,234,567.89"), (0, "USD", "$0.00")],
+    [
+        (12900, "USD", "$129.00"),
+        (5, "EUR", "€0.05"),
+        (500, "JPY", "¥500"),
+        (1234, "KWD", "KWD1.234"),
+        (123456789, "USD", "$1,234,567.89"),
+        (0, "USD", "$0.00"),
+    ],
 )
 def test_format_money(amount, currency, text):
     assert format_money(amount, currency) == text

@@ -10,17 +10,17 @@ D = dt.date
 
 ADD_MONTHS = [
     # anchor, months, expected
-    (D(2024, 1, 31), 1, D(2024, 2, 29)),    # leap year February
-    (D(2023, 1, 31), 1, D(2023, 2, 28)),    # common year February
-    (D(2024, 1, 31), 2, D(2024, 3, 31)),    # from the anchor: back to the 31st, no drift
+    (D(2024, 1, 31), 1, D(2024, 2, 29)),  # leap year February
+    (D(2023, 1, 31), 1, D(2023, 2, 28)),  # common year February
+    (D(2024, 1, 31), 2, D(2024, 3, 31)),  # from the anchor: back to the 31st, no drift
     (D(2024, 1, 31), 3, D(2024, 4, 30)),
     (D(2024, 3, 31), 1, D(2024, 4, 30)),
     (D(2024, 8, 31), 6, D(2025, 2, 28)),
-    (D(2024, 12, 15), 1, D(2025, 1, 15)),   # December -> January
+    (D(2024, 12, 15), 1, D(2025, 1, 15)),  # December -> January
     (D(2024, 12, 31), 1, D(2025, 1, 31)),
     (D(2024, 11, 30), 3, D(2025, 2, 28)),
-    (D(2024, 2, 29), 12, D(2025, 2, 28)),   # yearly from a leap day
-    (D(2024, 2, 29), 48, D(2028, 2, 29)),   # ... and back to the 29th four years on
+    (D(2024, 2, 29), 12, D(2025, 2, 28)),  # yearly from a leap day
+    (D(2024, 2, 29), 48, D(2028, 2, 29)),  # ... and back to the 29th four years on
     (D(2024, 5, 15), 0, D(2024, 5, 15)),
 ]
 

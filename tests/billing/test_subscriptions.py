@@ -7,7 +7,12 @@ from sqlalchemy.exc import IntegrityError
 from portal.billing.errors import BillingError
 from portal.billing.invoicing import run_billing
 from portal.billing.subscriptions import (
-    cancel, change_plan, find_plan, preview_change, resume, subscribe,
+    cancel,
+    change_plan,
+    find_plan,
+    preview_change,
+    resume,
+    subscribe,
 )
 from portal.models import Invoice, Plan, Subscription
 from tests.conftest import utc
@@ -16,9 +21,7 @@ D = dt.date
 
 
 def invoices_of(session, sub):
-    return session.scalars(
-        select(Invoice).where(Invoice.subscription_id == sub.id).order_by(Invoice.id)
-    ).all()
+    return session.scalars(select(Invoice).where(Invoice.subscription_id == sub.id).order_by(Invoice.id)).all()
 
 
 def test_subscribe_issues_the_first_invoice_at_once(session, make_user, settings):
@@ -58,9 +61,16 @@ def test_database_allows_one_live_subscription_per_user(session, make_user, sett
     user = make_user()
     first = subscribe(session, user, find_plan(session, "basic"), utc(2024, 1, 1), settings)
     session.commit()
-    twin = Subscription(user_id=user.id, plan_id=first.plan_id, status="active", interval_months=1,
-                        anchor=D(2024, 1, 1), next_period_start=D(2024, 2, 1),
-                        current_period_start=D(2024, 1, 1), current_period_end=D(2024, 2, 1))
+    twin = Subscription(
+        user_id=user.id,
+        plan_id=first.plan_id,
+        status="active",
+        interval_months=1,
+        anchor=D(2024, 1, 1),
+        next_period_start=D(2024, 2, 1),
+        current_period_start=D(2024, 1, 1),
+        current_period_end=D(2024, 2, 1),
+    )
     session.add(twin)
     with pytest.raises(IntegrityError):
         session.flush()
@@ -164,9 +174,9 @@ def test_resume_after_the_period_is_refused(session, make_user, settings):
     "old, new, today, expected",
     [
         # Period Jan 10 - Feb 10 (31 days); Pro 2900, Enterprise 9900, Basic 900.
-        ("pro", "enterprise", D(2024, 1, 10), ("upgrade", 7000, 31)),   # whole period left
-        ("pro", "enterprise", D(2024, 1, 25), ("upgrade", 3613, 16)),   # 7000 * 16/31 = 3612.9
-        ("basic", "pro", D(2024, 2, 9), ("upgrade", 65, 1)),            # 2000 * 1/31 = 64.5 -> 65
+        ("pro", "enterprise", D(2024, 1, 10), ("upgrade", 7000, 31)),  # whole period left
+        ("pro", "enterprise", D(2024, 1, 25), ("upgrade", 3613, 16)),  # 7000 * 16/31 = 3612.9
+        ("basic", "pro", D(2024, 2, 9), ("upgrade", 65, 1)),  # 2000 * 1/31 = 64.5 -> 65
         ("enterprise", "basic", D(2024, 1, 25), ("downgrade", 0, 16)),
     ],
 )
@@ -179,10 +189,14 @@ def test_proration_amounts(session, make_user, settings, old, new, today, expect
 
 def test_upgrade_now_issues_a_prorated_invoice(session, make_user, settings):
     sub = subscribe(session, make_user(), find_plan(session, "pro"), utc(2024, 1, 10), settings)
-    change, invoice = change_plan(session, sub, find_plan(session, "enterprise"), utc(2024, 1, 25), settings)
+    _change, invoice = change_plan(session, sub, find_plan(session, "enterprise"), utc(2024, 1, 25), settings)
     assert sub.plan.code == "enterprise"
     assert (invoice.kind, invoice.total, invoice.period_start, invoice.period_end) == (
-        "proration", 3613, D(2024, 1, 25), D(2024, 2, 10))
+        "proration",
+        3613,
+        D(2024, 1, 25),
+        D(2024, 2, 10),
+    )
     assert "Upgrade from Pro to Enterprise" in invoice.lines[0].description
     session.commit()
     run_billing(session, utc(2024, 2, 10), settings, session.commit)

@@ -1,4 +1,5 @@
 """Issue 12, item 8: one free trial per customer, whatever the plan."""
+
 import pytest
 
 from portal.billing.subscriptions import cancel, find_plan, subscribe, trial_available
@@ -9,8 +10,18 @@ from tests.conftest import utc
 @pytest.fixture()
 def trial_plans(session):
     for code, name, price in (("starter", "Starter", 500), ("team", "Team", 1500)):
-        session.add(Plan(code=code, name=name, price=price, currency="USD", interval="month",
-                         trial_days=14, active=True, sort_order=9))
+        session.add(
+            Plan(
+                code=code,
+                name=name,
+                price=price,
+                currency="USD",
+                interval="month",
+                trial_days=14,
+                active=True,
+                sort_order=9,
+            )
+        )
     session.flush()
     return find_plan(session, "starter"), find_plan(session, "team")
 
@@ -36,8 +47,12 @@ def test_cancelling_and_subscribing_again_gives_no_second_trial(session, make_us
 def test_a_former_paying_customer_gets_no_trial_either(session, make_user, settings, trial_plans):
     starter, _ = trial_plans
     user = make_user()
-    cancel(session, subscribe(session, user, find_plan(session, "basic"), utc(2024, 1, 1), settings),
-           utc(2024, 1, 2), at_once=True)
+    cancel(
+        session,
+        subscribe(session, user, find_plan(session, "basic"), utc(2024, 1, 1), settings),
+        utc(2024, 1, 2),
+        at_once=True,
+    )
     assert not trial_available(session, user.id)
     assert subscribe(session, user, starter, utc(2024, 2, 1), settings).status == SUB_ACTIVE
 

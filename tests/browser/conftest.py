@@ -1,4 +1,5 @@
 """The app served on a loopback port, driven by Debian's headless Chromium."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,7 @@ def served(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("browser")
     url = f"sqlite:///{folder / 'app.db'}"
-    app = create_app({**TEST_CONFIG, "WTF_CSRF_ENABLED": True, "TESTING": False,
-                      "SQLALCHEMY_DATABASE_URI": url})
+    app = create_app({**TEST_CONFIG, "WTF_CSRF_ENABLED": True, "TESTING": False, "SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
         upgrade()
         seed_plans(db.session)
@@ -49,9 +49,17 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield browser
         browser.close()
 
@@ -83,10 +91,11 @@ def open_page(browser):
 def make_customer(served):
     """A customer in the served database, optionally subscribed: (email, password)."""
     app, _ = served
+    from werkzeug.security import generate_password_hash
+
     from portal.billing.settings import BillingSettings
     from portal.billing.subscriptions import find_plan, subscribe
     from portal.models import User, utcnow
-    from werkzeug.security import generate_password_hash
 
     def make(email: str, password: str = "a long password", plan: str | None = None):
         with app.app_context():
@@ -111,9 +120,12 @@ def confirmation_link(app, email: str) -> str:
 
     with app.app_context():
         body = db.session.scalar(
-            select(Notification.body).join(User, User.id == Notification.user_id)
+            select(Notification.body)
+            .join(User, User.id == Notification.user_id)
             .where(User.email == email, Notification.subject == "Confirm your email")
-            .order_by(Notification.id.desc()).limit(1))
+            .order_by(Notification.id.desc())
+            .limit(1)
+        )
     assert body, f"no confirmation mail to {email}"
     return re.search(r"http://\S+/signup/confirm/\S+", body).group(0)
 

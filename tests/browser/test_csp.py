@@ -3,6 +3,7 @@
 Every console message about a Content Security Policy fails the test: a blocked
 script or handler would leave a button silently dead.
 """
+
 import datetime as dt
 import re
 
@@ -37,7 +38,7 @@ def test_htmx_pages_and_the_staff_console_work_under_the_csp(served, browser):
         user = User(email="csp@example.com", name="Csp", password_hash=generate_password_hash("csp password 42"))
         db.session.add(user)
         db.session.flush()
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         subscribe(db.session, user, find_plan(db.session, "basic"), now, BillingSettings())
         db.session.commit()
         invoice_id = db.session.scalar(select(Invoice.id).where(Invoice.user_id == user.id))
@@ -49,9 +50,10 @@ def test_htmx_pages_and_the_staff_console_work_under_the_csp(served, browser):
     page.wait_for_url(f"{base}/account")
     assert "Content-Security-Policy" in page.evaluate(
         "fetch('/account').then(r => [...r.headers.keys()].map(k => k.toLowerCase()))"
-        ".then(keys => keys.includes('content-security-policy') ? 'Content-Security-Policy' : '')")
+        ".then(keys => keys.includes('content-security-policy') ? 'Content-Security-Policy' : '')"
+    )
     page.evaluate("window.__sameDocument = true")
-    page.select_option("#plan-select", "pro")           # htmx swaps the preview in
+    page.select_option("#plan-select", "pro")  # htmx swaps the preview in
     page.wait_for_selector("#change-preview-body")
     assert re.search(r"costs \$\d+\.\d\d", page.inner_text("#change-preview-body"))
     assert page.evaluate("window.__sameDocument") is True
@@ -65,7 +67,7 @@ def test_htmx_pages_and_the_staff_console_work_under_the_csp(served, browser):
     staff.wait_for_url(re.compile(r".*/admin/invoice/.*"))
     staff.check(f"input.action-checkbox[value='{invoice_id}']")
     staff.click("a.dropdown-toggle:has-text('With selected')")
-    staff.once("dialog", lambda d: d.accept())           # Flask-Admin's confirm, an inline handler
+    staff.once("dialog", lambda d: d.accept())  # Flask-Admin's confirm, an inline handler
     staff.click("a.dropdown-item:has-text('Void')")
     staff.wait_for_selector("text=Voided 1 invoice(s).")
     shot(staff, "admin-under-csp")

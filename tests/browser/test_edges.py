@@ -1,4 +1,5 @@
 """What hurried or interrupted customers do: double clicks, a second tab, no JavaScript."""
+
 import re
 
 import pytest

@@ -4,6 +4,7 @@ htmx 2 swaps no 4xx answer by default, so a form that only works without
 JavaScript looks dead to every real customer. Each case starts at the front
 door and reaches its form by clicking.
 """
+
 import itertools
 
 import pytest
@@ -41,13 +42,19 @@ def fill_sign_up(page, email="", password="", confirm=None):
 
 
 @JS
-@pytest.mark.parametrize("case, fields, message", [
-    ("empty", dict(), "This field is required."),
-    ("short", dict(email="x@example.com", password="short"), "Use at least 8 characters."),
-    ("mismatch", dict(email="x@example.com", password="a long password", confirm="another one"),
-     "The two passwords differ."),
-    ("bad-email", dict(email="not-an-email", password="a long password"), "Invalid email address."),
-])
+@pytest.mark.parametrize(
+    "case, fields, message",
+    [
+        ("empty", dict(), "This field is required."),
+        ("short", dict(email="x@example.com", password="short"), "Use at least 8 characters."),
+        (
+            "mismatch",
+            dict(email="x@example.com", password="a long password", confirm="another one"),
+            "The two passwords differ.",
+        ),
+        ("bad-email", dict(email="not-an-email", password="a long password"), "Invalid email address."),
+    ],
+)
 def test_sign_up_errors(served, open_page, js, case, fields, message):
     _, base = served
     page = open_page(js=js)

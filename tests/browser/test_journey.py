@@ -1,4 +1,5 @@
 """The whole journey in a real browser under gunicorn, reached by clicking from the front door."""
+
 import datetime as dt
 import re
 
@@ -72,12 +73,18 @@ def test_a_new_customer_clicks_through_the_portal(served, open_page, js):
     expect_page(page, "Notifications")
     # The first invoice's notice is queued when it is issued, not at the next daily run.
     with app.app_context():
+        from sqlalchemy import select
+
         from portal.extensions import db
         from portal.models import Notification, User
-        from sqlalchemy import select
+
         user = db.session.scalar(select(User).where(User.email == f"grace-{name}@example.com"))
-        assert db.session.scalar(select(Notification.kind).where(
-            Notification.user_id == user.id, Notification.invoice_id.is_not(None))) == "invoice_issued"
+        assert (
+            db.session.scalar(
+                select(Notification.kind).where(Notification.user_id == user.id, Notification.invoice_id.is_not(None))
+            )
+            == "invoice_issued"
+        )
     click(page, "API tokens")
     expect_page(page, "API tokens")
     click(page, "Pricing")

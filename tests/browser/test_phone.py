@@ -1,4 +1,5 @@
 """Key pages 390 px wide, as on a phone: nothing overflows, the top bar stays tidy, every figure is labelled."""
+
 import re
 
 import pytest
@@ -10,7 +11,7 @@ pytestmark = pytest.mark.browser
 NO_OVERFLOW = "document.documentElement.scrollWidth <= window.innerWidth"
 # The top bar: the brand, then one row of links (it scrolls sideways rather than wrap).
 NAV_ROWS = """() => new Set([...document.querySelectorAll('.topbar nav > a')]
-                    .map(e => { const r = e.getBoundingClientRect(); return Math.round((r.top + r.bottom) / 2 / 8); })).size"""
+                    .map(e => { const r = e.getBoundingClientRect(); return Math.round((r.top + r.bottom) / 2 / 8); })).size"""  # noqa: E501
 # Every link and button of the top bar is on the screen, none scrolled or pushed out of sight.
 OFF_SCREEN = """() => [...document.querySelectorAll('.topbar a, .topbar button')]
     .filter(e => { const r = e.getBoundingClientRect(); return r.left < 0 || r.right > window.innerWidth; })
@@ -48,9 +49,10 @@ def test_key_pages_on_a_phone(served, open_page, make_customer, js):
     page.wait_for_url(re.compile(r".*/invoices/\d+$"))
     page.locator("table.lines").wait_for()
     check(page, "invoice")
-    labels = page.evaluate("[...document.querySelectorAll('table.lines tbody td')].map(td => getComputedStyle(td, '::before').content)")
+    labels = page.evaluate(
+        "[...document.querySelectorAll('table.lines tbody td')].map(td => getComputedStyle(td, '::before').content)"
+    )
     assert labels == ['"Description"', '"Period"', '"Quantity"', '"Unit price"', '"Amount"']
     # The invoice number stays on one line.
     heading = page.locator("h1").bounding_box()
     assert heading["height"] < 60
-

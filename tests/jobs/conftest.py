@@ -34,13 +34,26 @@ def job_app(app, session):
 
 
 def worker_env(app, **extra) -> dict:
-    env = {**os.environ, "DATABASE_URL": app.config["TEST_DATABASE_URI"], "REDIS_URL": REDIS_URL,
-           "SECRET_KEY": "test-secret", "STRIPE_SECRET_KEY": "", "MAIL_SERVER": "", "TZ": "UTC"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": app.config["TEST_DATABASE_URI"],
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": "test-secret",
+        "STRIPE_SECRET_KEY": "",
+        "MAIL_SERVER": "",
+        "TZ": "UTC",
+    }
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
 
 def start_worker(app, *args, **env) -> subprocess.Popen:
     """`python worker.py ...` as production runs it, against the test database and Redis."""
-    return subprocess.Popen([sys.executable, "worker.py", *args], cwd=ROOT, env=worker_env(app, **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "worker.py", *args],
+        cwd=ROOT,
+        env=worker_env(app, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -5,6 +5,7 @@ its work horse) while its chunk waits on a row lock; a second worker, started af
 must requeue and bill that chunk, and the chain behind it (overdue marking) must go on,
 within a minute. rq alone noticed after its 10-minute maintenance.
 """
+
 import os
 import signal
 import time
@@ -33,7 +34,8 @@ def _stop(proc) -> str:
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_a_chunk_whose_worker_was_killed_is_requeued_and_billed_within_a_minute(
-        app, redis_conn, session, make_user, settings, client, config):
+    app, redis_conn, session, make_user, settings, client, config
+):
     customers(session, make_user, settings, 6)
     ids = session.scalars(select(Subscription.id).order_by(Subscription.id)).all()
     engine = sa.create_engine(app.config["TEST_DATABASE_URI"])
@@ -45,7 +47,7 @@ def test_a_chunk_whose_worker_was_killed_is_requeued_and_billed_within_a_minute(
     try:
         assert _wait_until_blocked_by(engine, blocker_pid), "the chunk never reached its UPDATE"
     finally:
-        for pid in _children(first.pid) + [first.pid]:
+        for pid in [*_children(first.pid), first.pid]:
             os.kill(pid, signal.SIGKILL)  # the worker, its work horse and its scheduler
         first.communicate(timeout=30)
         blocker.rollback()
@@ -54,15 +56,14 @@ def test_a_chunk_whose_worker_was_killed_is_requeued_and_billed_within_a_minute(
     killed = time.monotonic()
     second = start_worker(app)
     try:
-        while time.monotonic() < killed + BOUND and count(
-                session, Invoice, Invoice.status == "overdue") < 6:
+        while time.monotonic() < killed + BOUND and count(session, Invoice, Invoice.status == "overdue") < 6:
             time.sleep(0.5)
         took = time.monotonic() - killed
     finally:
         output = _stop(second)
     print(f"chunk billed and overdue marked {took:.1f}s after the kill")  # a figure, not a test
     rows = periods(session)
-    assert len(rows) == 12 and len(set(rows)) == 12, output       # each period billed once
+    assert len(rows) == 12 and len(set(rows)) == 12, output  # each period billed once
     assert count(session, Invoice, Invoice.status == "overdue") == 6, f"{took:.0f}s\n{output}"
 
     # The console shows what happened to the chunk.
@@ -116,4 +117,3 @@ def test_a_finished_job_left_in_the_started_registry_is_not_requeued(redis_conn)
     _abandon(redis_conn, job)
     job.set_status(JobStatus.FINISHED)
     assert monitor.requeue_all_abandoned(redis_conn) == [] and q.count == 0
-

@@ -1,4 +1,5 @@
 """Workers against the machine's real Redis (and PostgreSQL for the races)."""
+
 import datetime as dt
 import os
 import signal
@@ -33,8 +34,7 @@ def count(session, model, *where):
 
 
 def periods(session):
-    return session.execute(select(Invoice.subscription_id, Invoice.period_start)
-                           .where(Invoice.kind == "period")).all()
+    return session.execute(select(Invoice.subscription_id, Invoice.period_start).where(Invoice.kind == "period")).all()
 
 
 def burst(conn):
@@ -56,15 +56,16 @@ def test_a_worker_runs_the_billing_chain_end_to_end(job_app, redis_conn, session
     customers(session, make_user, settings, 5)
     queues.queue(queues.BILLING, redis_conn).enqueue(tasks.daily_billing, "2024-02-25")
     burst(redis_conn)
-    assert count(session, Invoice) == 10                      # a second period each
-    assert count(session, Invoice, Invoice.status == "overdue") == 5   # January's, due Jan 24
+    assert count(session, Invoice) == 10  # a second period each
+    assert count(session, Invoice, Invoice.status == "overdue") == 5  # January's, due Jan 24
     sent = count(session, Notification, Notification.sent_at.is_not(None))
-    assert sent == count(session, Notification) == 15       # 10 issued notices + 5 overdue steps
+    assert sent == count(session, Notification) == 15  # 10 issued notices + 5 overdue steps
     assert monitor.queue_stats(redis_conn)[0] == {"queue": "billing", "queued": 0, "running": 0, "failed": 0}
 
 
 def test_the_day_runs_the_same_steps_in_the_same_order_in_one_process_and_as_jobs(
-        job_app, redis_conn, session, make_user, config, monkeypatch):
+    job_app, redis_conn, session, make_user, config, monkeypatch
+):
     """`flask billing run` (run_day) and the fanned-out jobs both follow daily.AFTER_BILLING."""
     config["BILLING_CHUNK_SIZE"] = 2
     settings = BillingSettings(chunk_size=2)
@@ -80,6 +81,7 @@ def test_the_day_runs_the_same_steps_in_the_same_order_in_one_process_and_as_job
         def run(*args):
             ran.append(step.name)
             return step.run(*args)
+
         return daily.Step(step.name, run)
 
     monkeypatch.setattr(invoicing, "bill_chunk", billing_chunk)
@@ -126,7 +128,10 @@ def test_reconciling_the_schedule_twice_keeps_the_same_jobs(redis_conn, monkeypa
     assert sorted(changed["removed"]) == ["periodic-overdue-hourly", "periodic-reminders-daily"]
     assert changed["added"] == ["periodic-reminders-daily"]
     assert sorted(j["id"] for j in monitor.scheduled_jobs(redis_conn)) == [
-        "periodic-billing-daily", "periodic-notices-frequent", "periodic-reminders-daily"]
+        "periodic-billing-daily",
+        "periodic-notices-frequent",
+        "periodic-reminders-daily",
+    ]
 
 
 def test_embedded_mode_runs_a_scheduled_job(app, session, make_user, settings):
@@ -137,8 +142,12 @@ def test_embedded_mode_runs_a_scheduled_job(app, session, make_user, settings):
     embedded.start(app, scheduler_interval=1, stop=stop)
     try:
         sched = schedule.scheduler(conn)
-        sched.enqueue_at(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(seconds=1),
-                         tasks.daily_billing, "2024-02-11", queue_name=queues.BILLING)
+        sched.enqueue_at(
+            dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=1),
+            tasks.daily_billing,
+            "2024-02-11",
+            queue_name=queues.BILLING,
+        )
         deadline = time.monotonic() + 20
         while count(session, Invoice) < 4 and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -164,8 +173,9 @@ def test_two_workers_on_the_same_run_bill_each_period_once(app, redis_conn, sess
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-def test_a_worker_killed_mid_chunk_leaves_nothing_and_the_rerun_bills_once(app, redis_conn, session,
-                                                                           make_user, settings):
+def test_a_worker_killed_mid_chunk_leaves_nothing_and_the_rerun_bills_once(
+    app, redis_conn, session, make_user, settings
+):
     customers(session, make_user, settings, 6)
     ids = session.scalars(select(Subscription.id).order_by(Subscription.id)).all()
     # Hold one subscription row: the chunk inserts its invoices, then waits on this
@@ -179,7 +189,7 @@ def test_a_worker_killed_mid_chunk_leaves_nothing_and_the_rerun_bills_once(app, 
     try:
         assert _wait_until_blocked_by(engine, blocker_pid), "the chunk never reached its UPDATE"
     finally:
-        for pid in _children(worker.pid) + [worker.pid]:
+        for pid in [*_children(worker.pid), worker.pid]:
             os.kill(pid, signal.SIGKILL)  # the worker and its work horse, mid-transaction
         worker.wait(timeout=30)
         blocker.rollback()
@@ -200,9 +210,9 @@ def _wait_until_blocked_by(engine, pid: int, seconds: float = 60) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         with engine.connect() as conn:  # a new transaction: pg_stat_activity is a per-transaction snapshot
-            if conn.execute(sa.text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
-                    {"pid": pid}).scalar():
+            if conn.execute(
+                sa.text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"), {"pid": pid}
+            ).scalar():
                 return True
         time.sleep(0.1)
     return False

@@ -1,4 +1,5 @@
 """The periodic schedule lives in Redis: it must survive Redis losing its data."""
+
 from portal.jobs import monitor
 
 

@@ -3,6 +3,7 @@
 Speaks Stripe's wire format (form-encoded requests, JSON objects, error bodies,
 Idempotency-Key replay) so the real `stripe` SDK is exercised end to end.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,9 +22,9 @@ class FakeStripe:
         self.requests: list[dict] = []
         self.customers: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
-        self.replies: dict[str, dict] = {}   # idempotency key -> response body
+        self.replies: dict[str, dict] = {}  # idempotency key -> response body
         self.fail_next: tuple[int, dict] | None = None
-        self.new_session_fields: dict = {}   # merged into every session created (tampering)
+        self.new_session_fields: dict = {}  # merged into every session created (tampering)
         self._ids = itertools.count(1)
         self._server = None
 
@@ -38,8 +39,7 @@ class FakeStripe:
 
     def complete(self, session_id: str, paid: bool = True, amount: int | None = None) -> None:
         s = self.sessions[session_id]
-        s.update(status="complete", payment_status="paid" if paid else "unpaid",
-                 payment_intent=f"pi_{session_id[3:]}")
+        s.update(status="complete", payment_status="paid" if paid else "unpaid", payment_intent=f"pi_{session_id[3:]}")
         if amount is not None:
             s["amount_total"] = amount
 
@@ -58,8 +58,15 @@ class FakeStripe:
     def wsgi(self, request: Request) -> Response:
         form = request.form.to_dict()
         key = request.headers.get("Idempotency-Key")
-        self.requests.append({"method": request.method, "path": request.path, "params": form,
-                              "idempotency_key": key, "auth": request.headers.get("Authorization")})
+        self.requests.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "params": form,
+                "idempotency_key": key,
+                "auth": request.headers.get("Authorization"),
+            }
+        )
         if self.fail_next:
             status, body = self.fail_next
             self.fail_next = None
@@ -68,9 +75,13 @@ class FakeStripe:
             return self._json(self.replies[key])
         body = self._route(request, form)
         if body is None:
-            return Response(json.dumps({"error": {"type": "invalid_request_error",
-                                                  "message": f"No such resource: {request.path}"}}),
-                            404, content_type="application/json")
+            return Response(
+                json.dumps(
+                    {"error": {"type": "invalid_request_error", "message": f"No such resource: {request.path}"}}
+                ),
+                404,
+                content_type="application/json",
+            )
         if key and request.method == "POST":
             self.replies[key] = body
         return self._json(body)
@@ -85,12 +96,20 @@ class FakeStripe:
             sid = f"cs_test_{next(self._ids)}"
             amount = int(form["line_items[0][price_data][unit_amount]"]) * int(form.get("line_items[0][quantity]", 1))
             self.sessions[sid] = {
-                "id": sid, "object": "checkout.session", "mode": form.get("mode"),
-                "url": f"https://checkout.stripe.test/c/{sid}", "status": "open", "payment_status": "unpaid",
-                "amount_total": amount, "currency": form["line_items[0][price_data][currency]"],
-                "client_reference_id": form.get("client_reference_id"), "customer": form.get("customer"),
+                "id": sid,
+                "object": "checkout.session",
+                "mode": form.get("mode"),
+                "url": f"https://checkout.stripe.test/c/{sid}",
+                "status": "open",
+                "payment_status": "unpaid",
+                "amount_total": amount,
+                "currency": form["line_items[0][price_data][currency]"],
+                "client_reference_id": form.get("client_reference_id"),
+                "customer": form.get("customer"),
                 "metadata": {k[9:-1]: v for k, v in form.items() if k.startswith("metadata[")},
-                "payment_intent": None, "success_url": form.get("success_url"), "cancel_url": form.get("cancel_url"),
+                "payment_intent": None,
+                "success_url": form.get("success_url"),
+                "cancel_url": form.get("cancel_url"),
             }
             self.sessions[sid].update(self.new_session_fields)
             return self.sessions[sid]
@@ -112,5 +131,11 @@ def signed(payload: dict, secret: str, timestamp: int | None = None) -> tuple[by
 
 
 def event(event_id: str, type_: str, session_id: str) -> dict:
-    return {"id": event_id, "object": "event", "type": type_, "api_version": "2024-06-20",
-            "created": int(time.time()), "data": {"object": {"id": session_id, "object": "checkout.session"}}}
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": type_,
+        "api_version": "2024-06-20",
+        "created": int(time.time()),
+        "data": {"object": {"id": session_id, "object": "checkout.session"}},
+    }

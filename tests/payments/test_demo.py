@@ -1,4 +1,5 @@
 """The offline demo provider, end to end with the test client."""
+
 from sqlalchemy import select
 
 from portal.models import Invoice, Notification, Payment
@@ -11,7 +12,7 @@ def test_demo_checkout_pays_through_the_same_fulfil(client, customer, session):
     assert "TEST MODE" in page and "$29.00" in page and "INV-000001" in page
     back = client.post(to_checkout.location, data={"action": "pay"})
     assert back.status_code == 303 and back.location == "/payments/return?invoice_id=1"
-    assert "invoice <span class=\"nowrap\">INV-000001</span> is paid" in client.get(back.location).get_data(as_text=True)
+    assert 'invoice <span class="nowrap">INV-000001</span> is paid' in client.get(back.location).get_data(as_text=True)
     [payment] = session.scalars(select(Payment)).all()
     assert payment.provider == "demo" and payment.amount == 2900 and payment.status == "succeeded"
     assert session.get(Invoice, 1).status == "paid"
@@ -48,6 +49,7 @@ def test_paying_a_paid_invoice_is_refused(client, customer, session):
 
 def test_someone_elses_invoice_cannot_be_paid_or_seen(client, customer, make_user, session):
     from tests.conftest import login
+
     login(client, make_user(email="eve@example.com"))
     assert client.post("/invoices/1/pay").status_code == 404
     assert client.get("/invoices/1").status_code == 404

@@ -4,6 +4,7 @@ The real stripe SDK against the local fake Stripe: the sequence is completed (un
 async_payment_failed → the session turns paid → async_payment_succeeded. The re-fetched
 session decides, whatever was recorded before.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
@@ -66,7 +67,8 @@ def test_a_failed_payment_stays_failed_while_stripe_does_not_say_paid(client, cu
 
 
 def test_paid_after_the_invoice_was_paid_another_way_is_recorded_as_a_flagged_duplicate(
-        client, customer, stripe_on, session, settings, make_user):
+    client, customer, stripe_on, session, settings, make_user
+):
     sid = failed_payment(client, stripe_on, session)
     staff = make_user(email="staff@example.com", is_staff=True)
     record_manual_payment(session, session.get(Invoice, 1), "bank transfer", staff.id, utc(2024, 1, 20), settings)
@@ -82,8 +84,17 @@ def test_paid_after_the_invoice_was_paid_another_way_is_recorded_as_a_flagged_du
 
 def test_fulfil_itself_revives_a_failed_payment_once(session, customer, settings):
     invoice = session.get(Invoice, 1)
-    session.add(Payment(invoice_id=invoice.id, provider="stripe", provider_ref="cs_1", amount=invoice.total,
-                        currency=invoice.currency, status="failed", created_at=utc(2024, 1, 11)))
+    session.add(
+        Payment(
+            invoice_id=invoice.id,
+            provider="stripe",
+            provider_ref="cs_1",
+            amount=invoice.total,
+            currency=invoice.currency,
+            status="failed",
+            created_at=utc(2024, 1, 11),
+        )
+    )
     session.commit()
     paid = Checkout("stripe", "cs_1", invoice.id, invoice.total, invoice.currency, PAID)
     for _ in range(2):

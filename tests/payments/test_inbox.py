@@ -1,4 +1,5 @@
 """The payments inbox (portal/payments/inbox.py): each webhook event stored once."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,9 @@ PAYLOAD = {"id": "evt_1", "type": "checkout.session.completed"}
 
 
 def stored(session) -> list[tuple]:
-    return session.execute(select(WebhookEvent.provider_event_id, WebhookEvent.processed_at, WebhookEvent.error)
-                           .order_by(WebhookEvent.id)).all()
+    return session.execute(
+        select(WebhookEvent.provider_event_id, WebhookEvent.processed_at, WebhookEvent.error).order_by(WebhookEvent.id)
+    ).all()
 
 
 def test_a_new_event_is_stored_and_a_processed_one_is_a_duplicate(session):
@@ -51,14 +53,29 @@ def test_a_delivery_that_loses_the_race_to_store_the_event_is_a_duplicate(sessio
     """The other delivery stores the event between this one's look-up and its insert: the
     unique id refuses the insert, and the savepoint undoes only that insert, not the
     request's earlier work."""
-    session.add(Payment(invoice_id=1, provider="demo", provider_ref="earlier_work", amount=2900, currency="USD",
-                        status="succeeded", created_at=utc(2024, 1, 10)))
+    session.add(
+        Payment(
+            invoice_id=1,
+            provider="demo",
+            provider_ref="earlier_work",
+            amount=2900,
+            currency="USD",
+            status="succeeded",
+            created_at=utc(2024, 1, 10),
+        )
+    )
     session.flush()
 
     def other_delivery_stores_it_first(*_):
         with db.engine.begin() as conn:  # another request's transaction, committed first
-            conn.execute(insert(WebhookEvent).values(provider_event_id="evt_1", type="checkout.session.completed",
-                                                     payload="{}", received_at=utc(2024, 1, 10)))
+            conn.execute(
+                insert(WebhookEvent).values(
+                    provider_event_id="evt_1",
+                    type="checkout.session.completed",
+                    payload="{}",
+                    received_at=utc(2024, 1, 10),
+                )
+            )
 
     event.listen(session(), "before_flush", other_delivery_stores_it_first, once=True)
     assert inbox.receive(session, "evt_1", "checkout.session.completed", PAYLOAD, utc(2024, 1, 10)) is None

@@ -1,4 +1,5 @@
 """Pay through Stripe Checkout: the real stripe SDK against a local fake Stripe."""
+
 import threading
 
 import pytest
@@ -22,8 +23,9 @@ def fake_stripe():
 @pytest.fixture()
 def stripe_on(config, fake_stripe):
     fake, base = fake_stripe
-    config.update(STRIPE_SECRET_KEY="sk_test_123", STRIPE_API_BASE=base,
-                  STRIPE_WEBHOOK_SECRET=f"whsec_previous, {SECRET}")
+    config.update(
+        STRIPE_SECRET_KEY="sk_test_123", STRIPE_API_BASE=base, STRIPE_WEBHOOK_SECRET=f"whsec_previous, {SECRET}"
+    )
     return fake
 
 
@@ -33,8 +35,9 @@ def pay(client, invoice_id=1, **headers):
 
 def deliver(client, payload, secret=SECRET, timestamp=None):
     body, header = signed(payload, secret, timestamp)
-    return client.post("/stripe/webhook", data=body, headers={"Stripe-Signature": header},
-                       content_type="application/json")
+    return client.post(
+        "/stripe/webhook", data=body, headers={"Stripe-Signature": header}, content_type="application/json"
+    )
 
 
 def started_session(client, stripe_on) -> str:
@@ -82,6 +85,7 @@ def test_htmx_pay_answers_with_hx_redirect(client, customer, stripe_on):
 
 def test_zero_decimal_currency_is_sent_as_is(client, session, make_user, stripe_on, settings):
     from portal.billing.subscriptions import subscribe
+
     plan = Plan(code="yen", name="Yen", price=500, currency="JPY", interval="month")
     session.add(plan)
     user = make_user()
@@ -113,7 +117,12 @@ def test_webhook_completed_marks_paid_once_with_a_receipt(client, customer, stri
     assert invoice.status == "paid" and invoice.paid_at is not None
     [payment] = invoice.payments
     assert (payment.provider, payment.provider_ref, payment.amount, payment.currency, payment.status) == (
-        "stripe", sid, 2900, "USD", "succeeded")
+        "stripe",
+        sid,
+        2900,
+        "USD",
+        "succeeded",
+    )
     assert session.scalar(select(func.count()).select_from(Notification).where(Notification.kind == "receipt")) == 1
     stored = session.scalar(select(WebhookEvent))
     assert stored.provider_event_id == "evt_1" and stored.processed_at is not None and '"evt_1"' in stored.payload
@@ -142,8 +151,9 @@ def test_unverified_webhooks_are_refused_and_change_nothing(client, customer, st
     else:
         body, header = signed(payload, SECRET)
         header = ""
-    response = client.post("/stripe/webhook", data=body, headers={"Stripe-Signature": header},
-                           content_type="application/json")
+    response = client.post(
+        "/stripe/webhook", data=body, headers={"Stripe-Signature": header}, content_type="application/json"
+    )
     assert response.status_code == 400 and response.json["error"]["code"] == "bad_signature"
     assert session.get(Invoice, 1).status == "open"
     assert session.scalar(select(func.count()).select_from(WebhookEvent)) == 0
@@ -152,7 +162,9 @@ def test_unverified_webhooks_are_refused_and_change_nothing(client, customer, st
 def test_a_previous_secret_still_verifies_during_rotation(client, customer, stripe_on, session):
     sid = started_session(client, stripe_on)
     stripe_on.complete(sid)
-    assert deliver(client, event("evt_old", "checkout.session.completed", sid), secret="whsec_previous").status_code == 200
+    assert (
+        deliver(client, event("evt_old", "checkout.session.completed", sid), secret="whsec_previous").status_code == 200
+    )
     assert session.get(Invoice, 1).status == "paid"
 
 
@@ -244,7 +256,7 @@ def test_return_page_fulfils_when_the_webhook_is_late(client, customer, stripe_o
     sid = started_session(client, stripe_on)
     stripe_on.complete(sid)
     page = client.get(f"/payments/return?invoice_id=1&session_id={sid}").get_data(as_text=True)
-    assert "invoice <span class=\"nowrap\">INV-000001</span> is paid" in page
+    assert 'invoice <span class="nowrap">INV-000001</span> is paid' in page
     assert session.get(Invoice, 1).status == "paid"
     # The webhook arriving afterwards changes nothing.
     deliver(client, event("evt_1", "checkout.session.completed", sid))
@@ -254,8 +266,9 @@ def test_return_page_fulfils_when_the_webhook_is_late(client, customer, stripe_o
 def test_return_page_polls_while_the_payment_is_processing(client, customer, stripe_on):
     sid = started_session(client, stripe_on)
     stripe_on.complete(sid, paid=False)
-    response = client.get(f"/payments/return?invoice_id=1&session_id={sid}",
-                          headers={"HX-Request": "true", "HX-Target": "payment-status"})
+    response = client.get(
+        f"/payments/return?invoice_id=1&session_id={sid}", headers={"HX-Request": "true", "HX-Target": "payment-status"}
+    )
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and html.lstrip().startswith('<div id="payment-status"')
     assert 'hx-trigger="load delay:1s"' in html and "Confirming your payment" in html
@@ -304,8 +317,11 @@ def test_two_deliveries_at_once_record_one_payment(app, client, customer, stripe
     def post():
         c = app.test_client()
         barrier.wait()
-        statuses.append(c.post("/stripe/webhook", data=body, headers={"Stripe-Signature": header},
-                               content_type="application/json").status_code)
+        statuses.append(
+            c.post(
+                "/stripe/webhook", data=body, headers={"Stripe-Signature": header}, content_type="application/json"
+            ).status_code
+        )
 
     threads = [threading.Thread(target=post) for _ in range(2)]
     [t.start() for t in threads]

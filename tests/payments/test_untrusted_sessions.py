@@ -5,6 +5,7 @@ the fake is made to answer with sessions the app cannot trust (ids past 2^63-1, 
 lone surrogates, a session other than the one asked for). Run on SQLite and PostgreSQL: the
 PostgreSQL half is where such values were a DataError or UnicodeEncodeError.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -16,8 +17,10 @@ from tests.payments.test_stripe import deliver, fake_stripe, pay, started_sessio
 
 BAD_EVENTS = {
     "lone surrogate in id": lambda sid: {**event("evt_1", "checkout.session.completed", sid), "id": "evt_\ud800"},
-    "lone surrogate in type": lambda sid: {**event("evt_1", "checkout.session.completed", sid),
-                                           "type": "checkout.session.\udfff"},
+    "lone surrogate in type": lambda sid: {
+        **event("evt_1", "checkout.session.completed", sid),
+        "type": "checkout.session.\udfff",
+    },
     "type too long": lambda sid: {**event("evt_1", "checkout.session.completed", sid), "type": "x" * 121},
     "id too long": lambda sid: {**event("evt_1", "checkout.session.completed", sid), "id": "e" * 256},
     "lone surrogate in object id": lambda sid: {**event("evt_1", "checkout.session.completed", "cs_\ud800")},
@@ -51,8 +54,7 @@ UNTRUSTED = {
 
 
 @pytest.mark.parametrize("case", UNTRUSTED)
-def test_a_refetched_session_the_app_cannot_trust_is_recorded_as_an_error(client, customer, stripe_on, session,
-                                                                          case):
+def test_a_refetched_session_the_app_cannot_trust_is_recorded_as_an_error(client, customer, stripe_on, session, case):
     sid = started_session(client, stripe_on)
     stripe_on.complete(sid)
     stripe_on.tamper(sid, **UNTRUSTED[case])
@@ -83,8 +85,15 @@ def test_the_return_page_shows_a_message_for_an_untrusted_session(client, custom
     assert session.get(Invoice, 1).status == "open" and session.scalar(select(Payment)) is None
 
 
-@pytest.mark.parametrize("fields", [{"url": "javascript:alert(1)"}, {"url": "https://x.test/\r\nSet-Cookie: a=b"},
-                                    {"url": None}, {"client_reference_id": str(2**63)}])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"url": "javascript:alert(1)"},
+        {"url": "https://x.test/\r\nSet-Cookie: a=b"},
+        {"url": None},
+        {"client_reference_id": str(2**63)},
+    ],
+)
 def test_pay_refuses_a_created_session_it_cannot_trust(client, customer, stripe_on, session, fields):
     stripe_on.new_session_fields = fields
     response = pay(client)

@@ -3,6 +3,7 @@
 The real stripe SDK verifies and parses the events; sessions come from the local fake
 Stripe (tests/payments/fake_stripe.py), so the re-fetched state is Stripe's wire format.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,17 @@ def test_a_signed_event_without_its_ids_is_a_400_and_changes_nothing(client, cus
     assert session.get(Invoice, 1).status == "open" and session.scalar(select(Payment)) is None
 
 
-@pytest.mark.parametrize("body", [b"[1, 2]", b'"event"', b"{not json", b"\xff\xfe\x00", b"[" * 100_000 + b"]" * 100_000,
-                                  b'{"a":' * 50_000 + b"1" + b"}" * 50_000])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2]",
+        b'"event"',
+        b"{not json",
+        b"\xff\xfe\x00",
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    ],
+)
 @pytest.mark.parametrize("signed", [True, False])
 def test_a_body_that_is_not_a_json_event_is_a_400(client, customer, stripe_on, session, body, signed):
     headers = signed_raw(body) if signed else {"Stripe-Signature": "t=1,v1=00"}
@@ -71,8 +81,9 @@ def test_an_event_of_another_type_needs_no_object_id(client, customer, stripe_on
     assert session.scalar(select(WebhookEvent)).processed_at is not None
 
 
-def test_async_payment_failed_for_a_session_stripe_says_is_paid_records_the_payment(client, customer, stripe_on,
-                                                                                     session):
+def test_async_payment_failed_for_a_session_stripe_says_is_paid_records_the_payment(
+    client, customer, stripe_on, session
+):
     """Item 15: the re-fetched session decides, not the event's type."""
     sid = started_session(client, stripe_on)
     stripe_on.complete(sid, paid=True)
@@ -87,8 +98,7 @@ def test_async_payment_failed_for_a_session_stripe_says_is_paid_records_the_paym
     assert session.get(Invoice, 1).status == "paid"
 
 
-def test_async_payment_failed_while_stripe_still_waits_marks_the_payment_failed(client, customer, stripe_on,
-                                                                                 session):
+def test_async_payment_failed_while_stripe_still_waits_marks_the_payment_failed(client, customer, stripe_on, session):
     sid = started_session(client, stripe_on)
     stripe_on.complete(sid, paid=False)  # complete, money not in: what a failed async payment looks like
     assert deliver(client, event("evt_fail", "checkout.session.async_payment_failed", sid)).status_code == 200

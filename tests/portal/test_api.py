@@ -102,8 +102,16 @@ def test_session_callers_must_send_the_csrf_header(client, customer, config):
     assert refused.status_code == 403 and refused.json["error"]["code"] == "csrf_failed"
 
 
-@pytest.mark.parametrize("query, status", [("?status=bogus", 422), ("?page=0", 422), ("?per_page=500", 422),
-                                           ("?page=x", 422), ("?status=open&per_page=1", 200)])
+@pytest.mark.parametrize(
+    "query, status",
+    [
+        ("?status=bogus", 422),
+        ("?page=0", 422),
+        ("?per_page=500", 422),
+        ("?page=x", 422),
+        ("?status=open&per_page=1", 200),
+    ],
+)
 def test_invoice_listing_parameters(api, query, status):
     api.post("/api/subscribe/", {"plan": "pro"})
     assert api.get("/api/invoices/" + query).status_code == status
@@ -115,10 +123,15 @@ def test_one_customer_never_reaches_anothers_invoice(api, customer, session):
     assert api.get("/api/invoices/").json["total"] == 0
 
 
-@pytest.mark.parametrize("payload, status, code", [
-    ({"invoice_id": "1"}, 422, "invalid"), ({"invoice_id": True}, 422, "invalid"), ({}, 422, "invalid"),
-    ({"invoice_id": 999}, 404, "not_found"),
-])
+@pytest.mark.parametrize(
+    "payload, status, code",
+    [
+        ({"invoice_id": "1"}, 422, "invalid"),
+        ({"invoice_id": True}, 422, "invalid"),
+        ({}, 422, "invalid"),
+        ({"invoice_id": 999}, 404, "not_found"),
+    ],
+)
 def test_pay_bad_input(api, payload, status, code):
     response = api.post("/api/pay/", payload)
     assert response.status_code == status and response.json["error"]["code"] == code
@@ -143,7 +156,12 @@ def test_a_non_numeric_id_is_a_json_404(api):
 def test_the_openapi_document_lists_every_endpoint(client):
     doc = client.get("/api/openapi.json").json
     assert doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) == {"/api/subscribe/", "/api/unsubscribe/", "/api/invoices/",
-                                 "/api/invoices/{invoice_id}/", "/api/pay/"}
-    for name, schema in doc["components"]["schemas"].items():
+    assert set(doc["paths"]) == {
+        "/api/subscribe/",
+        "/api/unsubscribe/",
+        "/api/invoices/",
+        "/api/invoices/{invoice_id}/",
+        "/api/pay/",
+    }
+    for _name, schema in doc["components"]["schemas"].items():
         Draft202012Validator.check_schema(schema)

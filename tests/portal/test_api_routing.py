@@ -4,6 +4,7 @@ A missing trailing slash was a 308 with an HTML body (clients do not replay a PO
 it) and OPTIONS was Flask's empty 200 text/html. Every route answers with and without its
 trailing slash; OPTIONS is an empty 204 with Allow; anything else is the JSON error shape.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -33,11 +34,17 @@ def test_an_invoice_and_pay_without_the_trailing_slash(api):
     assert ended.status_code == 200 and ended.json["status"] == "canceled"
 
 
-@pytest.mark.parametrize("path, allowed", [
-    ("/api/invoices/", {"GET", "HEAD", "OPTIONS"}), ("/api/invoices", {"GET", "HEAD", "OPTIONS"}),
-    ("/api/subscribe/", {"POST", "OPTIONS"}), ("/api/pay", {"POST", "OPTIONS"}),
-    ("/api/invoices/1/", {"GET", "HEAD", "OPTIONS"}), ("/api/openapi.json", {"GET", "HEAD", "OPTIONS"}),
-])
+@pytest.mark.parametrize(
+    "path, allowed",
+    [
+        ("/api/invoices/", {"GET", "HEAD", "OPTIONS"}),
+        ("/api/invoices", {"GET", "HEAD", "OPTIONS"}),
+        ("/api/subscribe/", {"POST", "OPTIONS"}),
+        ("/api/pay", {"POST", "OPTIONS"}),
+        ("/api/invoices/1/", {"GET", "HEAD", "OPTIONS"}),
+        ("/api/openapi.json", {"GET", "HEAD", "OPTIONS"}),
+    ],
+)
 def test_options_is_an_empty_204_with_allow(client, session, path, allowed):
     response = client.options(path)
     assert response.status_code == 204 and response.data == b""
@@ -45,10 +52,16 @@ def test_options_is_an_empty_204_with_allow(client, session, path, allowed):
     assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed
 
 
-@pytest.mark.parametrize("method, path, status", [
-    ("GET", "/api/subscribe", 405), ("DELETE", "/api/invoices", 405), ("GET", "/api//invoices/", 404),
-    ("OPTIONS", "/api/nothing-here/", 404), ("POST", "/api/invoices/1", 405),
-])
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("GET", "/api/subscribe", 405),
+        ("DELETE", "/api/invoices", 405),
+        ("GET", "/api//invoices/", 404),
+        ("OPTIONS", "/api/nothing-here/", 404),
+        ("POST", "/api/invoices/1", 405),
+    ],
+)
 def test_no_html_under_api(client, session, method, path, status):
     response = client.open(path, method=method)
     assert response.status_code == status and response.is_json, response.get_data(as_text=True)[:200]

@@ -8,8 +8,9 @@ from tests.conftest import utc
 
 
 def signup(client, email="new@example.com", password="long enough", confirm=None):
-    return client.post("/signup", data={"name": "New", "email": email, "password": password,
-                                        "confirm": confirm or password})
+    return client.post(
+        "/signup", data={"name": "New", "email": email, "password": password, "confirm": confirm or password}
+    )
 
 
 def test_sign_up_log_out_and_log_in(client, session, mailbox):
@@ -73,9 +74,13 @@ def test_login_never_redirects_off_site(client, make_user):
 
 
 def test_change_password(client, customer, session):
-    wrong = client.post("/password", data={"current": "nope", "password": "brand new pass", "confirm": "brand new pass"})
+    wrong = client.post(
+        "/password", data={"current": "nope", "password": "brand new pass", "confirm": "brand new pass"}
+    )
     assert wrong.status_code == 422 and "not your current password" in wrong.get_data(as_text=True)
-    ok = client.post("/password", data={"current": "correct horse", "password": "brand new pass", "confirm": "brand new pass"})
+    ok = client.post(
+        "/password", data={"current": "correct horse", "password": "brand new pass", "confirm": "brand new pass"}
+    )
     assert ok.status_code == 303
 
 
@@ -85,7 +90,9 @@ def test_imported_customer_sets_a_password_from_a_one_time_link(client, make_use
     link = re.search(r"http://portal\.test(/set-password/\S+)", mailbox()).group(1)
     assert client.post(link, data={"password": "my new password", "confirm": "my new password"}).status_code == 303
     client.post("/logout")
-    assert client.post("/login", data={"email": "imported@example.com", "password": "my new password"}).status_code == 303
+    assert (
+        client.post("/login", data={"email": "imported@example.com", "password": "my new password"}).status_code == 303
+    )
     reused = client.post(link, data={"password": "another password", "confirm": "another password"})
     assert reused.location == "/set-password"  # the link worked once
 
@@ -103,7 +110,9 @@ def test_forms_without_a_csrf_token_are_rejected(client, make_user, config):
     assert response.status_code == 400 and "Form expired" in response.get_data(as_text=True)
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    response = client.post("/login", data={"email": "ada@example.com", "password": "right password", "csrf_token": token})
+    response = client.post(
+        "/login", data={"email": "ada@example.com", "password": "right password", "csrf_token": token}
+    )
     assert response.status_code == 303
 
 

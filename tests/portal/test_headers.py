@@ -1,4 +1,5 @@
 """Issue 12, item 5: security headers on every response; Secure cookies on https."""
+
 import re
 
 import pytest
@@ -12,8 +13,9 @@ def _csp(response) -> dict[str, str]:
     return {p[0]: p[1] if len(p) > 1 else "" for p in parts}
 
 
-@pytest.mark.parametrize("path", ["/pricing", "/login", "/no-such-page", "/static/app.css", "/api/invoices/",
-                                  "/admin/", "/api/openapi.json"])
+@pytest.mark.parametrize(
+    "path", ["/pricing", "/login", "/no-such-page", "/static/app.css", "/api/invoices/", "/admin/", "/api/openapi.json"]
+)
 def test_every_response_carries_the_security_headers(client, path):
     response = client.get(path)
     assert response.headers["X-Frame-Options"] == "DENY"
@@ -47,27 +49,35 @@ def test_the_handler_hashes_match_what_flask_admin_writes():
     app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
     with app.test_request_context("/admin/invoice/"):
         csp = app.process_response(app.make_response("x")).headers["Content-Security-Policy"]
-    for handler in ("return modelActions.execute('void');", "return modelActions.execute('archive');",
-                    "return false;"):
+    for handler in ("return modelActions.execute('void');", "return modelActions.execute('archive');", "return false;"):
         assert _hash(handler) in csp
 
 
 def test_cookies_are_secure_when_the_portal_is_https(app, make_user, session):
     make_user(email="ada@example.com", password="right password")
     session.commit()
-    secure_app = create_app({**TEST_CONFIG, "PUBLIC_URL": "https://billing.example.com",
-                             "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
-                             "SQLALCHEMY_ENGINE_OPTIONS": app.config["SQLALCHEMY_ENGINE_OPTIONS"]})
+    secure_app = create_app(
+        {
+            **TEST_CONFIG,
+            "PUBLIC_URL": "https://billing.example.com",
+            "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+            "SQLALCHEMY_ENGINE_OPTIONS": app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+        }
+    )
     assert secure_app.config["SESSION_COOKIE_SECURE"] is True
     browser = secure_app.test_client()
-    response = browser.post("/login", base_url="https://billing.example.com",
-                            data={"email": "ada@example.com", "password": "right password"})
+    response = browser.post(
+        "/login",
+        base_url="https://billing.example.com",
+        data={"email": "ada@example.com", "password": "right password"},
+    )
     assert response.status_code == 303
     cookies = response.headers.getlist("Set-Cookie")
     assert cookies and all("; Secure" in c for c in cookies), cookies
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
     with secure_app.app_context():
         from portal.extensions import db
+
         db.engine.dispose()
 
 

@@ -4,6 +4,7 @@ The account page reads its two invoice lists (to pay, recent) in one statement, 
 lists read rows rather than ORM objects. What the pages show is pinned by
 test_pages.py; these tests pin the cost and the edges of the new queries.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,10 +54,11 @@ def test_the_account_page_reads_its_invoice_lists_in_one_statement(app, client, 
         html = client.get("/account").get_data(as_text=True)
     assert len([s for s in seen["statements"] if "FROM invoices" in s]) == 1
     assert len(seen["statements"]) <= 4, seen["statements"]  # and the user, when not loaded yet
-    to_pay = html[html.index('id="to-pay"'):html.index('id="recent-invoices"')]
-    recent = html[html.index('id="recent-invoices"'):]
-    assert [n for n in ("INV-000001", "INV-000002", "INV-000003", "INV-000004", "INV-000005", "INV-000006")
-            if n in to_pay] == ["INV-000001", "INV-000002", "INV-000003", "INV-000004", "INV-000005"]
+    to_pay = html[html.index('id="to-pay"') : html.index('id="recent-invoices"')]
+    recent = html[html.index('id="recent-invoices"') :]
+    assert [
+        n for n in ("INV-000001", "INV-000002", "INV-000003", "INV-000004", "INV-000005", "INV-000006") if n in to_pay
+    ] == ["INV-000001", "INV-000002", "INV-000003", "INV-000004", "INV-000005"]
     assert "All 11 unpaid invoices" in to_pay and "INV-000012" not in to_pay  # paid: not to pay
     assert recent.index("INV-000012") < recent.index("INV-000008") and "INV-000007" not in recent
 
@@ -67,19 +69,28 @@ def test_the_account_lists_when_nothing_is_waiting(app, client, session, many):
     session.commit()
     html = client.get("/account").get_data(as_text=True)
     assert 'id="to-pay" hidden' in html.replace('class="card" ', "")
-    assert "INV-000012" in html[html.index('id="recent-invoices"'):]
+    assert "INV-000012" in html[html.index('id="recent-invoices"') :]
 
 
-@pytest.mark.parametrize("path", ["/invoices", "/invoices?status=unpaid", "/invoices?status=paid", "/account",
-                                  "/api/invoices/", "/api/invoices/?status=open&per_page=100"])
-def test_lists_read_rows_not_orm_objects(client, many, bearer, path):  # noqa: F811
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/invoices",
+        "/invoices?status=unpaid",
+        "/invoices?status=paid",
+        "/account",
+        "/api/invoices/",
+        "/api/invoices/?status=open&per_page=100",
+    ],
+)
+def test_lists_read_rows_not_orm_objects(client, many, bearer, path):
     headers = bearer if path.startswith("/api/") else {}
     with invoices_loaded() as loaded:
         assert client.get(path, headers=headers).status_code == 200
     assert loaded == []
 
 
-def test_a_page_past_the_end_still_counts_the_list(client, many, bearer):  # noqa: F811
+def test_a_page_past_the_end_still_counts_the_list(client, many, bearer):
     body = client.get("/api/invoices/?page=7&per_page=2", headers=bearer).json
     assert body["items"] == [] and body["total"] == 12 and body["page"] == 7
     body = client.get("/api/invoices/?status=void&page=3", headers=bearer).json
@@ -87,9 +98,20 @@ def test_a_page_past_the_end_still_counts_the_list(client, many, bearer):  # noq
     assert client.get("/invoices?page=9").status_code == 200
 
 
-def test_the_api_list_keeps_its_fields(client, many, bearer):  # noqa: F811
+def test_the_api_list_keeps_its_fields(client, many, bearer):
     item = client.get("/api/invoices/?status=paid", headers=bearer).json["items"][0]
-    assert item == {"id": 12, "number": "INV-000012", "status": "paid", "kind": "period", "description": "Pro plan",
-                    "period_start": item["period_start"], "period_end": item["period_end"], "total": 2900,
-                    "currency": "USD", "total_display": "$29.00", "issued_at": item["issued_at"],
-                    "due_date": item["due_date"], "paid_at": None}
+    assert item == {
+        "id": 12,
+        "number": "INV-000012",
+        "status": "paid",
+        "kind": "period",
+        "description": "Pro plan",
+        "period_start": item["period_start"],
+        "period_end": item["period_end"],
+        "total": 2900,
+        "currency": "USD",
+        "total_display": "$29.00",
+        "issued_at": item["issued_at"],
+        "due_date": item["due_date"],
+        "paid_at": None,
+    }

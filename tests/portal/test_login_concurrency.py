@@ -5,6 +5,7 @@ however many attempts arrive at once, no more than the limit get a password
 checked (a 401); the rest are refused (429). Before, the counter was read,
 incremented and written back, and concurrent attempts got past it.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -37,8 +38,13 @@ def live(tmp_path_factory):
         db.session.add(User(email="owner@example.com", password_hash=generate_password_hash("right password")))
         db.session.commit()
     try:
-        with gunicorn(url, folder / "instance", workers=2, LOGIN_MAX_FAILURES=str(ACCOUNT_LIMIT),
-                      LOGIN_MAX_FAILURES_PER_ADDRESS=str(ADDRESS_LIMIT)) as base:
+        with gunicorn(
+            url,
+            folder / "instance",
+            workers=2,
+            LOGIN_MAX_FAILURES=str(ACCOUNT_LIMIT),
+            LOGIN_MAX_FAILURES_PER_ADDRESS=str(ADDRESS_LIMIT),
+        ) as base:
             yield app, base, folder / "instance"
     finally:
         with app.app_context():
@@ -48,7 +54,7 @@ def live(tmp_path_factory):
 
 @pytest.fixture()
 def fresh_counters(live):
-    app, base, instance = live
+    app, _base, _instance = live
     with app.app_context():
         db.session.execute(sa.delete(LoginThrottle))
         db.session.commit()
@@ -58,8 +64,9 @@ def fresh_counters(live):
 def _ready_browser(base: str) -> tuple[requests.Session, str]:
     browser = requests.Session()
     page = browser.get(f"{base}/login", timeout=10)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text) or \
-        re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text) or re.search(
+        r'<meta name="csrf-token" content="([^"]+)"', page.text
+    )
     return browser, token.group(1)
 
 
@@ -71,8 +78,12 @@ def _all_at_once(base: str, emails: list[str]) -> list[int]:
     def attempt(i: int) -> int:
         browser, token = browsers[i]
         start.wait(timeout=30)
-        response = browser.post(f"{base}/login", timeout=60, allow_redirects=False,
-                                data={"csrf_token": token, "email": emails[i], "password": "wrong guess"})
+        response = browser.post(
+            f"{base}/login",
+            timeout=60,
+            allow_redirects=False,
+            data={"csrf_token": token, "email": emails[i], "password": "wrong guess"},
+        )
         return response.status_code
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(emails)) as pool:
@@ -81,8 +92,9 @@ def _all_at_once(base: str, emails: list[str]) -> list[int]:
 
 def _failures(app, key_prefix: str) -> list[int]:
     with app.app_context():
-        return list(db.session.scalars(sa.select(LoginThrottle.failures)
-                                       .where(LoginThrottle.key.startswith(key_prefix))))
+        return list(
+            db.session.scalars(sa.select(LoginThrottle.failures).where(LoginThrottle.key.startswith(key_prefix)))
+        )
 
 
 @pytest.mark.parametrize("email", ["owner@example.com", "nobody@example.com"], ids=["real", "unknown"])
@@ -102,16 +114,22 @@ def test_concurrent_guesses_from_one_address_check_at_most_the_address_limit(fre
     assert _failures(app, "addr:") == [ADDRESS_LIMIT]
 
 
-@pytest.mark.parametrize("target", ["/%0d%0a/evil.example", "/%09/evil.example", "/%5Cevil.example",
-                                    "/%0d%0aSet-Cookie:%20x=1"])
+@pytest.mark.parametrize(
+    "target", ["/%0d%0a/evil.example", "/%09/evil.example", "/%5Cevil.example", "/%0d%0aSet-Cookie:%20x=1"]
+)
 @pytest.mark.parametrize("htmx", [False, True], ids=["plain", "htmx"])
 def test_a_hostile_next_under_gunicorn_is_neither_followed_nor_a_500(fresh_counters, target, htmx):
     """Item 1 as production serves it: gunicorn turned a CR/LF in a header into a 500."""
-    app, base, instance = fresh_counters
+    _app, base, instance = fresh_counters
     browser, token = _ready_browser(base)
     headers = {"HX-Request": "true"} if htmx else {}
-    response = browser.post(f"{base}/login?next={target}", timeout=30, allow_redirects=False, headers=headers,
-                            data={"csrf_token": token, "email": "owner@example.com", "password": "right password"})
+    response = browser.post(
+        f"{base}/login?next={target}",
+        timeout=30,
+        allow_redirects=False,
+        headers=headers,
+        data={"csrf_token": token, "email": "owner@example.com", "password": "right password"},
+    )
     if htmx:
         assert response.status_code == 204 and response.headers["HX-Redirect"] == "/account"
     else:

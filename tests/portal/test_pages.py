@@ -7,8 +7,15 @@ from portal.billing.invoicing import run_billing
 from portal.models import Invoice, Notification, Subscription
 from tests.conftest import login, utc
 
-PAGES = ["/account", "/invoices", "/invoices/1", "/notifications", "/tokens", "/password",
-         "/account/change-plan?plan=enterprise"]
+PAGES = [
+    "/account",
+    "/invoices",
+    "/invoices/1",
+    "/notifications",
+    "/tokens",
+    "/password",
+    "/account/change-plan?plan=enterprise",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -44,7 +51,7 @@ def test_subscribe_from_the_pricing_page(client, make_user, session):
 
 def test_account_shows_status_period_and_next_invoice(client, customer, config):
     html = client.get("/account").get_data(as_text=True)
-    assert "Active" in html and "Jan 10, 2024 – Feb 10, 2024" in html
+    assert "Active" in html and "Jan 10, 2024 – Feb 10, 2024" in html  # noqa: RUF001  (the page's en dash)
     assert "Feb 10, 2024 · $29.00" in html
 
 
@@ -63,8 +70,20 @@ def test_htmx_gets_the_partial_it_targets_and_everything_else_the_page(client, c
 BOOSTED = {"HX-Request": "true", "HX-Boosted": "true", "HX-Target": "body", "HX-Current-URL": "http://x/"}
 
 
-@pytest.mark.parametrize("path", ["/account", "/invoices", "/invoices?status=paid", "/invoices/1", "/pricing",
-                                  "/notifications", "/tokens", "/invoices/999", "/account/change-plan?plan=enterprise"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/account",
+        "/invoices",
+        "/invoices?status=paid",
+        "/invoices/1",
+        "/pricing",
+        "/notifications",
+        "/tokens",
+        "/invoices/999",
+        "/account/change-plan?plan=enterprise",
+    ],
+)
 def test_a_boosted_link_gets_the_whole_page(client, customer, path):
     """A top-bar click (hx-boost) sends HX-Request too: it must get the top bar and heading."""
     html = client.get(path, headers=BOOSTED).get_data(as_text=True)
@@ -103,26 +122,29 @@ def test_cancel_without_javascript_redirects(client, customer, config):
 
 def test_plan_change_shows_the_prorated_amount_before_confirming(client, customer, session, config):
     config["CLOCK"] = lambda: utc(2024, 1, 25)
-    preview = client.get("/account/change-plan?plan=enterprise",
-                         headers={"HX-Request": "true", "HX-Target": "change-preview"}).get_data(as_text=True)
+    preview = client.get(
+        "/account/change-plan?plan=enterprise", headers={"HX-Request": "true", "HX-Target": "change-preview"}
+    ).get_data(as_text=True)
     assert preview.lstrip().startswith('<div class="preview"')
     assert "$36.13" in preview and "16 of 31 days left" in preview  # 7000 * 16/31
     assert session.scalar(select(Subscription)).plan.code == "pro"  # nothing changed yet
-    done = client.post("/account/change-plan", data={"plan": "enterprise"},
-                       headers={"HX-Request": "true", "HX-Target": "subscription"})
+    done = client.post(
+        "/account/change-plan", data={"plan": "enterprise"}, headers={"HX-Request": "true", "HX-Target": "subscription"}
+    )
     html = done.get_data(as_text=True)
     proration = session.scalar(select(Invoice).where(Invoice.kind == "proration"))
     assert proration.total == 3613
     assert f"You are now on Enterprise. Invoice {proration.number} for $36.13" in html
     # What is due and the invoice list are refreshed in the same answer, out of band,
     # with the new invoice's amount and a Pay button.
-    to_pay = html[html.index('id="to-pay" hx-swap-oob="true"'):]
+    to_pay = html[html.index('id="to-pay" hx-swap-oob="true"') :]
     assert f'action="/invoices/{proration.id}/pay"' in to_pay and "Pay $36.13" in to_pay
-    recent = html[html.index('id="recent-invoices" hx-swap-oob="true"'):]
+    recent = html[html.index('id="recent-invoices" hx-swap-oob="true"') :]
     assert proration.number in recent and "$36.13" in recent
     # Its "issued" notice is queued now, not at the next daily run.
-    assert session.scalar(select(Notification).where(Notification.invoice_id == proration.id,
-                                                     Notification.kind == "invoice_issued"))
+    assert session.scalar(
+        select(Notification).where(Notification.invoice_id == proration.id, Notification.kind == "invoice_issued")
+    )
 
 
 def test_downgrade_from_the_page_is_scheduled(client, customer, session, config):
@@ -138,7 +160,9 @@ def test_invoices_filter_and_paginate(client, customer, session, settings):
     run_billing(session, utc(2025, 1, 10), settings, session.commit)  # 12 more periods
     first = client.get("/invoices").get_data(as_text=True)
     assert "Page 1 of 2" in first and "13 invoices" in first and "INV-000013" in first
-    second = client.get("/invoices?page=2", headers={"HX-Request": "true", "HX-Target": "invoices"}).get_data(as_text=True)
+    second = client.get("/invoices?page=2", headers={"HX-Request": "true", "HX-Target": "invoices"}).get_data(
+        as_text=True
+    )
     assert "INV-000001" in second and "INV-000013" not in second
     session.get(Invoice, 2).status = "paid"
     session.commit()
@@ -152,9 +176,17 @@ def test_invoice_page_shows_lines_totals_and_pay(client, customer):
 
 
 def test_notifications_show_what_was_sent(client, customer, session):
-    session.add(Notification(user_id=customer.id, invoice_id=1, kind="reminder", step=-3,
-                             subject="Reminder: invoice INV-000001 is due in 3 days", body="Hello",
-                             sent_at=utc(2024, 1, 21)))
+    session.add(
+        Notification(
+            user_id=customer.id,
+            invoice_id=1,
+            kind="reminder",
+            step=-3,
+            subject="Reminder: invoice INV-000001 is due in 3 days",
+            body="Hello",
+            sent_at=utc(2024, 1, 21),
+        )
+    )
     session.commit()
     assert "Reminder: invoice INV-000001 is due in 3 days" in client.get("/notifications").get_data(as_text=True)
 
@@ -168,6 +200,7 @@ def test_another_customers_data_is_a_404(client, customer, make_user, session):
 def test_api_tokens_are_shown_once_and_can_be_revoked(client, customer, session):
     html = client.post("/tokens", data={"name": "CI"}).get_data(as_text=True)
     import re
+
     secret = re.search(r'id="new-token">(sbp_[^<]+)<', html).group(1)
     assert client.get("/api/invoices/", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
     assert secret not in client.get("/tokens").get_data(as_text=True)
@@ -181,8 +214,10 @@ def test_the_plan_chosen_on_the_pricing_page_survives_sign_up(client, session, c
     assert 'href="/signup?plan=pro"' in pricing
     form = client.get("/signup?plan=pro").get_data(as_text=True)
     assert "Your plan: <strong>Pro</strong>" in form and 'name="plan" type="hidden" value="pro"' in form
-    signed_up = client.post("/signup", data={"email": "new@example.com", "password": "a long password",
-                                             "confirm": "a long password", "plan": "pro"})
+    signed_up = client.post(
+        "/signup",
+        data={"email": "new@example.com", "password": "a long password", "confirm": "a long password", "plan": "pro"},
+    )
     assert signed_up.status_code == 303 and signed_up.location == "/login"  # after the mailed link:
     link = re.search(r"http://portal\.test(/signup/confirm/\S+)", mailbox()).group(1)
     confirmed = client.post(link)
@@ -204,6 +239,7 @@ def test_the_plan_chosen_on_the_pricing_page_survives_sign_up(client, session, c
 def test_a_trial_plan_summary_charges_nothing_today(client, customer, session, make_user, config):
     config["CLOCK"] = lambda: utc(2024, 1, 10, 9)
     from portal.models import Plan
+
     session.scalar(select(Plan).where(Plan.code == "basic")).trial_days = 14
     session.commit()
     login(client, make_user(email="trial@example.com"))
@@ -218,8 +254,9 @@ def test_choosing_a_plan_when_subscribed_shows_the_change_instead(client, custom
 
 
 def test_choosing_the_current_plan_is_a_plain_note_not_an_error(client, customer):
-    html = client.get("/account/change-plan?plan=pro",
-                      headers={"HX-Request": "true", "HX-Target": "change-preview"}).get_data(as_text=True)
+    html = client.get(
+        "/account/change-plan?plan=pro", headers={"HX-Request": "true", "HX-Target": "change-preview"}
+    ).get_data(as_text=True)
     assert "You are already on the Pro plan." in html and "flash error" not in html
 
 
@@ -237,8 +274,14 @@ def test_favicon(client, session):
 
 def test_a_fragment_request_after_the_session_ended_moves_the_whole_page_to_log_in(client, session):
     """A filter click in a tab whose session ended must not nest the log-in page in the list."""
-    response = client.get("/invoices?status=paid", headers={
-        "HX-Request": "true", "HX-Target": "invoices", "HX-Current-URL": "http://portal.test/invoices?status=open"})
+    response = client.get(
+        "/invoices?status=paid",
+        headers={
+            "HX-Request": "true",
+            "HX-Target": "invoices",
+            "HX-Current-URL": "http://portal.test/invoices?status=open",
+        },
+    )
     assert response.status_code == 204
     assert response.headers["HX-Redirect"] == "/login?next=/invoices?status%3Dopen"
     plain = client.get("/invoices?status=paid")
@@ -252,8 +295,9 @@ def test_an_error_page_answering_a_fragment_request_replaces_the_body(client, cu
     assert response.headers["HX-Retarget"] == "body" and response.headers["HX-Reswap"] == "innerHTML"
 
 
-@pytest.mark.parametrize("path", ["/account/change-plan?plan=pro", "/account/change-plan?plan=nope",
-                                  "/subscribe?plan=enterprise", "/signup"])
+@pytest.mark.parametrize(
+    "path", ["/account/change-plan?plan=pro", "/account/change-plan?plan=nope", "/subscribe?plan=enterprise", "/signup"]
+)
 def test_answers_that_depend_on_htmx_headers_vary_on_them(client, customer, path):
     for headers in ({}, {"HX-Request": "true", "HX-Target": "change-preview"}):
         response = client.get(path, headers=headers)
@@ -282,7 +326,7 @@ def test_a_new_api_token_is_never_cached(client, customer):
 def test_to_pay_shows_the_five_most_urgent_and_links_to_all_unpaid(client, customer, session, settings):
     run_billing(session, utc(2024, 12, 10), settings, session.commit)  # 11 more periods, none paid
     html = client.get("/account").get_data(as_text=True)
-    to_pay = html[html.index('id="to-pay"'):html.index('id="recent-invoices"')]
+    to_pay = html[html.index('id="to-pay"') : html.index('id="recent-invoices"')]
     assert to_pay.count('class="button" type="submit">Pay') == 5
     assert "INV-000001" in to_pay and "INV-000006" not in to_pay  # the oldest due first
     assert 'href="/invoices?status=unpaid">All 12 unpaid invoices' in to_pay

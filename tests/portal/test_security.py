@@ -1,4 +1,5 @@
 """Issue 12, security items: what an outsider or a hostile customer tried."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,11 +24,25 @@ def log_in(client, next_param: str | None = None, htmx: bool = False, email="ada
 # --- item 1: open redirect after log-in -------------------------------------------------
 
 OFF_SITE = [
-    "//evil.example", "/%09/evil.example", "/%5Cevil.example", "/%5C%5Cevil.example",
-    "%5C%5Cevil.example", "/%0D/evil.example", "/%0A/evil.example", "/%0d%0aSet-Cookie:%20x=1",
-    "https://evil.example/", "http:/evil.example", "javascript:alert(1)", "%09//evil.example",
-    "/%09%09/evil.example", "/\\evil.example", "%2F%2Fevil.example", "///evil.example",
-    " //evil.example", "evil.example", "/%00/x",
+    "//evil.example",
+    "/%09/evil.example",
+    "/%5Cevil.example",
+    "/%5C%5Cevil.example",
+    "%5C%5Cevil.example",
+    "/%0D/evil.example",
+    "/%0A/evil.example",
+    "/%0d%0aSet-Cookie:%20x=1",
+    "https://evil.example/",
+    "http:/evil.example",
+    "javascript:alert(1)",
+    "%09//evil.example",
+    "/%09%09/evil.example",
+    "/\\evil.example",
+    "%2F%2Fevil.example",
+    "///evil.example",
+    " //evil.example",
+    "evil.example",
+    "/%00/x",
 ]
 
 
@@ -48,6 +63,7 @@ def test_login_never_sends_the_browser_off_site(client, make_user, target, htmx)
 def test_login_follows_a_local_next(client, make_user, target):
     make_user(email="ada@example.com", password=PASSWORD)
     from urllib.parse import quote
+
     response = log_in(client, quote(target, safe=""))
     assert response.status_code == 303 and response.headers["Location"] == target
     client.post("/logout")
@@ -55,8 +71,9 @@ def test_login_follows_a_local_next(client, make_user, target):
     assert response.headers["HX-Redirect"] == target
 
 
-@pytest.mark.parametrize("target", ["/\t/evil", "/\r\n/x", "\\\\evil", "/\\evil", "//evil", "https://x",
-                                    "", None, "/ok\x7f", "/ok\x00"])
+@pytest.mark.parametrize(
+    "target", ["/\t/evil", "/\r\n/x", "\\\\evil", "/\\evil", "//evil", "https://x", "", None, "/ok\x7f", "/ok\x00"]
+)
 def test_local_path_refuses_what_a_browser_would_take_off_site(target):
     assert local_path(target) is None
 
@@ -71,6 +88,7 @@ def test_staff_login_link_round_trips_through_next(client, make_user):
 
 
 # --- item 2: log-out and a password change end sessions ---------------------------------
+
 
 class Browser(FlaskClient):
     """A test client that never reuses the user another client's request loaded.
@@ -121,16 +139,16 @@ def test_a_password_change_ends_the_other_sessions_but_not_this_one(app, make_us
     session.commit()
     laptop, phone = _logged_in(app), _logged_in(app)
     phone_cookie = phone.get_cookie("session").value
-    changed = laptop.post("/password", data={"current": PASSWORD, "password": "a brand new secret",
-                                             "confirm": "a brand new secret"})
+    changed = laptop.post(
+        "/password", data={"current": PASSWORD, "password": "a brand new secret", "confirm": "a brand new secret"}
+    )
     assert changed.status_code == 303
     assert laptop.get("/account").status_code == 200
     assert phone.get("/account").status_code == 302
     assert _browser(app, phone_cookie).get("/api/invoices/").status_code == 401
     # The new password works on a new browser; the old one does not.
     _logged_in(app, password="a brand new secret")
-    assert new_browser(app).post("/login", data={"email": "ada@example.com",
-                                                  "password": PASSWORD}).status_code == 401
+    assert new_browser(app).post("/login", data={"email": "ada@example.com", "password": PASSWORD}).status_code == 401
 
 
 def test_a_password_set_from_a_link_ends_every_older_session(app, make_user, session, mailbox):
@@ -142,8 +160,7 @@ def test_a_password_set_from_a_link_ends_every_older_session(app, make_user, ses
     owner = new_browser(app)
     owner.post("/set-password", data={"email": "ada@example.com"})
     link = re.search(r"http://portal\.test(/set-password/\S+)", mailbox()).group(1)
-    assert owner.post(link, data={"password": "taken back at last",
-                                  "confirm": "taken back at last"}).status_code == 303
+    assert owner.post(link, data={"password": "taken back at last", "confirm": "taken back at last"}).status_code == 303
     assert owner.get("/account").status_code == 200
     assert stolen.get("/account").status_code == 302
 
@@ -168,9 +185,9 @@ def test_a_forged_user_id_without_a_session_row_is_logged_out(client, make_user,
 
 # --- item 3: log-in throttling ------------------------------------------------------------
 
+
 def _attempt(browser, email, password="wrong password", addr="203.0.113.7"):
-    return browser.post("/login", data={"email": email, "password": password},
-                        environ_base={"REMOTE_ADDR": addr})
+    return browser.post("/login", data={"email": email, "password": password}, environ_base={"REMOTE_ADDR": addr})
 
 
 @pytest.fixture()
@@ -256,9 +273,9 @@ def test_ipv6_clients_are_counted_per_64_block():
 
 # --- item 4: user enumeration ------------------------------------------------------------
 
+
 def _sign_up(browser, email, password="a long password"):
-    return browser.post("/signup", data={"name": "X", "email": email, "password": password,
-                                         "confirm": password})
+    return browser.post("/signup", data={"name": "X", "email": email, "password": password, "confirm": password})
 
 
 def test_sign_up_answers_the_same_for_a_taken_and_a_new_email(app, make_user, session, mailbox):
@@ -269,17 +286,26 @@ def test_sign_up_answers_the_same_for_a_taken_and_a_new_email(app, make_user, se
         browser = new_browser(app)
         response = _sign_up(browser, email)
         page = browser.get(response.headers["Location"])
-        answers.append((response.status_code, response.headers["Location"], page.status_code,
-                        page.get_data(as_text=True).replace(email, "EMAIL"),
-                        browser.get("/account").status_code))
+        answers.append(
+            (
+                response.status_code,
+                response.headers["Location"],
+                page.status_code,
+                page.get_data(as_text=True).replace(email, "EMAIL"),
+                browser.get("/account").status_code,
+            )
+        )
     assert answers[0] == answers[1]
     assert answers[0][0] == 303 and answers[0][4] == 302
     # Nor does logging in with the password given at sign-up tell them apart.
-    logins = [_attempt(new_browser(app), email, "a long password", addr=f"192.0.2.{i}")
-              for i, email in enumerate(("taken@example.com", "fresh@example.com"))]
+    logins = [
+        _attempt(new_browser(app), email, "a long password", addr=f"192.0.2.{i}")
+        for i, email in enumerate(("taken@example.com", "fresh@example.com"))
+    ]
     assert [r.status_code for r in logins] == [401, 401]
-    assert logins[0].get_data(as_text=True).replace("taken", "X") == \
-        logins[1].get_data(as_text=True).replace("fresh", "X")
+    assert logins[0].get_data(as_text=True).replace("taken", "X") == logins[1].get_data(as_text=True).replace(
+        "fresh", "X"
+    )
     mails = mailbox()
     assert "mail to taken@example.com: You already have an account" in mails
     # The log-in would mail the link again, but not within ten minutes of the last one.
@@ -294,8 +320,10 @@ def test_a_squatted_sign_up_does_not_keep_the_owner_out(app, session, mailbox):
     owner = new_browser(app)
     _sign_up(owner, "victim@example.com", "the owner's own pass")
     link = re.search(r"http://portal\.test(/set-password/\S+)", mailbox()).group(1)
-    assert owner.post(link, data={"password": "the owner's own pass",
-                                  "confirm": "the owner's own pass"}).status_code == 303
+    assert (
+        owner.post(link, data={"password": "the owner's own pass", "confirm": "the owner's own pass"}).status_code
+        == 303
+    )
     assert owner.get("/account").status_code == 200
     assert _attempt(new_browser(app), "victim@example.com", "the squatter's pass").status_code == 401
 
@@ -319,8 +347,11 @@ def test_unknown_emails_get_a_password_hash_checked_too(app, make_user, session,
     session.commit()
     checked = []
     real_check = views.check_password_hash
-    monkeypatch.setattr(views, "check_password_hash",
-                        lambda stored, given: checked.append(stored.split("$")[0]) or real_check(stored, given))
+    monkeypatch.setattr(
+        views,
+        "check_password_hash",
+        lambda stored, given: checked.append(stored.split("$")[0]) or real_check(stored, given),
+    )
     for email in ("ada@example.com", "nobody@example.com", "imported@example.com"):
         assert _attempt(new_browser(app), email).status_code == 401
     assert checked == ["scrypt:32768:8:1"] * 3
@@ -335,21 +366,36 @@ def test_the_429_is_the_same_for_real_and_unknown_accounts(app, make_user, sessi
         for _ in range(5):
             assert _attempt(browser, email, addr="192.0.2.1").status_code == 401
         refused = _attempt(browser, email, addr="192.0.2.1")
-        answers.append((refused.status_code, refused.headers["Retry-After"],
-                        refused.get_data(as_text=True).replace(email, "EMAIL")))
+        answers.append(
+            (
+                refused.status_code,
+                refused.headers["Retry-After"],
+                refused.get_data(as_text=True).replace(email, "EMAIL"),
+            )
+        )
     assert answers[0] == answers[1] and answers[0][0] == 429
 
 
 # --- item 6: common and breached-looking passwords ---------------------------------------
 
-WEAK = ["12345678", "password", "Password123!", "P@ssw0rd", "qwertyuiop", "iloveyou123", "monkey12",
-        "11111111", "abcdefgh"]
+WEAK = [
+    "12345678",
+    "password",
+    "Password123!",
+    "P@ssw0rd",
+    "qwertyuiop",
+    "iloveyou123",
+    "monkey12",
+    "11111111",
+    "abcdefgh",
+]
 
 
 @pytest.mark.parametrize("weak", WEAK)
 def test_sign_up_refuses_a_common_password(client, session, weak):
-    from portal.models import User
     from sqlalchemy import select
+
+    from portal.models import User
 
     response = _sign_up(client, "new@example.com", weak)
     assert response.status_code == 422
@@ -370,22 +416,30 @@ def test_change_and_set_password_refuse_common_ones(app, client, make_user, sess
     user = make_user(email="ada@example.com", password=PASSWORD)
     session.commit()
     login(client, user)
-    changed = client.post("/password", data={"current": PASSWORD, "password": "Password123!",
-                                             "confirm": "Password123!"})
+    changed = client.post(
+        "/password", data={"current": PASSWORD, "password": "Password123!", "confirm": "Password123!"}
+    )
     assert changed.status_code == 422 and "too common or easy to guess" in changed.get_data(as_text=True)
     other = new_browser(app)
     other.post("/set-password", data={"email": "ada@example.com"})
     link = re.search(r"http://portal\.test(/set-password/\S+)", mailbox()).group(1)
     refused = other.post(link, data={"password": "letmein!", "confirm": "letmein!"})
     assert refused.status_code == 422 and "too common or easy to guess" in refused.get_data(as_text=True)
-    assert other.post(link, data={"password": "orbit lantern pickle", "confirm": "orbit lantern pickle"}).status_code == 303
+    assert (
+        other.post(link, data={"password": "orbit lantern pickle", "confirm": "orbit lantern pickle"}).status_code
+        == 303
+    )
 
 
 def test_staff_creation_refuses_a_common_password(runner, session):
     result = runner.invoke(args=["users", "create-staff", "boss@example.com", "--password", "password1"])
     assert result.exit_code == 2 and "too common or easy to guess" in result.output
-    assert runner.invoke(args=["users", "create-staff", "boss@example.com", "--password",
-                               "orbit lantern pickle"]).exit_code == 0
+    assert (
+        runner.invoke(
+            args=["users", "create-staff", "boss@example.com", "--password", "orbit lantern pickle"]
+        ).exit_code
+        == 0
+    )
 
 
 def test_old_counters_are_forgotten_but_not_live_locks(app, make_user, session, clock):
@@ -403,20 +457,24 @@ def test_old_counters_are_forgotten_but_not_live_locks(app, make_user, session, 
     assert _attempt(new_browser(app), "ada@example.com", PASSWORD, addr="198.51.100.9").status_code == 303
     keys = session.scalars(select(LoginThrottle.key)).all()
     assert len(keys) == 3 and not any(k.startswith("addr:192.0.2.") for k in keys)
-    assert session.scalar(select(func.count()).select_from(LoginThrottle)
-                                             .where(LoginThrottle.locked_until.is_not(None))) == 1
+    assert (
+        session.scalar(select(func.count()).select_from(LoginThrottle).where(LoginThrottle.locked_until.is_not(None)))
+        == 1
+    )
 
 
 def test_account_mails_leave_through_the_outbox_so_a_dead_mail_server_tells_nothing(
-        client, make_user, session, config, mailbox):
+    client, make_user, session, config, mailbox
+):
     """With the mail server down, known and unknown addresses get the same answer, never a 500."""
     from tests.live_server import free_port
 
     config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port())  # nothing listens there
     make_user(email="known@example.com", password=PASSWORD)
     session.commit()
-    answers = [client.post("/set-password", data={"email": email})
-               for email in ("known@example.com", "nobody@example.com")]
+    answers = [
+        client.post("/set-password", data={"email": email}) for email in ("known@example.com", "nobody@example.com")
+    ]
     answers += [_sign_up(client, email) for email in ("known@example.com", "new@example.com")]
     assert [(r.status_code, r.location) for r in answers] == [(303, "/login")] * 4
     mails = mailbox()
@@ -450,6 +508,7 @@ def test_a_sent_account_mail_keeps_no_link_in_the_outbox(app, make_user, session
 
         def batch(self):
             import contextlib
+
             return contextlib.nullcontext()
 
     make_user(email="ada@example.com", password=PASSWORD)
@@ -476,9 +535,11 @@ def test_an_htmx_log_in_with_a_non_ascii_next_redirects_with_an_ascii_header(cli
 
 def test_guessing_the_current_password_is_throttled_like_log_in(client, customer, app):
     for _ in range(app.config["LOGIN_MAX_FAILURES"]):
-        wrong = client.post("/password", data={"current": "guess", "password": "brand new pass 42",
-                                               "confirm": "brand new pass 42"})
+        wrong = client.post(
+            "/password", data={"current": "guess", "password": "brand new pass 42", "confirm": "brand new pass 42"}
+        )
         assert wrong.status_code == 422
-    right = client.post("/password", data={"current": "correct horse", "password": "brand new pass 42",
-                                           "confirm": "brand new pass 42"})
+    right = client.post(
+        "/password", data={"current": "correct horse", "password": "brand new pass 42", "confirm": "brand new pass 42"}
+    )
     assert right.status_code == 429 and "Too many wrong current passwords" in right.get_data(as_text=True)

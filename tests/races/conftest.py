@@ -1,4 +1,5 @@
 """Races against the app as production serves it: gunicorn on PostgreSQL, real parallel requests."""
+
 from __future__ import annotations
 
 import re
@@ -28,8 +29,12 @@ def browser_session(base: str, email: str, password: str = PASSWORD) -> requests
     """A requests.Session logged in through the log-in form, with its CSRF token in .csrf."""
     web = requests.Session()
     web.csrf = csrf_token(web, f"{base}/login")
-    answer = web.post(f"{base}/login", data={"csrf_token": web.csrf, "email": email, "password": password},
-                      allow_redirects=False, timeout=30)
+    answer = web.post(
+        f"{base}/login",
+        data={"csrf_token": web.csrf, "email": email, "password": password},
+        allow_redirects=False,
+        timeout=30,
+    )
     assert answer.status_code == 303, f"log-in of {email} answered {answer.status_code}"
     web.csrf = csrf_token(web, f"{base}/account")
     return web

@@ -4,6 +4,7 @@ Each race is tried twice: in-process with one database session per thread (both
 sessions read the state first, as the views do, then act at the same moment), and
 as real parallel HTTP requests against gunicorn.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -61,13 +62,14 @@ def in_threads(app, n: int, prepare, act) -> list:
 
 # --- 9. concurrent "confirm upgrade" ---------------------------------------------------------
 
+
 def test_concurrent_upgrades_in_sessions_issue_one_prorated_invoice(app, session, make_user, settings):
     [user] = on_pro(session, make_user, settings, 1)
     user_id = user.id  # read here: the test's own session is not for the threads
 
     def prepare(s):
         sub = live_subscription(s, user_id)
-        sub.plan  # loaded before the change, as the page does
+        _ = sub.plan  # loaded before the change, as the page does
         return sub
 
     def act(s, sub):
@@ -80,16 +82,21 @@ def test_concurrent_upgrades_in_sessions_issue_one_prorated_invoice(app, session
     assert count(session, Invoice, Invoice.kind == "proration") == 1
 
 
-def test_ten_concurrent_confirm_upgrade_posts_issue_one_invoice_per_customer(live, session, make_user,
-                                                                            settings):
+def test_ten_concurrent_confirm_upgrade_posts_issue_one_invoice_per_customer(live, session, make_user, settings):
     base, instance = live
     users = on_pro(session, make_user, settings, 4)
     webs = [browser_session(base, u.email) for u in users]
     calls = [
-        (lambda web=web: web.post(f"{base}/account/change-plan",
-                                  data={"csrf_token": web.csrf, "plan": "enterprise"},
-                                  allow_redirects=False, timeout=60))
-        for web in webs for _ in range(10)
+        (
+            lambda web=web: web.post(
+                f"{base}/account/change-plan",
+                data={"csrf_token": web.csrf, "plan": "enterprise"},
+                allow_redirects=False,
+                timeout=60,
+            )
+        )
+        for web in webs
+        for _ in range(10)
     ]
     responses = at_once(calls)
     no_server_errors(responses, instance)
@@ -101,12 +108,12 @@ def test_ten_concurrent_confirm_upgrade_posts_issue_one_invoice_per_customer(liv
 
 # --- 10. two payments of one invoice at the same moment --------------------------------------
 
+
 def test_two_payments_at_once_record_both_and_flag_the_second(app, session, make_user, settings):
     [user] = on_pro(session, make_user, settings, 1)
     invoice = session.scalar(select(Invoice).where(Invoice.user_id == user.id))
     refs = iter(["demo_first", "demo_second"])
-    checkouts = [Checkout("demo", next(refs), invoice.id, invoice.total, invoice.currency, PAID)
-                 for _ in range(2)]
+    checkouts = [Checkout("demo", next(refs), invoice.id, invoice.total, invoice.currency, PAID) for _ in range(2)]
     lock = __import__("threading").Lock()
 
     def prepare(s):
@@ -123,7 +130,7 @@ def test_two_payments_at_once_record_both_and_flag_the_second(app, session, make
     assert not [r for r in results if isinstance(r, Exception)], results
     payments = session.scalars(select(Payment).order_by(Payment.id)).all()
     assert len(payments) == 2 and {p.status for p in payments} == {"succeeded"}
-    assert [p.flag for p in payments][0] is None
+    assert next(p.flag for p in payments) is None
     assert "already paid" in payments[1].flag
     assert count(session, Notification, Notification.kind == NOTE_RECEIPT) == 1
     assert session.get(Invoice, invoice.id).status == "paid"
@@ -137,28 +144,35 @@ def test_paying_one_invoice_twice_at_once_through_the_demo_checkout(live, sessio
         web = browser_session(base, user.email)
         invoice_id = session.scalar(select(Invoice.id).where(Invoice.user_id == user.id))
         for _ in range(2):  # two tabs: two checkouts of the same invoice, paid together
-            started = web.post(f"{base}/invoices/{invoice_id}/pay", data={"csrf_token": web.csrf},
-                               allow_redirects=False, timeout=30)
+            started = web.post(
+                f"{base}/invoices/{invoice_id}/pay", data={"csrf_token": web.csrf}, allow_redirects=False, timeout=30
+            )
             assert started.status_code == 303, started.text
-            url = base + started.headers["Location"] if started.headers["Location"].startswith("/") \
+            url = (
+                base + started.headers["Location"]
+                if started.headers["Location"].startswith("/")
                 else started.headers["Location"]
-            calls.append(lambda web=web, url=url: web.post(
-                url, data={"csrf_token": web.csrf, "action": "pay"}, allow_redirects=False, timeout=60))
+            )
+            calls.append(
+                lambda web=web, url=url: web.post(
+                    url, data={"csrf_token": web.csrf, "action": "pay"}, allow_redirects=False, timeout=60
+                )
+            )
     responses = at_once(calls)
     no_server_errors(responses, instance)
     assert {r.status_code for r in responses} == {303}
     for n, user in enumerate(users):
         # A pay post either takes the payment (and goes on to the return page) or, when the
         # invoice is already paid by the time it loads it, takes nothing and says so.
-        taken = sum("/payments/return" in r.headers["Location"] for r in responses[2 * n:2 * n + 2])
+        taken = sum("/payments/return" in r.headers["Location"] for r in responses[2 * n : 2 * n + 2])
         payments = session.scalars(select(Payment).join(Invoice).where(Invoice.user_id == user.id)).all()
-        assert len(payments) == taken >= 1, user.email   # money received is always recorded
+        assert len(payments) == taken >= 1, user.email  # money received is always recorded
         assert sum(p.flag is None for p in payments) == 1  # the duplicate is flagged for a refund
-        assert count(session, Notification, Notification.user_id == user.id,
-                     Notification.kind == NOTE_RECEIPT) == 1
+        assert count(session, Notification, Notification.user_id == user.id, Notification.kind == NOTE_RECEIPT) == 1
 
 
 # --- 11. concurrent subscribe ----------------------------------------------------------------
+
 
 def test_concurrent_subscribes_in_sessions_make_one_subscription(app, session, make_user, settings):
     user_id = make_user().id
@@ -167,11 +181,11 @@ def test_concurrent_subscribes_in_sessions_make_one_subscription(app, session, m
     def prepare(s):
         return s.get(User, user_id)
 
-    results = in_threads(app, 4, prepare,
-                         lambda s, u: subscribe(s, u, find_plan(s, "pro"), utcnow(), settings))
+    results = in_threads(app, 4, prepare, lambda s, u: subscribe(s, u, find_plan(s, "pro"), utcnow(), settings))
     errors = [r for r in results if isinstance(r, Exception)]
-    assert len(errors) == 3 and all(isinstance(e, BillingError) and e.code == "already_subscribed"
-                                    and e.status == 409 for e in errors), errors
+    assert len(errors) == 3 and all(
+        isinstance(e, BillingError) and e.code == "already_subscribed" and e.status == 409 for e in errors
+    ), errors
     assert count(session, Subscription) == 1 and count(session, Invoice) == 1
 
 
@@ -182,16 +196,26 @@ def test_concurrent_subscribe_answers_409_not_500(live, session, make_user):
     secrets = [issue(session, u, "race", utcnow())[1] for u in api_users]
     session.commit()
     calls = [
-        (lambda secret=secret: __import__("requests").post(
-            f"{base}/api/subscribe/", json={"plan": "pro"}, timeout=60,
-            headers={"Authorization": f"Bearer {secret}"}))
-        for secret in secrets for _ in range(6)
+        (
+            lambda secret=secret: __import__("requests").post(
+                f"{base}/api/subscribe/",
+                json={"plan": "pro"},
+                timeout=60,
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+        )
+        for secret in secrets
+        for _ in range(6)
     ]
     webs = [browser_session(base, u.email) for u in form_users]
     calls += [
-        (lambda web=web: web.post(f"{base}/subscribe", data={"csrf_token": web.csrf, "plan": "pro"},
-                                  allow_redirects=False, timeout=60))
-        for web in webs for _ in range(6)
+        (
+            lambda web=web: web.post(
+                f"{base}/subscribe", data={"csrf_token": web.csrf, "plan": "pro"}, allow_redirects=False, timeout=60
+            )
+        )
+        for web in webs
+        for _ in range(6)
     ]
     responses = at_once(calls)
     no_server_errors(responses, instance)
