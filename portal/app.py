@@ -45,7 +45,7 @@ def register_proxies(app: Flask) -> None:
     if hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def register_extensions(app: Flask) -> None:
@@ -141,7 +141,7 @@ def register_errors(app: Flask) -> None:
             if isinstance(exc, BadInput):
                 return page(400, "Bad request", exc.description)
             return exc
-        body, status = page(exc.code, exc.name, exc.description or exc.name, getattr(exc, "error_code", None))
+        body, status = page(exc.code or 500, exc.name, exc.description or exc.name, getattr(exc, "error_code", None))
         headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
         return body, status, headers
 

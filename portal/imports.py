@@ -7,10 +7,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import IO
 
-from sqlalchemy.orm import Session
-
 from .billing.errors import BillingError
 from .billing.subscriptions import find_plan, start_imported
+from .models import DbSession
 from .users import ensure_customer
 
 REQUIRED = ("email", "plan", "start_date")
@@ -30,7 +29,7 @@ def _date(raw: str, column: str) -> dt.date:
         raise ValueError(f"{column} {raw!r} is not a date (YYYY-MM-DD)") from None
 
 
-def import_subscriptions(session: Session, stream: IO[str], now: dt.datetime) -> ImportReport:
+def import_subscriptions(session: DbSession, stream: IO[str], now: dt.datetime) -> ImportReport:
     """Create users and subscriptions from `stream`; on any bad row, write nothing.
 
     The caller commits when report.errors is empty and rolls back otherwise.

@@ -111,7 +111,7 @@ _UNSET = object()
 
 def json_body() -> Any:
     """The request's JSON (None when the body is empty), parsed and checked once per request."""
-    req = request._get_current_object()  # not `g`: an app context may outlive a request
+    req = request._get_current_object()  # type: ignore[attr-defined]  # not `g`: an app context may outlive a request
     cached = getattr(req, "_checked_json", _UNSET)
     if cached is _UNSET:
         raw = req.get_data(cache=True)
@@ -150,7 +150,7 @@ class _MaxStream(LimitedStream):
         super().__init__(stream, maximum + 1, is_max=True)
         self.maximum = maximum
 
-    def readinto(self, b) -> int | None:  # type: ignore[override]
+    def readinto(self, b: Any) -> int | None:
         size = super().readinto(b)
         if self._pos > self.maximum:
             raise RequestEntityTooLarge()

@@ -6,10 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import current_app
-from sqlalchemy.orm import Session
 
 from .billing.settings import BillingSettings
-from .models import utcnow
+from .models import DbSession, utcnow
 from .notify.outbox import deliver_pending
 from .notify.transport import Sender, sender_from_config
 
@@ -33,7 +32,7 @@ def mail_sender() -> Sender:
     return sender_from_config(current_app.config)
 
 
-def deliver_outbox(session: Session, moment: dt.datetime | None = None, batch: int = 100) -> int:
+def deliver_outbox(session: DbSession, moment: dt.datetime | None = None, batch: int = 100) -> int:
     """Send everything the outbox holds, one committed transaction per batch, so a
     message sent is never sent again if a later batch fails."""
     sender, sent = mail_sender(), 0

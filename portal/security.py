@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Sequence
 
 from flask import Flask, request
 
@@ -52,7 +53,7 @@ def admin_handler_hashes(admin) -> list[str]:
     return sorted(_hash(h) for h in handlers)
 
 
-def policy(nonce: str, handler_hashes: list[str] = ()) -> str:
+def policy(nonce: str, handler_hashes: Sequence[str] = ()) -> str:
     scripts = ["'self'", f"'nonce-{nonce}'"]
     if handler_hashes:
         scripts += ["'unsafe-hashes'", *handler_hashes]

@@ -7,9 +7,8 @@ import hashlib
 import secrets
 
 from sqlalchemy import bindparam, or_, select, update
-from sqlalchemy.orm import Session
 
-from .models import ApiToken, User
+from .models import ApiToken, DbSession, User
 
 PREFIX = "sbp_"
 
@@ -18,7 +17,7 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue(session: Session, user: User, name: str, now: dt.datetime) -> tuple[ApiToken, str]:
+def issue(session: DbSession, user: User, name: str, now: dt.datetime) -> tuple[ApiToken, str]:
     """A new token; the plain secret is returned once and never stored."""
     secret = PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
@@ -50,7 +49,7 @@ _TOUCH = (
 )
 
 
-def authenticate(session: Session, secret: str, now: dt.datetime) -> User | None:
+def authenticate(session: DbSession, secret: str, now: dt.datetime) -> User | None:
     """The token's user; None if the token is unknown or revoked.
 
     One query finds the token and its user. last_used_at is written at most once a
@@ -68,7 +67,7 @@ def authenticate(session: Session, secret: str, now: dt.datetime) -> User | None
     return user
 
 
-def revoke(session: Session, user_id: int, token_id: int, now: dt.datetime) -> bool:
+def revoke(session: DbSession, user_id: int, token_id: int, now: dt.datetime) -> bool:
     token = session.scalar(select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id))
     if token is None:
         return False

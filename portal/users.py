@@ -12,11 +12,10 @@ import datetime as dt
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
 from .auth.sessions import end_all
-from .models import User
+from .models import DbSession, User
 
 
 def normalize_email(raw: str) -> str:
@@ -27,12 +26,12 @@ def normalize_email(raw: str) -> str:
         raise ValueError(str(exc)) from None
 
 
-def by_email(session: Session, email: str) -> User | None:
+def by_email(session: DbSession, email: str) -> User | None:
     """The user with this address, however it was typed (case, surrounding spaces)."""
     return session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
-def sign_up(session: Session, email: str, name: str, password: str, now: dt.datetime) -> tuple[User, bool]:
+def sign_up(session: DbSession, email: str, name: str, password: str, now: dt.datetime) -> tuple[User, bool]:
     """A new account that waits for its emailed confirmation, and True; or the account
     the address already has, and False. ValueError when the address is not valid.
 
@@ -51,7 +50,7 @@ def sign_up(session: Session, email: str, name: str, password: str, now: dt.date
     return user, True
 
 
-def create_staff(session: Session, email: str, password: str, now: dt.datetime) -> User:
+def create_staff(session: DbSession, email: str, password: str, now: dt.datetime) -> User:
     """A staff account with this password, made or promoted from an existing user;
     the new password ends every session. ValueError when the address is not valid."""
     email = normalize_email(email)
@@ -66,7 +65,7 @@ def create_staff(session: Session, email: str, password: str, now: dt.datetime) 
     return user
 
 
-def ensure_customer(session: Session, email: str, now: dt.datetime) -> tuple[User, bool]:
+def ensure_customer(session: DbSession, email: str, now: dt.datetime) -> tuple[User, bool]:
     """The user with this address, or a new customer without a password (who sets one
     from an emailed link), and whether it was made. ValueError when the address is not valid."""
     email = normalize_email(email)

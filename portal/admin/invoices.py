@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
@@ -59,7 +61,7 @@ class InvoiceView(StaffModelView):
             return query.filter(Invoice.id == number), count_query.filter(Invoice.id == number), joins, count_joins
         return super()._apply_search(query, count_query, joins, count_joins, search)
 
-    def _selected(self, ids) -> list[Invoice]:
+    def _selected(self, ids) -> Sequence[Invoice]:
         return db.session.scalars(select(Invoice).where(Invoice.id.in_(ids_of(ids)))).all()
 
     @action("void", "Void", "Void the selected invoices? Customers will no longer be asked to pay them.")

@@ -76,7 +76,7 @@ class SubscriptionView(StaffModelView):
             for p in db.session.scalars(select(Plan).where(Plan.active).order_by(Plan.sort_order))
         ]
         if form.validate_on_submit():
-            plan = db.session.scalar(select(Plan).where(Plan.code == form.plan.data))
+            plan = db.session.scalar(select(Plan).where(Plan.code == form.plan.data)) or abort(404)
             try:
                 with db.session.begin_nested():  # a refused change leaves nothing behind
                     change, _ = change_plan(db.session, sub, plan, now(), billing_settings(), actor_id=current_user.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import wraps
+from typing import Any
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 from flask_login import current_user
@@ -12,7 +13,7 @@ from wtforms import ValidationError
 
 from .. import inputs, tokens
 from ..billing.errors import BillingError
-from ..billing.invoice_queries import invoice_page, own_invoice
+from ..billing.invoice_queries import InvoiceRow, invoice_page, own_invoice
 from ..billing.invoices import unpayable_reason
 from ..billing.money import format_money
 from ..billing.subscriptions import cancel, find_plan, live_subscription, subscribe
@@ -76,7 +77,8 @@ def _billing_error(exc: BillingError):
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large", 401: "unauthorized"}
-    return error(exc.code, getattr(exc, "error_code", None) or codes.get(exc.code, "error"), exc.description)
+    status = exc.code or 500
+    return error(status, getattr(exc, "error_code", None) or codes.get(status, "error"), exc.description or exc.name)
 
 
 def api_auth(view):
@@ -118,7 +120,7 @@ def body() -> dict:
     return data
 
 
-def invoice_json(inv: Invoice, detail: bool = False) -> dict:
+def invoice_json(inv: Invoice | InvoiceRow, detail: bool = False) -> dict[str, Any]:
     out = {
         "id": inv.id,
         "number": inv.number,
@@ -134,7 +136,7 @@ def invoice_json(inv: Invoice, detail: bool = False) -> dict:
         "due_date": inv.due_date.isoformat(),
         "paid_at": inv.paid_at.isoformat() if inv.paid_at else None,
     }
-    if detail:
+    if detail and isinstance(inv, Invoice):  # one invoice, with its lines and payments
         out["lines"] = [
             {
                 "description": line.description,

@@ -16,9 +16,9 @@ import secrets
 from flask import current_app, session
 from flask_login import login_user, logout_user
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.orm import Session
 
-from ..models import LoginSession, User
+from ..billing.sql import rows_changed
+from ..models import DbSession, LoginSession, User
 
 SESSION_KEY = "_sid"
 
@@ -32,7 +32,7 @@ def lifetime() -> dt.timedelta:
     return current_app.permanent_session_lifetime
 
 
-def create(db: Session, user: User, now: dt.datetime) -> str:
+def create(db: DbSession, user: User, now: dt.datetime) -> str:
     """A new session row for `user`; returns the secret id the cookie carries."""
     token = secrets.token_urlsafe(32)
     # Rows of sessions that were never logged out of go once they are too old.
@@ -42,7 +42,7 @@ def create(db: Session, user: User, now: dt.datetime) -> str:
     return token
 
 
-def start(db: Session, user: User, now: dt.datetime) -> None:
+def start(db: DbSession, user: User, now: dt.datetime) -> None:
     """Log `user` in on this browser (the caller commits)."""
     previous = session.pop(SESSION_KEY, None)  # a second log-in replaces this browser's session
     if previous:
@@ -52,7 +52,7 @@ def start(db: Session, user: User, now: dt.datetime) -> None:
     session[SESSION_KEY] = token
 
 
-def end(db: Session) -> None:
+def end(db: DbSession) -> None:
     """Log this browser out and forget its session for good (the caller commits)."""
     token = session.pop(SESSION_KEY, None)
     if token:
@@ -60,18 +60,18 @@ def end(db: Session) -> None:
     logout_user()
 
 
-def end_others(db: Session, user_id: int) -> int:
+def end_others(db: DbSession, user_id: int) -> int:
     """End every session of the user but this browser's (after a password change)."""
     query = delete(LoginSession).where(LoginSession.user_id == user_id)
     token = session.get(SESSION_KEY)
     if token:
         query = query.where(LoginSession.token_hash != digest(token))
-    return db.execute(query).rowcount
+    return rows_changed(db, query)
 
 
-def end_all(db: Session, user_id: int) -> int:
+def end_all(db: DbSession, user_id: int) -> int:
     """End every session of the user (a password set from a link, or by a command)."""
-    return db.execute(delete(LoginSession).where(LoginSession.user_id == user_id)).rowcount
+    return rows_changed(db, delete(LoginSession).where(LoginSession.user_id == user_id))
 
 
 # Built once: this runs on every signed-in request, and building a select anew costs
@@ -87,7 +87,7 @@ _LIVE_SESSION_USER = (
 )
 
 
-def load(db: Session, user_id: str, now: dt.datetime) -> User | None:
+def load(db: DbSession, user_id: str, now: dt.datetime) -> User | None:
     """The user of this browser's live session, in one query; None logs the browser out."""
     token = session.get(SESSION_KEY)
     if not token or not (user_id.isascii() and user_id.isdigit()):

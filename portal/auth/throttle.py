@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
-from ..models import LoginThrottle
+from ..billing.sql import rows_changed
+from ..models import DbSession, LoginThrottle
 
 # A counter nobody has touched for this long starts again from zero.
 FORGET_AFTER = dt.timedelta(hours=24)
@@ -68,11 +68,11 @@ def address_key(remote_addr: str | None) -> str:
     return f"addr:{ip}"
 
 
-def _upsert(session: Session):
+def _upsert(session: DbSession):
     return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
 
 
-def reserve(session: Session, key: str, limit: Limit, now: dt.datetime) -> dt.datetime | None:
+def reserve(session: DbSession, key: str, limit: Limit, now: dt.datetime) -> dt.datetime | None:
     """Count one attempt on `key`; None if it may go ahead, else when the lock ends.
 
     The caller commits before checking the password (the row stays locked until then).
@@ -92,7 +92,7 @@ def reserve(session: Session, key: str, limit: Limit, now: dt.datetime) -> dt.da
     return None
 
 
-def give_back(session: Session, key: str, limit: Limit) -> None:
+def give_back(session: DbSession, key: str, limit: Limit) -> None:
     """A successful attempt does not count as a failure (an office behind one address)."""
     t = LoginThrottle
     session.execute(
@@ -105,19 +105,20 @@ def give_back(session: Session, key: str, limit: Limit) -> None:
     )
 
 
-def clear(session: Session, *keys: str) -> None:
+def clear(session: DbSession, *keys: str) -> None:
     """Forget the failures of these keys (a correct password, or a password set from a link)."""
     session.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys)))
 
 
-def forget_stale(session: Session, now: dt.datetime) -> int:
+def forget_stale(session: DbSession, now: dt.datetime) -> int:
     """Drop counters nobody touched for a day and that hold no lock (run at each log-in)."""
     t = LoginThrottle
-    return session.execute(
-        delete(t).where(t.updated_at < now - FORGET_AFTER, or_(t.locked_until.is_(None), t.locked_until < now))
-    ).rowcount
+    return rows_changed(
+        session,
+        delete(t).where(t.updated_at < now - FORGET_AFTER, or_(t.locked_until.is_(None), t.locked_until < now)),
+    )
 
 
-def clear_account(session: Session, email: str) -> None:
+def clear_account(session: DbSession, email: str) -> None:
     """Lift every lock on this email, its known browsers included."""
     session.execute(delete(LoginThrottle).where(LoginThrottle.key.startswith(account_key(email))))

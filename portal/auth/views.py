@@ -231,23 +231,19 @@ def login():
                 "You can also set a new password with “Forgot your password?”.",
             )
         user = by_email(db.session, email)
-        correct = (
-            check_password_hash((user and user.password_hash) or _dummy_hash(), form.password.data)
-            and user is not None
-            and user.password_hash is not None
-        )
-        if correct and user.awaiting_confirmation:
-            # Same answer as a wrong password (else a sign-up's password tells the address
-            # was new); the owner gets the link again.
-            _send_confirmation(user)
-            correct = False
-        if correct:
-            throttle.clear(db.session, account)
-            throttle.give_back(db.session, address, address_limit)
-            throttle.forget_stale(db.session, moment)
-            sessions.start(db.session, user, moment)
-            response = see_other(safe_next(url_for("admin.index") if user.is_staff else url_for("account.account")))
-            return _remember_device(response, email)
+        matches = check_password_hash((user and user.password_hash) or _dummy_hash(), form.password.data)
+        if matches and user is not None and user.password_hash is not None:
+            if user.awaiting_confirmation:
+                # Same answer as a wrong password (else a sign-up's password tells the address
+                # was new); the owner gets the link again.
+                _send_confirmation(user)
+            else:
+                throttle.clear(db.session, account)
+                throttle.give_back(db.session, address, address_limit)
+                throttle.forget_stale(db.session, moment)
+                sessions.start(db.session, user, moment)
+                home = url_for("admin.index") if user.is_staff else url_for("account.account")
+                return _remember_device(see_other(safe_next(home)), email)
         form.password.errors.append(
             "Email or password is wrong. Signed up recently? Open the link we emailed you first."
         )

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy.orm import Session
-
-from ..models import AuditEntry
+from ..models import AuditEntry, DbSession
 
 
 def record(
-    session: Session, actor_id: int | None, action: str, obj: object, detail: str = "", now: dt.datetime | None = None
+    session: DbSession, actor_id: int | None, action: str, obj: object, detail: str = "", now: dt.datetime | None = None
 ) -> AuditEntry:
     entry = AuditEntry(
         actor_id=actor_id,

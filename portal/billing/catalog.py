@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from ..models import Plan
+from ..models import DbSession, Plan
 
 DEFAULT_PLANS = (
     dict(
@@ -24,7 +23,7 @@ DEFAULT_PLANS = (
 )
 
 
-def seed_plans(session: Session) -> int:
+def seed_plans(session: DbSession) -> int:
     """Create the predefined plans that do not exist yet; edits by staff are kept."""
     existing = set(session.scalars(select(Plan.code)))
     created = 0

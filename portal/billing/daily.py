@@ -12,14 +12,13 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
+from ..models import DbSession
 from . import dunning
 from .invoicing import run_billing
 from .settings import BillingSettings
 
 
-def mark_overdue_and_past_due(session: Session, now: dt.datetime, settings: BillingSettings) -> dict:
+def mark_overdue_and_past_due(session: DbSession, now: dt.datetime, settings: BillingSettings) -> dict[str, int]:
     today = now.date()
     return {
         "overdue": dunning.mark_overdue(session, today),
@@ -27,7 +26,7 @@ def mark_overdue_and_past_due(session: Session, now: dt.datetime, settings: Bill
     }
 
 
-def queue_notices(session: Session, now: dt.datetime, settings: BillingSettings) -> dict:
+def queue_notices(session: DbSession, now: dt.datetime, settings: BillingSettings) -> dict[str, int]:
     return {
         "issued_notices": dunning.queue_issue_notices(session, now),
         "reminders": dunning.queue_reminders(session, now, settings),
@@ -39,7 +38,7 @@ class Step:
     """A step of the day after billing: it flushes, the caller commits it on its own."""
 
     name: str
-    run: Callable[[Session, dt.datetime, BillingSettings], dict]
+    run: Callable[[DbSession, dt.datetime, BillingSettings], dict[str, int]]
 
 
 AFTER_BILLING: tuple[Step, ...] = (
@@ -52,7 +51,9 @@ def step_named(name: str) -> Step:
     return next(step for step in AFTER_BILLING if step.name == name)
 
 
-def run_day(session: Session, now: dt.datetime, settings: BillingSettings, commit: Callable[[], None]) -> dict:
+def run_day(
+    session: DbSession, now: dt.datetime, settings: BillingSettings, commit: Callable[[], None]
+) -> dict[str, int]:
     """Everything billing does for one day, in order; each step is its own transaction."""
     billed = run_billing(session, now, settings, commit)
     counts = {"invoices": billed.invoices, "ended": billed.ended, "chunks": billed.chunks}

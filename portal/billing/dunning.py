@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import ColumnElement, and_, exists, literal, select, update
-from sqlalchemy.orm import Session
 
 from ..models import (
     INV_OPEN,
@@ -20,6 +19,7 @@ from ..models import (
     NOTE_REMINDER,
     SUB_ACTIVE,
     SUB_PAST_DUE,
+    DbSession,
     Invoice,
     Notification,
     Subscription,
@@ -33,7 +33,7 @@ N = Notification.__table__
 S = Subscription.__table__
 
 
-def mark_overdue(session: Session, today: dt.date) -> int:
+def mark_overdue(session: DbSession, today: dt.date) -> int:
     """Open invoices whose due date has passed become overdue."""
     return rows_changed(
         session, update(I).where(I.c.status == INV_OPEN, I.c.due_date < today).values(status=INV_OVERDUE)
@@ -46,7 +46,7 @@ def _long_overdue(today: dt.date, settings: BillingSettings) -> ColumnElement[bo
     return and_(I.c.status == INV_OVERDUE, I.c.due_date <= limit)
 
 
-def mark_past_due(session: Session, today: dt.date, settings: BillingSettings) -> int:
+def mark_past_due(session: DbSession, today: dt.date, settings: BillingSettings) -> int:
     """Active subscriptions with an invoice overdue for too long become past_due."""
     # The long-overdue invoices are read once (an uncorrelated IN), not once per
     # subscription: with no index on invoices.subscription_id, SQLite ran the
@@ -57,7 +57,7 @@ def mark_past_due(session: Session, today: dt.date, settings: BillingSettings) -
     )
 
 
-def settle(session: Session, subscription_id: int | None, today: dt.date, settings: BillingSettings) -> bool:
+def settle(session: DbSession, subscription_id: int | None, today: dt.date, settings: BillingSettings) -> bool:
     """A past_due subscription with nothing long overdue left is active again."""
     if subscription_id is None:
         return False
@@ -77,7 +77,7 @@ def settle(session: Session, subscription_id: int | None, today: dt.date, settin
 
 
 def queue_issue_notices(
-    session: Session, now: dt.datetime, *, subscription_id: int | None = None, invoice_id: int | None = None
+    session: DbSession, now: dt.datetime, *, subscription_id: int | None = None, invoice_id: int | None = None
 ) -> int:
     """One 'invoice issued' notice for every unpaid invoice that has none yet.
 
@@ -103,7 +103,7 @@ def queue_issue_notices(
     )
 
 
-def queue_reminders(session: Session, now: dt.datetime, settings: BillingSettings) -> int:
+def queue_reminders(session: DbSession, now: dt.datetime, settings: BillingSettings) -> int:
     """Queue the reminder step each unpaid invoice has reached today.
 
     Step s (days from the due date) is due on due_date + s, until the next step's

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from ..models import Invoice, Plan, User
+from ..models import DbSession, Invoice, Plan, User
 
 EXPORT_FIELDS = (
     "number",
@@ -28,7 +27,7 @@ EXPORT_FIELDS = (
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def export_rows(session: Session) -> Iterator[dict[str, Any]]:
+def export_rows(session: DbSession) -> Iterator[dict[str, Any]]:
     """One dict per invoice, keyed by EXPORT_FIELDS, dates as ISO text; streamed in batches."""
     query = (
         select(

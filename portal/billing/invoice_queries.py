@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select, bindparam, func, literal_column, select, union_all
-from sqlalchemy.orm import Session
 
-from ..models import INV_PAYABLE, INV_STATUSES, Invoice, format_invoice_number
+from ..models import INV_PAYABLE, INV_STATUSES, DbSession, Invoice, format_invoice_number
 
 PER_PAGE = 10
 UNPAID = "unpaid"  # a filter of its own: open and overdue together
@@ -30,7 +29,7 @@ FILTERS = (UNPAID, *INV_STATUSES)
 _OWN_INVOICE = select(Invoice).where(Invoice.id == bindparam("invoice_id"), Invoice.user_id == bindparam("user_id"))
 
 
-def own_invoice(session: Session, user_id: int, invoice_id: int) -> Invoice | None:
+def own_invoice(session: DbSession, user_id: int, invoice_id: int) -> Invoice | None:
     """The user's invoice, or None: someone else's invoice does not exist for them."""
     return session.scalar(_OWN_INVOICE, {"invoice_id": invoice_id, "user_id": user_id})
 
@@ -130,14 +129,14 @@ _ACCOUNT_LISTS = union_all(
 
 
 def _rows(
-    session: Session, statement: Select[Any], params: dict[str, Any], limit: int, offset: int = 0
+    session: DbSession, statement: Select[Any], params: dict[str, Any], limit: int, offset: int = 0
 ) -> tuple[list[InvoiceRow], int | None]:
     """(the rows, the list's total); the total is None when the page is empty."""
     rows = session.execute(statement, {**params, "limit": limit, "offset": offset}).all()
     return [InvoiceRow._make(row[1:]) for row in rows], (rows[0][0] if rows else None)
 
 
-def invoice_page(session: Session, user_id: int, status: str | None, page: int, per_page: int = PER_PAGE) -> Page:
+def invoice_page(session: DbSession, user_id: int, status: str | None, page: int, per_page: int = PER_PAGE) -> Page:
     """A page of the user's invoices, newest first: all, UNPAID, or of one status."""
     params: dict[str, Any] = {"user_id": user_id}
     if status in INV_STATUSES:
@@ -150,7 +149,7 @@ def invoice_page(session: Session, user_id: int, status: str | None, page: int, 
     return Page(items, total, page, per_page)
 
 
-def account_invoices(session: Session, user_id: int, shown: int = 5) -> tuple[Page, list[InvoiceRow]]:
+def account_invoices(session: DbSession, user_id: int, shown: int = 5) -> tuple[Page, list[InvoiceRow]]:
     """The account page's lists: the user's most urgent invoices waiting for payment (`.items`)
     and how many wait (`.total`); the `shown` most recent invoices."""
     lists: dict[str, list[InvoiceRow]] = {"to_pay": [], "recent": []}

@@ -18,7 +18,6 @@ import datetime as dt
 import logging
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from ..models import (
     INV_PAID,
@@ -29,6 +28,7 @@ from ..models import (
     PAY_FAILED,
     PAY_PENDING,
     PAY_SUCCEEDED,
+    DbSession,
     Invoice,
     Notification,
     Payment,
@@ -53,7 +53,7 @@ def unpayable_reason(invoice: Invoice) -> str | None:
     return f"Invoice {invoice.number} is {invoice.status}; there is nothing to pay."
 
 
-def fulfil(session: Session, checkout: Checkout, now: dt.datetime, settings: BillingSettings) -> Payment | None:
+def fulfil(session: DbSession, checkout: Checkout, now: dt.datetime, settings: BillingSettings) -> Payment | None:
     """Record what the provider says about a checkout; the caller commits."""
     if checkout.state not in (PAID, PROCESSING, FAILED) or checkout.invoice_id is None:
         return None
@@ -116,13 +116,13 @@ def fulfil(session: Session, checkout: Checkout, now: dt.datetime, settings: Bil
     return _flush(session, payment)
 
 
-def _flush(session: Session, payment: Payment) -> Payment:
+def _flush(session: DbSession, payment: Payment) -> Payment:
     session.flush()
     return payment
 
 
 def record_manual_payment(
-    session: Session, invoice: Invoice, note: str, actor_id: int, now: dt.datetime, settings: BillingSettings
+    session: DbSession, invoice: Invoice, note: str, actor_id: int, now: dt.datetime, settings: BillingSettings
 ) -> Payment:
     """Staff record money received another way (bank transfer): one manual Payment, audited.
 
@@ -143,7 +143,7 @@ def record_manual_payment(
 
 
 def void(
-    session: Session, invoice: Invoice, now: dt.datetime, settings: BillingSettings, actor_id: int | None = None
+    session: DbSession, invoice: Invoice, now: dt.datetime, settings: BillingSettings, actor_id: int | None = None
 ) -> bool:
     """Void a payable invoice (the customer is no longer asked to pay it); False if it is not payable."""
     if invoice.status not in INV_PAYABLE:
@@ -155,7 +155,7 @@ def void(
     return True
 
 
-def send_reminder(session: Session, invoice: Invoice, now: dt.datetime, actor_id: int | None = None) -> bool:
+def send_reminder(session: DbSession, invoice: Invoice, now: dt.datetime, actor_id: int | None = None) -> bool:
     """Queue a reminder for a payable invoice now, outside the schedule; False if it is not payable."""
     if invoice.status not in INV_PAYABLE:
         return False

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Update, and_, case, func, literal, select, update
-from sqlalchemy.orm import Session
 
 from ..models import (
     INV_OPEN,
@@ -23,6 +22,7 @@ from ..models import (
     SUB_ACTIVE,
     SUB_CANCELED,
     SUB_TRIALING,
+    DbSession,
     Invoice,
     Plan,
     Subscription,
@@ -61,7 +61,7 @@ def _due(lo: int, hi: int, today: dt.date) -> ColumnElement[bool]:
     )
 
 
-def due_id_range(session: Session, today: dt.date) -> tuple[int, int] | None:
+def due_id_range(session: DbSession, today: dt.date) -> tuple[int, int] | None:
     """The lowest and highest id of subscriptions with something due by `today`."""
     lo, hi = session.execute(
         select(func.min(S.c.id), func.max(S.c.id)).where(
@@ -77,7 +77,7 @@ def id_chunks(lo: int, hi: int, size: int) -> Iterator[tuple[int, int]]:
         yield start, min(start + size - 1, hi)
 
 
-def bill_chunk(session: Session, lo: int, hi: int, now: dt.datetime, settings: BillingSettings) -> RunResult:
+def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings: BillingSettings) -> RunResult:
     """Bill subscriptions lo..hi as of `now`: one unit of work; the caller commits."""
     due = _due(lo, hi, now.date())
     result = RunResult(chunks=1)
@@ -100,7 +100,7 @@ def bill_chunk(session: Session, lo: int, hi: int, now: dt.datetime, settings: B
 
 
 def _issue_next_periods(
-    session: Session, renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSettings
+    session: DbSession, renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSettings
 ) -> int:
     """Invoice the next period of each `renewing` subscription and advance it past that period.
 
@@ -152,7 +152,7 @@ def _issue_next_periods(
     return count
 
 
-def _advance_past_billed_periods(session: Session, renewing: ColumnElement[bool]) -> int:
+def _advance_past_billed_periods(session: DbSession, renewing: ColumnElement[bool]) -> int:
     """Advance each `renewing` subscription whose next period is invoiced already.
 
     Only past a period whose invoice exists: a run that lost a race for the
@@ -187,7 +187,7 @@ def _advance(where: ColumnElement[bool], plan_id: ColumnElement[Any], period_end
 
 
 def run_billing(
-    session: Session,
+    session: DbSession,
     now: dt.datetime,
     settings: BillingSettings,
     commit: Callable[[], None],

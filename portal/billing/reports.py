@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from ..models import (
     INV_OPEN,
@@ -17,6 +16,7 @@ from ..models import (
     PAY_SUCCEEDED,
     SUB_ACTIVE,
     SUB_PAST_DUE,
+    DbSession,
     Invoice,
     Payment,
     Plan,
@@ -25,7 +25,7 @@ from ..models import (
 from .periods import add_months
 
 
-def mrr_by_plan(session: Session) -> list[dict[str, Any]]:
+def mrr_by_plan(session: DbSession) -> list[dict[str, Any]]:
     """Monthly recurring revenue and paying subscribers per plan (yearly prices / 12).
 
     Trials pay nothing yet; subscriptions set to cancel still count until they end.
@@ -53,7 +53,7 @@ def mrr_by_plan(session: Session) -> list[dict[str, Any]]:
     return sorted(out.values(), key=lambda e: -e["mrr"])
 
 
-def receivables(session: Session) -> dict[str, dict[str, int]]:
+def receivables(session: DbSession) -> dict[str, dict[str, int]]:
     """Open and overdue totals per currency: {'USD': {'open': 2900, 'overdue': 0}}."""
     out: dict[str, dict[str, int]] = defaultdict(lambda: {"open": 0, "overdue": 0})
     for status, currency, total in session.execute(
@@ -65,7 +65,7 @@ def receivables(session: Session) -> dict[str, dict[str, int]]:
     return dict(out)
 
 
-def revenue_by_month(session: Session, today: dt.date, months: int = 12) -> list[dict[str, Any]]:
+def revenue_by_month(session: DbSession, today: dt.date, months: int = 12) -> list[dict[str, Any]]:
     """Money collected per calendar month, oldest first, the current month last."""
     first = add_months(today.replace(day=1), -(months - 1))
     starts = [add_months(first, i) for i in range(months)]
@@ -82,7 +82,7 @@ def revenue_by_month(session: Session, today: dt.date, months: int = 12) -> list
     return [{"month": m, "amounts": {c: totals[(m, c)] for c in currencies}} for m in starts]
 
 
-def due_soon(session: Session, today: dt.date, days: int = 7, limit: int = 50) -> Sequence[Invoice]:
+def due_soon(session: DbSession, today: dt.date, days: int = 7, limit: int = 50) -> Sequence[Invoice]:
     return session.scalars(
         select(Invoice)
         .where(
@@ -95,7 +95,7 @@ def due_soon(session: Session, today: dt.date, days: int = 7, limit: int = 50) -
     ).all()
 
 
-def flagged_payments(session: Session, limit: int = 20) -> Sequence[Payment]:
+def flagged_payments(session: DbSession, limit: int = 20) -> Sequence[Payment]:
     return session.scalars(
         select(Payment).where(Payment.flag.is_not(None)).order_by(Payment.id.desc()).limit(limit)
     ).all()

@@ -14,11 +14,12 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Date, Executable, Table, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.functions import GenericFunction
+
+from ..models import DbSession
 
 
 class add_months_sql(GenericFunction[Any]):
@@ -50,7 +51,7 @@ def _sqlite(element: add_months_sql, compiler: SQLCompiler, **kw: Any) -> str:
     )
 
 
-def insert_ignoring_duplicates(session: Session, table: Table) -> Insert:
+def insert_ignoring_duplicates(session: DbSession, table: Table) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING: the unique constraints decide what exists."""
     dialect = session.get_bind().dialect.name
     module = {"postgresql": postgresql, "sqlite": sqlite}.get(dialect)
@@ -61,12 +62,12 @@ def insert_ignoring_duplicates(session: Session, table: Table) -> Insert:
     return statement.execution_options(preserve_rowcount=True)
 
 
-def supports_dml_in_cte(session: Session) -> bool:
+def supports_dml_in_cte(session: DbSession) -> bool:
     """True where INSERT ... RETURNING can feed an UPDATE in one statement (PostgreSQL)."""
     return session.get_bind().dialect.name == "postgresql"
 
 
-def rows_changed(session: Session, statement: Executable) -> int:
+def rows_changed(session: DbSession, statement: Executable) -> int:
     """Run an INSERT, UPDATE or DELETE; how many rows it wrote (-1 where the driver cannot tell)."""
     return cast(CursorResult[Any], session.execute(statement)).rowcount
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from ..models import (
     INV_OPEN,
@@ -19,6 +18,7 @@ from ..models import (
     SUB_ACTIVE,
     SUB_CANCELED,
     SUB_TRIALING,
+    DbSession,
     Invoice,
     InvoiceLine,
     Plan,
@@ -40,17 +40,17 @@ _LIVE_SUBSCRIPTION = select(Subscription).where(  # served by the partial unique
 )
 
 
-def live_subscription(session: Session, user_id: int) -> Subscription | None:
+def live_subscription(session: DbSession, user_id: int) -> Subscription | None:
     return session.scalar(_LIVE_SUBSCRIPTION, {"user_id": user_id})
 
 
-def lock_subscription(session: Session, sub: Subscription) -> None:
+def lock_subscription(session: DbSession, sub: Subscription) -> None:
     """SELECT ... FOR UPDATE the subscription and reload it: concurrent changes queue here
     and each decides on the state the previous one committed (a no-op on SQLite)."""
     session.refresh(sub, with_for_update=True)
 
 
-def find_plan(session: Session, code: str) -> Plan:
+def find_plan(session: DbSession, code: str) -> Plan:
     """The active plan with this code, or a BillingError naming the choices."""
     plan = session.scalar(select(Plan).where(Plan.code == (code or "").strip().lower()))
     if plan is None or not plan.active:
@@ -59,12 +59,12 @@ def find_plan(session: Session, code: str) -> Plan:
     return plan
 
 
-def _ensure_no_live(session: Session, user: User) -> None:
+def _ensure_no_live(session: DbSession, user: User) -> None:
     if live_subscription(session, user.id) is not None:
         raise BillingError("You already have a subscription; change its plan instead.", "already_subscribed")
 
 
-def trial_available(session: Session, user_id: int | None) -> bool:
+def trial_available(session: DbSession, user_id: int | None) -> bool:
     """One free trial per customer, whatever the plan: only a first subscription has one.
 
     Any earlier subscription counts (cancelled, ended, or imported), so cancelling and
@@ -101,7 +101,7 @@ def quote_subscription(plan: Plan, today: dt.date, trial: bool = True) -> Subscr
     return SubscriptionQuote(plan, 0, plan.price, first, first[1], plan.price)
 
 
-def subscribe(session: Session, user: User, plan: Plan, now: dt.datetime, settings: BillingSettings) -> Subscription:
+def subscribe(session: DbSession, user: User, plan: Plan, now: dt.datetime, settings: BillingSettings) -> Subscription:
     """Start a subscription today: the first invoice now, or when the trial ends."""
     if not plan.active:
         raise BillingError(f"The {plan.name} plan is no longer offered.", "unknown_plan", 422)
@@ -137,7 +137,7 @@ def subscribe(session: Session, user: User, plan: Plan, now: dt.datetime, settin
 
 
 def start_imported(
-    session: Session,
+    session: DbSession,
     user: User,
     plan: Plan,
     start: dt.date,
@@ -168,7 +168,7 @@ def start_imported(
 
 
 def cancel(
-    session: Session,
+    session: DbSession,
     sub: Subscription,
     now: dt.datetime,
     at_once: bool = False,
@@ -193,7 +193,7 @@ def cancel(
     session.flush()
 
 
-def resume(session: Session, sub: Subscription, now: dt.datetime) -> None:
+def resume(session: DbSession, sub: Subscription, now: dt.datetime) -> None:
     """Undo a cancellation at period end, before the period is over."""
     if not sub.is_live or not sub.cancel_at_period_end:
         raise BillingError("Only a subscription set to cancel can be resumed.", "not_canceling")
@@ -252,7 +252,7 @@ def preview_change(sub: Subscription, new_plan: Plan, today: dt.date) -> PlanCha
 
 
 def change_plan(
-    session: Session,
+    session: DbSession,
     sub: Subscription,
     new_plan: Plan,
     now: dt.datetime,
@@ -287,7 +287,15 @@ def change_plan(
     return change, invoice
 
 
-def _proration_invoice(session, sub, old_name, new_plan, change, now, settings) -> Invoice:
+def _proration_invoice(
+    session: DbSession,
+    sub: Subscription,
+    old_name: str,
+    new_plan: Plan,
+    change: PlanChange,
+    now: dt.datetime,
+    settings: BillingSettings,
+) -> Invoice:
     today = now.date()
     invoice = Invoice(
         user_id=sub.user_id,

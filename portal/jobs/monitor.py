@@ -139,12 +139,13 @@ def failed_jobs(conn, limit: int = 50) -> list[FailedJob]:
         for job in Job.fetch_many(registry.get_job_ids(0, limit - 1), connection=conn):
             if job is None:
                 continue
-            error = (job.latest_result().exc_string if job.latest_result() else "") or ""
+            result = job.latest_result()
+            error = (result.exc_string if result else "") or ""
             out.append(
                 FailedJob(
                     job.id,
                     name,
-                    job.func_name,
+                    job.func_name or "",
                     job.description or "",
                     error.strip().splitlines()[-1] if error.strip() else "",
                     job.ended_at,

@@ -95,7 +95,7 @@ def reconcile(sched: Scheduler, entries: list[Periodic]) -> dict:
     """Make the scheduled periodic jobs exactly `entries`; returns what changed."""
     wanted = {e.job_id: e for e in entries}
     present = {job.id: job for job in sched.get_jobs() if job.id.startswith(PREFIX)}
-    changes = {"added": [], "removed": [], "kept": []}
+    changes: dict[str, list[str]] = {"added": [], "removed": [], "kept": []}
     for job_id, job in present.items():
         entry = wanted.get(job_id)
         if (

@@ -65,7 +65,7 @@ class Worker(RQWorker):
                     queue.intermediate_queue.cleanup(self, queue)
                 finally:
                     queue.release_maintenance_lock()
-        self.last_cleaned_at = utcnow()
+        self.last_cleaned_at = utcnow()  # type: ignore[assignment]  # rq declares it None
 
 
 def _note_given_up(job, exc_type, exc_value, traceback):

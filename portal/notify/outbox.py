@@ -11,9 +11,9 @@ import datetime as dt
 import logging
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import joinedload
 
-from ..models import NOTE_ACCOUNT, Notification, utcnow
+from ..models import NOTE_ACCOUNT, DbSession, Notification, utcnow
 from .rendering import render
 from .transport import SEND_ERRORS, Sender
 
@@ -32,7 +32,7 @@ def retry_delay(attempts: int) -> dt.timedelta:
     return dt.timedelta(minutes=5) * 2 ** (attempts - 1)
 
 
-def deliver_pending(session: Session, sender: Sender, limit: int = 100, now: dt.datetime | None = None) -> int:
+def deliver_pending(session: DbSession, sender: Sender, limit: int = 100, now: dt.datetime | None = None) -> int:
     """Render and send up to `limit` unsent notices; the caller commits.
 
     Rows are locked with SKIP LOCKED (PostgreSQL) so two workers never send one notice.
@@ -57,7 +57,7 @@ def deliver_pending(session: Session, sender: Sender, limit: int = 100, now: dt.
     sent = 0
     with sender.batch():
         for note in notes:
-            if note.subject is None:
+            if note.subject is None or note.body is None:
                 note.subject, note.body = render(note)
             try:
                 sender.send(note.user.email, note.subject, note.body)
@@ -84,7 +84,7 @@ def deliver_pending(session: Session, sender: Sender, limit: int = 100, now: dt.
     return sent
 
 
-def queue_account_mail(session: Session, user_id: int, subject: str, body: str, now: dt.datetime) -> bool:
+def queue_account_mail(session: DbSession, user_id: int, subject: str, body: str, now: dt.datetime) -> bool:
     """Queue a ready-written mail about the account in the outbox; the caller commits.
 
     Never sent inside a web request: the answer must not depend on (or wait for) the

@@ -6,11 +6,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from ..billing.invoices import fulfil
 from ..billing.settings import BillingSettings
 from ..inputs import BadInput, check_text
+from ..models import DbSession
 from .gateway import StripeGateway, failed
 
 CHECKOUT_EVENTS = {
@@ -47,7 +46,11 @@ def malformed(event: dict[str, Any]) -> str | None:
 
 
 def handle(
-    session: Session, stripe_gateway: StripeGateway, event: dict[str, Any], now: dt.datetime, settings: BillingSettings
+    session: DbSession,
+    stripe_gateway: StripeGateway,
+    event: dict[str, Any],
+    now: dt.datetime,
+    settings: BillingSettings,
 ) -> None:
     """Act on a well-formed event: a checkout's session is fetched again (the payload is
     never trusted) and fulfilled; other types are only recorded. PaymentError if Stripe

@@ -19,8 +19,9 @@ class StripeGateway:
     provider = "stripe"
 
     def __init__(self, secret_key: str, webhook_secrets: str = "", api_base: str = ""):
-        options = {"base_addresses": {"api": api_base}} if api_base else {}
-        self.client = stripe.StripeClient(secret_key, max_network_retries=2, **options)
+        self.client = stripe.StripeClient(
+            secret_key, max_network_retries=2, base_addresses={"api": api_base} if api_base else None
+        )
         self.webhook_secrets = [s.strip() for s in webhook_secrets.split(",") if s.strip()]
 
     def ensure_customer(self, user: User) -> str:
@@ -179,9 +180,10 @@ def _trusted_checkout(data: dict, expected_id: str | None) -> Checkout:
 
     url = ""
     if state == OPEN:  # only an open session is a page to send the customer to
-        url = data.get("url")
-        if not isinstance(url, str) or not _URL.fullmatch(url):
+        given = data.get("url")
+        if not isinstance(given, str) or not _URL.fullmatch(given):
             raise _Untrusted("its url is not an http(s) address")
+        url = given
 
     pi = data.get("payment_intent")
     payment_ref = _id(pi.get("id") if isinstance(pi, dict) else pi, "payment_intent", required=False)

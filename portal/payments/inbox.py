@@ -15,13 +15,12 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from ..models import WebhookEvent
+from ..models import DbSession, WebhookEvent
 
 
 def receive(
-    session: Session, event_id: str, event_type: str, payload: dict[str, Any], now: dt.datetime
+    session: DbSession, event_id: str, event_type: str, payload: dict[str, Any], now: dt.datetime
 ) -> WebhookEvent | None:
     """The stored event to process now, or None for a duplicate: already processed, or
     stored at this moment by a concurrent delivery of the same event."""
@@ -45,13 +44,13 @@ def receive(
     return record
 
 
-def mark_processed(session: Session, record: WebhookEvent, now: dt.datetime) -> None:
+def mark_processed(session: DbSession, record: WebhookEvent, now: dt.datetime) -> None:
     """The event is handled: later deliveries of it are duplicates."""
     record.processed_at, record.error = now, None
     session.flush()
 
 
-def record_error(session: Session, record: WebhookEvent, message: str, final: bool, now: dt.datetime) -> None:
+def record_error(session: DbSession, record: WebhookEvent, message: str, final: bool, now: dt.datetime) -> None:
     """Keep the event's error for staff. A final error (retrying cannot help) closes the
     event; a retryable one leaves it open for the provider's next delivery."""
     record.error = message

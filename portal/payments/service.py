@@ -9,11 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from ..billing.checkouts import Checkout
 from ..billing.invoices import unpayable_reason
-from ..models import Invoice, User
+from ..models import DbSession, Invoice, User
 from .demo import DemoGateway
 from .errors import PaymentError
 from .gateway import StripeGateway
@@ -28,7 +26,7 @@ def gateway(config: Mapping[str, Any], demo_checkout_url: Callable[[str], str]) 
 
 
 def start_payment(
-    session: Session,
+    session: DbSession,
     invoice: Invoice,
     user: User,
     provider: StripeGateway | DemoGateway,
