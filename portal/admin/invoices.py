@@ -92,8 +92,8 @@ class InvoiceView(StaffModelView):
     def mark_paid_view(self):
         inv = db.session.get(Invoice, request.args.get("id", type=int64) or 0) or abort(404)
         form = MarkPaidForm()
-        if not inv.is_payable:
-            flash(f"{inv.number} is {inv.status}; nothing to mark paid.", "error")
+        if reason := invoices.unpayable_reason(inv):  # the core's answer, as the pay pages give it
+            flash(reason, "error")
             return redirect(url_for(".details_view", id=inv.id))
         if form.validate_on_submit():
             invoices.record_manual_payment(db.session, inv, form.note.data, current_user.id, now(), billing_settings())

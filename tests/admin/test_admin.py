@@ -93,6 +93,7 @@ def test_mark_paid_with_a_note_records_one_manual_payment(client, staff, book, s
     assert payment.recorded_by_id == staff.id
     again = client.post("/admin/invoice/mark-paid/?id=3", data={"note": "again"})
     assert again.status_code == 302 and len(session.get(Invoice, 3).payments) == 1
+    assert "Invoice INV-000003 is already paid (on " in client.get(again.location).get_data(as_text=True)
     [entry] = session.scalars(select(AuditEntry).where(AuditEntry.action == "mark_paid")).all()
     assert (entry.actor_id, entry.object_type, entry.object_id) == (staff.id, "Invoice", 3)
     assert "Bank transfer ref 8812" in entry.detail
