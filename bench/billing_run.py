@@ -27,7 +27,7 @@ from flask_migrate import upgrade
 
 from portal.app import create_app
 from portal.billing.catalog import seed_plans
-from portal.billing.invoicing import run_billing
+from portal.billing.invoicing import ISSUED_COLUMNS, run_billing
 from portal.billing.settings import BillingSettings
 from portal.extensions import db
 from portal.models import Base, Invoice, UTCDateTime
@@ -92,20 +92,7 @@ def raw_insert_select(conn) -> float:
     s, p = Base.metadata.tables["subscriptions"], Base.metadata.tables["plans"]
     today = AS_OF.date()
     stmt = scratch.insert().from_select(
-        [
-            "user_id",
-            "subscription_id",
-            "plan_id",
-            "kind",
-            "description",
-            "period_start",
-            "period_end",
-            "total",
-            "currency",
-            "status",
-            "issued_at",
-            "due_date",
-        ],
+        ISSUED_COLUMNS,
         sa.select(
             s.c.user_id,
             s.c.id,
