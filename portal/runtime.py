@@ -36,7 +36,8 @@ def deliver_outbox(session: DbSession, moment: dt.datetime | None = None, batch:
     """Send everything the outbox holds, one committed transaction per batch, so a
     message sent is never sent again if a later batch fails."""
     sender, sent = mail_sender(), 0
-    while count := deliver_pending(session, sender, limit=batch, now=moment):
+    moment = moment or now()
+    while count := deliver_pending(session, sender, moment, limit=batch):
         session.commit()
         sent += count
     session.commit()

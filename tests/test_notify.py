@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from portal.billing.daily import run_day
 from portal.billing.subscriptions import find_plan, subscribe
-from portal.models import Notification
+from portal.models import Notification, utcnow
 from portal.notify.outbox import MAX_ATTEMPTS, deliver_pending, retry_delay
 from portal.notify.transport import ConsoleSender, SmtpSender, sender_from_config
 from tests.conftest import free_port, utc
@@ -46,9 +46,9 @@ def test_notices_go_out_over_real_smtp_once(app, session, make_user, settings, s
     host, port, inbox = smtp_server
     queue_some(session, make_user, settings)
     sender = SmtpSender(host, port, sender="billing@portal.test")
-    assert deliver_pending(session, sender) == 2
+    assert deliver_pending(session, sender, utcnow()) == 2
     session.commit()
-    assert deliver_pending(session, sender) == 0
+    assert deliver_pending(session, sender, utcnow()) == 0
     assert len(inbox.messages) == 2 and len(set(inbox.peers)) == 1  # one connection for the batch
     assert {m.rcpt_tos[0] for m in inbox.messages} == {"ada@example.com"}
     bodies = [m.content.decode() for m in inbox.messages]
@@ -111,7 +111,7 @@ def test_a_failing_address_does_not_hold_up_the_notices_behind_it(session, make_
 
 def test_console_sender_prints(app, session, make_user, settings, capsys):
     queue_some(session, make_user, settings)
-    assert deliver_pending(session, ConsoleSender()) == 2
+    assert deliver_pending(session, ConsoleSender(), utcnow()) == 2
     assert "mail to ada@example.com: Invoice INV-000001 for $29.00" in capsys.readouterr().out
 
 

@@ -14,6 +14,7 @@ from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from ..billing import invoices
+from ..billing.errors import BillingError
 from ..billing.statuses import INVOICE_LABELS
 from ..extensions import db
 from ..inputs import int64
@@ -96,7 +97,13 @@ class InvoiceView(StaffModelView):
             flash(reason, "error")
             return redirect(url_for(".details_view", id=inv.id))
         if form.validate_on_submit():
-            invoices.record_manual_payment(db.session, inv, form.note.data, current_user.id, now(), billing_settings())
-            flash(f"{inv.number} marked paid.", "success")
+            try:
+                invoices.record_manual_payment(
+                    db.session, inv, form.note.data, current_user.id, now(), billing_settings()
+                )
+            except BillingError as exc:  # paid or voided since this page was loaded
+                flash(exc.message, "error")
+            else:
+                flash(f"{inv.number} marked paid.", "success")
             return redirect(url_for(".details_view", id=inv.id))
         return self.render("staff/mark_paid.html", invoice=inv, form=form)

@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from ..models import (
     INV_PAID,
@@ -53,20 +54,24 @@ def unpayable_reason(invoice: Invoice) -> str | None:
     return f"Invoice {invoice.number} is {invoice.status}; there is nothing to pay."
 
 
+def locked(session: DbSession, invoice_id: int) -> Invoice | None:
+    """The invoice, row-locked and re-read, for a change of state decided on its status.
+
+    Every such change starts here. populate_existing: the caller may hold a copy loaded
+    before the lock (a page, the console); deciding on that stale copy ("open") would
+    void or mark paid an invoice the customer paid meanwhile, or record the money twice.
+    """
+    return session.scalar(
+        select(Invoice).where(Invoice.id == invoice_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
 def fulfil(session: DbSession, checkout: Checkout, now: dt.datetime, settings: BillingSettings) -> Payment | None:
     """Record what the provider says about a checkout; the caller commits."""
     if checkout.state not in (PAID, PROCESSING, FAILED) or checkout.invoice_id is None:
         return None
-    # Lock the invoice: two deliveries at once queue here, the second sees the first's Payment.
-    # populate_existing: the caller may have loaded the invoice before the lock (the pay
-    # pages do); without it the second would decide on that stale copy ("open"), issue a
-    # second receipt, hit its unique step and lose the money it was recording.
-    invoice = session.scalar(
-        select(Invoice)
-        .where(Invoice.id == checkout.invoice_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    # Two deliveries at once queue on the lock; the second sees the first's Payment.
+    invoice = locked(session, checkout.invoice_id)
     if invoice is None:
         log.warning("checkout %s names unknown invoice %s", checkout.ref, checkout.invoice_id)
         return None
@@ -128,7 +133,8 @@ def record_manual_payment(
 
     BillingError if the invoice is not payable (nothing is recorded then).
     """
-    reason = unpayable_reason(invoice)
+    current = locked(session, invoice.id)
+    reason = unpayable_reason(current) if current is not None else "This invoice no longer exists."
     if reason is not None:
         raise BillingError(reason, "not_payable")
     checkout = Checkout(
@@ -146,7 +152,7 @@ def void(
     session: DbSession, invoice: Invoice, now: dt.datetime, settings: BillingSettings, actor_id: int | None = None
 ) -> bool:
     """Void a payable invoice (the customer is no longer asked to pay it); False if it is not payable."""
-    if invoice.status not in INV_PAYABLE:
+    if locked(session, invoice.id) is None or unpayable_reason(invoice) is not None:
         return False
     invoice.status, invoice.voided_at = INV_VOID, now
     audit.record(session, actor_id, "void", invoice, now=now)
@@ -156,20 +162,25 @@ def void(
 
 
 def send_reminder(session: DbSession, invoice: Invoice, now: dt.datetime, actor_id: int | None = None) -> bool:
-    """Queue a reminder for a payable invoice now, outside the schedule; False if it is not payable."""
-    if invoice.status not in INV_PAYABLE:
+    """Queue a reminder for a payable invoice now, outside the schedule; False if it is not
+    payable, or one was queued by hand for it this very second."""
+    if locked(session, invoice.id) is None or unpayable_reason(invoice) is not None:
         return False
     # A reminder sent by hand has a step of its own (the time), so it never collides
-    # with the scheduled steps.
-    session.add(
-        Notification(
-            user_id=invoice.user_id,
-            invoice_id=invoice.id,
-            kind=NOTE_REMINDER,
-            step=int(now.timestamp()),
-            created_at=now,
-        )
-    )
+    # with the scheduled steps; two in one second are one reminder.
+    try:
+        with session.begin_nested():
+            session.add(
+                Notification(
+                    user_id=invoice.user_id,
+                    invoice_id=invoice.id,
+                    kind=NOTE_REMINDER,
+                    step=int(now.timestamp()),
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        return False
     audit.record(session, actor_id, "send_reminder", invoice, now=now)
     session.flush()
     return True

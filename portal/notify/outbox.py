@@ -13,7 +13,7 @@ import logging
 from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
-from ..models import NOTE_ACCOUNT, DbSession, Notification, utcnow
+from ..models import NOTE_ACCOUNT, DbSession, Notification
 from .rendering import render
 from .transport import SEND_ERRORS, Sender
 
@@ -32,14 +32,13 @@ def retry_delay(attempts: int) -> dt.timedelta:
     return dt.timedelta(minutes=5) * 2 ** (attempts - 1)
 
 
-def deliver_pending(session: DbSession, sender: Sender, limit: int = 100, now: dt.datetime | None = None) -> int:
+def deliver_pending(session: DbSession, sender: Sender, now: dt.datetime, limit: int = 100) -> int:
     """Render and send up to `limit` unsent notices; the caller commits.
 
     Rows are locked with SKIP LOCKED (PostgreSQL) so two workers never send one notice.
     A failed send keeps the notice unsent, with its error, and sets it aside until
     its next try, so the notices behind it go out meanwhile.
     """
-    now = now or utcnow()
     notes = session.scalars(
         select(Notification)
         .where(

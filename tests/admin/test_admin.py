@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from portal.billing import reports
 from portal.billing.subscriptions import find_plan, subscribe
-from portal.models import AuditEntry, Invoice, Notification, Payment, Plan, Subscription
+from portal.models import AuditEntry, Invoice, Notification, Payment, Plan, Subscription, User
 from tests.conftest import utc
 
 VIEWS = [
@@ -174,6 +174,20 @@ def test_editing_a_plan_saves_its_audit_entry(client, staff, session):
     [entry] = session.scalars(select(AuditEntry)).all()
     assert (entry.action, entry.object_type, entry.object_id, entry.actor_id) == ("edit", "Plan", plan.id, staff.id)
     assert "price=3900" in entry.detail and session.get(Plan, plan.id).price == 3900
+
+
+def test_the_console_edits_users_but_does_not_create_them(client, staff, session, make_user):
+    """Accounts come from sign-up, the import or create-staff (portal/users.py); an edited
+    address is valid and canonical, as sign-up stores it."""
+    ada = make_user(email="ada@example.com")
+    assert "/admin/user/new/" not in client.get("/admin/user/").get_data(as_text=True)
+    assert client.get("/admin/user/new/").status_code == 302  # back to the list
+    refused = client.post(f"/admin/user/edit/?id={ada.id}", data={"email": "not an email", "name": "Ada"})
+    assert refused.status_code == 200 and "An email address must have an @-sign." in refused.get_data(as_text=True)
+    saved = client.post(f"/admin/user/edit/?id={ada.id}", data={"email": " Ada.L@Example.COM ", "name": "Ada"})
+    assert saved.status_code == 302
+    session.expire_all()
+    assert session.get(User, ada.id).email == "ada.l@example.com"
 
 
 def status_cells(html):

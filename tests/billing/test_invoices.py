@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from portal.billing.checkouts import PAID, Checkout
 from portal.billing.errors import BillingError
-from portal.billing.invoices import record_manual_payment, unpayable_reason
+from portal.billing.invoices import fulfil, record_manual_payment, send_reminder, unpayable_reason, void
 from portal.billing.subscriptions import find_plan, subscribe
-from portal.models import AuditEntry, Invoice, Payment
+from portal.models import AuditEntry, Invoice, Notification, Payment
 from tests.conftest import utc
 
 
@@ -66,3 +67,38 @@ def test_an_invoice_that_is_not_payable_cannot_be_marked_paid(session, invoice, 
     assert refused.value.code == "not_payable" and refused.value.message == unpayable_reason(invoice)
     assert session.scalar(select(func.count()).select_from(Payment)) == 0
     assert session.scalar(select(func.count()).select_from(AuditEntry)) == 0
+
+
+def paid_elsewhere(new_session, settings, invoice_id: int) -> None:
+    """The customer pays in another session (a webhook, the return page) and commits."""
+    with new_session() as other:
+        checkout = Checkout("demo", "demo_paid", invoice_id, 2900, "USD", PAID)
+        fulfil(other, checkout, utc(2024, 1, 11), settings)
+        other.commit()
+
+
+def test_staff_cannot_void_an_invoice_paid_since_they_loaded_it(session, new_session, invoice, staff, settings):
+    stale = session.get(Invoice, invoice.id)  # the console's copy: open
+    paid_elsewhere(new_session, settings, invoice.id)
+    assert void(session, stale, utc(2024, 1, 12), settings, staff.id) is False
+    session.commit()
+    session.expire_all()
+    assert session.get(Invoice, invoice.id).status == "paid"
+    assert session.scalar(select(func.count()).select_from(AuditEntry)) == 0
+
+
+def test_staff_cannot_mark_paid_an_invoice_paid_since_they_loaded_it(session, new_session, invoice, staff, settings):
+    stale = session.get(Invoice, invoice.id)
+    paid_elsewhere(new_session, settings, invoice.id)
+    with pytest.raises(BillingError, match="already paid"):
+        record_manual_payment(session, stale, "bank transfer", staff.id, utc(2024, 1, 12), settings)
+    session.rollback()
+    assert session.scalars(select(Payment.provider)).all() == ["demo"]
+
+
+def test_two_reminders_by_hand_in_the_same_second_queue_one(session, invoice, staff):
+    moment = utc(2024, 1, 12, 9)
+    assert send_reminder(session, invoice, moment, staff.id) is True
+    assert send_reminder(session, invoice, moment, staff.id) is False  # not an IntegrityError
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(Notification).where(Notification.kind == "reminder")) == 1

@@ -224,3 +224,11 @@ def _children(pid: int) -> list[int]:
             return [int(p) for p in fh.read().split()]
     except FileNotFoundError:
         return []
+
+
+def test_every_step_of_the_day_has_its_job_and_no_job_is_left_over():
+    """A step added to billing.daily.AFTER_BILLING without a job fails here, not in a worker at night."""
+    from portal.billing.daily import AFTER_BILLING
+    from portal.jobs.tasks import STEP_JOBS
+
+    assert set(STEP_JOBS) == {step.name for step in AFTER_BILLING}

@@ -497,7 +497,7 @@ def test_posting_a_form_again_and_again_mails_an_address_once(client, make_user,
 
 
 def test_a_sent_account_mail_keeps_no_link_in_the_outbox(app, make_user, session, mailbox):
-    from portal.models import NOTE_ACCOUNT, Notification
+    from portal.models import NOTE_ACCOUNT, Notification, utcnow
     from portal.notify.outbox import deliver_pending
 
     class Collect:
@@ -515,7 +515,7 @@ def test_a_sent_account_mail_keeps_no_link_in_the_outbox(app, make_user, session
     session.commit()
     new_browser(app).post("/set-password", data={"email": "ada@example.com"})
     sender = Collect()
-    assert deliver_pending(session, sender) == 1
+    assert deliver_pending(session, sender, utcnow()) == 1
     session.commit()
     assert "/set-password/" in sender.sent[0]
     note = session.scalar(select(Notification).where(Notification.kind == NOTE_ACCOUNT))
