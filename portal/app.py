@@ -94,7 +94,7 @@ def register_admin(app: Flask) -> None:
 def register_templates(app: Flask) -> None:
     from functools import lru_cache
 
-    from .billing import statuses
+    from .billing import invoices, statuses
     from .billing.money import format_money
     from .web import targets
 
@@ -108,6 +108,7 @@ def register_templates(app: Flask) -> None:
     app.jinja_env.filters["subscription_status"] = statuses.SUBSCRIPTION_LABELS.__getitem__
     app.jinja_env.filters["payment_status"] = statuses.PAYMENT_LABELS.__getitem__
     app.jinja_env.globals["invoice_statuses"] = statuses.INVOICE_LABELS  # the invoice list's filter chips
+    app.jinja_env.tests["payable"] = invoices.is_payable  # {% if invoice is payable %}: the core's answer
     app.jinja_env.globals["targets"] = targets
     # Checked once at start (`make run` installs it first), not on every render.
     app.jinja_env.globals["htmx_available"] = (config_module.ROOT / "static/vendor/htmx.min.js").exists()

@@ -287,10 +287,6 @@ class Invoice(Base):
             )
         ]
 
-    @property
-    def is_payable(self) -> bool:
-        return self.status in INV_PAYABLE
-
     def __str__(self) -> str:
         return self.number
 

@@ -42,9 +42,15 @@ from .settings import BillingSettings
 log = logging.getLogger(__name__)
 
 
+def is_payable(invoice: Invoice) -> bool:
+    """Whether the customer is asked to pay it (open or overdue): the one answer, which
+    pages read too (`{% if invoice is payable %}`)."""
+    return invoice.status in INV_PAYABLE
+
+
 def unpayable_reason(invoice: Invoice) -> str | None:
     """None when the invoice can be paid; otherwise why not, in words to show the payer."""
-    if invoice.status in INV_PAYABLE:
+    if is_payable(invoice):
         return None
     if invoice.status == INV_PAID:
         paid_on = f" (on {invoice.paid_at:%b %-d, %Y})" if invoice.paid_at else ""
