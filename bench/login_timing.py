@@ -12,6 +12,8 @@ the answer time does not tell whether an account exists.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import statistics
 import tempfile
 import time
@@ -79,9 +81,6 @@ def main() -> None:
                 "confirm": "a long password",
             },
         )
-
-    import contextlib
-    import io
 
     with contextlib.redirect_stdout(io.StringIO()):  # the console mail
         login("real@example.com")()  # warm up (the dummy hash is made once)

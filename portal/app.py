@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
-from flask import Flask
+from flask import Flask, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
+from . import inputs, transactions
+from .account.views import bp as account
+from .admin import init_admin
+from .api.views import bp as api
+from .auth.views import bp as auth
+from .billing import invoices, statuses
+from .billing.money import format_money
+from .commands import init_cli
 from .extensions import csrf, db, login_manager, migrate
+from .inputs import BadInput
+from .payments.views import bp as payments
+from .security import init_security
+from .web import targets, vary_on_htmx, whole_page
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -43,8 +59,6 @@ def register_proxies(app: Flask) -> None:
     (log-in limits are per client address)."""
     hops = app.config.get("TRUSTED_PROXIES", 0)
     if hops:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
@@ -60,44 +74,26 @@ def register_extensions(app: Flask) -> None:
 
 def register_transactions(app: Flask) -> None:
     """One unit of work per request: see portal/transactions.py."""
-    from . import transactions
-
     transactions.init_app(app)
 
 
 def register_inputs(app: Flask) -> None:
     """Bounded ids in every route, chunked bodies held to MAX_CONTENT_LENGTH, NUL bytes refused."""
-    from . import inputs
-
     app.request_class = inputs.BoundedRequest
     app.url_map.converters["int"] = inputs.Int64Converter  # before any route is added
     app.before_request(inputs.guard_request)
 
 
 def register_blueprints(app: Flask) -> None:
-    from .account.views import bp as account
-    from .api.views import bp as api
-    from .auth.views import bp as auth
-    from .payments.views import bp as payments
-
     for blueprint in (auth, account, payments, api):
         app.register_blueprint(blueprint)
 
 
 def register_admin(app: Flask) -> None:
-    from .admin import init_admin
-    from .security import init_security
-
     init_security(app, init_admin(app))
 
 
 def register_templates(app: Flask) -> None:
-    from functools import lru_cache
-
-    from .billing import invoices, statuses
-    from .billing.money import format_money
-    from .web import targets
-
     # Dates repeat on every list page (periods, due days): format each one once.
     day = lru_cache(maxsize=4096)(lambda d: d.strftime("%b %-d, %Y"))
     app.jinja_env.filters["money"] = format_money
@@ -115,19 +111,10 @@ def register_templates(app: Flask) -> None:
 
 
 def register_htmx(app: Flask) -> None:
-    from .web import vary_on_htmx
-
     app.after_request(vary_on_htmx)
 
 
 def register_errors(app: Flask) -> None:
-    from flask import make_response, render_template, request
-    from flask_wtf.csrf import CSRFError
-    from werkzeug.exceptions import HTTPException
-
-    from .inputs import BadInput
-    from .web import whole_page
-
     def page(status: int, title: str, message: str, code: str | None = None):
         if request.path.startswith("/api/"):
             return {"error": {"code": code or title.lower().replace(" ", "_"), "message": message}}, status
@@ -169,6 +156,4 @@ def register_errors(app: Flask) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    from .commands import init_cli
-
     init_cli(app)

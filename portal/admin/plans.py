@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from flask import flash
 from flask_admin.actions import action
+from flask_login import current_user
 from sqlalchemy import select
 from wtforms.validators import NumberRange, Regexp
 
+from ..billing import catalog
 from ..extensions import db
 from ..inputs import INT64_MAX
 from ..models import Plan
-from .base import StaffModelView, ids_of, money, record_staff_action
+from ..runtime import now
+from .base import StaffModelView, ids_of, money
 
 
 class PlanView(StaffModelView):
@@ -67,8 +70,9 @@ class PlanView(StaffModelView):
 
     @action("archive", "Archive", "Archive the selected plans? Existing subscriptions keep them.")
     def archive(self, ids):
-        for plan in db.session.scalars(select(Plan).where(Plan.id.in_(ids_of(ids)))):
-            if plan.active:
-                plan.active = False
-                record_staff_action("archive", plan)
-        flash("Archived.", "success")
+        moment = now()
+        done = sum(
+            catalog.archive(db.session, plan, moment, current_user.id)
+            for plan in db.session.scalars(select(Plan).where(Plan.id.in_(ids_of(ids))))
+        )
+        flash(f"Archived {done} plan(s).", "success")

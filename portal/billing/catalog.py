@@ -1,10 +1,14 @@
-"""The plans a new installation starts with: Basic, Pro and Enterprise."""
+"""The plans on offer: the three a new installation starts with (Basic, Pro, Enterprise),
+and archiving one (no new subscribers; existing subscriptions keep it)."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from sqlalchemy import select
 
 from ..models import DbSession, Plan
+from . import audit
 
 DEFAULT_PLANS = (
     dict(
@@ -33,3 +37,13 @@ def seed_plans(session: DbSession) -> int:
             created += 1
     session.flush()
     return created
+
+
+def archive(session: DbSession, plan: Plan, now: dt.datetime, actor_id: int | None = None) -> bool:
+    """Take a plan off offer, audited; False if it was archived already."""
+    if not plan.active:
+        return False
+    plan.active = False
+    audit.record(session, actor_id, "archive", plan, now=now)
+    session.flush()
+    return True

@@ -307,3 +307,14 @@ def test_invoice_details_show_the_number_and_readable_times(client, staff, book,
     for view in VIEWS[1:-1]:
         names = re.findall(r'aria-label="(View Record[^"]*)"', client.get(view).get_data(as_text=True))
         assert len(set(names)) == len(names) and "object at" not in " ".join(names), (view, names)
+
+
+def test_archiving_plans_from_the_console_goes_through_the_core(client, staff, session):
+    pro = session.scalar(select(Plan).where(Plan.code == "pro"))
+    response = client.post("/admin/plan/action/", data={"action": "archive", "rowid": [str(pro.id)]})
+    assert response.status_code == 302
+    assert "Archived 1 plan(s)." in client.get(response.location).get_data(as_text=True)
+    session.expire_all()
+    assert session.get(Plan, pro.id).active is False
+    [entry] = session.scalars(select(AuditEntry)).all()
+    assert (entry.action, entry.object_id, entry.actor_id) == ("archive", pro.id, staff.id)

@@ -8,6 +8,7 @@ and a refused action records nothing.
 import pytest
 from sqlalchemy import select
 
+from portal.billing import catalog
 from portal.billing.errors import BillingError
 from portal.billing.subscriptions import cancel, change_plan, find_plan, subscribe
 from portal.models import AuditEntry
@@ -69,3 +70,14 @@ def test_a_refused_change_records_nothing_and_a_customer_changing_plan_is_not_au
         change_plan(session, sub, find_plan(session, "pro"), NOW, settings, actor_id=staff_id)
     change_plan(session, sub, find_plan(session, "basic"), NOW, settings)
     assert sub.pending_plan.code == "basic" and entries(session) == []
+
+
+def test_archiving_a_plan_is_audited_once(session, make_user):
+    staff = make_user(email="staff@example.com", is_staff=True)
+    pro = find_plan(session, "pro")
+    assert catalog.archive(session, pro, utc(2024, 2, 1), staff.id) is True
+    assert catalog.archive(session, pro, utc(2024, 2, 2), staff.id) is False  # archived already
+    session.commit()
+    [entry] = session.scalars(select(AuditEntry)).all()
+    assert (entry.action, entry.object_type, entry.object_id, entry.actor_id) == ("archive", "Plan", pro.id, staff.id)
+    assert pro.active is False
