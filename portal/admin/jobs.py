@@ -6,16 +6,14 @@ import datetime as dt
 
 from flask import abort, flash, make_response, redirect, url_for
 from flask_admin import BaseView, expose
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateField
 from wtforms.validators import DataRequired, ValidationError
 
-from ..billing import audit
 from ..extensions import db
 from ..jobs import monitor, queues, tasks
 from ..runtime import now
-from .base import StaffOnly
+from .base import StaffOnly, record_staff_action
 
 BILLING_WINDOW_DAYS = 366  # how far back a run "as of" a past day may go: a year of catching up
 
@@ -80,7 +78,7 @@ class JobsView(StaffOnly, BaseView):
         is rolled back and nothing is kept."""
         try:
             with db.session.begin_nested():
-                audit.record(db.session, current_user.id, audit_action, JobRef(), detail, now())
+                record_staff_action(audit_action, JobRef(), detail)
                 db.session.flush()  # an entry that cannot be saved queues no job
                 result = enqueue(self._conn())
         except queues.UNREACHABLE:
