@@ -186,3 +186,26 @@ def test_the_document_reads_billing_details_and_tax_when_the_models_have_them(se
     doc = invoice_document(inv, seller)
     assert (doc.buyer.heading, doc.buyer.tax_id, doc.buyer.country) == ("Ada Ltd", "GB123", "GB")
     assert (doc.subtotal, doc.tax, doc.total) == (2417, 483, 2900)
+
+
+def test_the_api_gives_the_pdf_of_ones_own_invoice_only(client, session, make_user, seller):
+    from portal.tokens import issue
+
+    user = make_user(email="bot@example.com")
+    subscribe(session, user, find_plan(session, "pro"), utc(2024, 1, 10, 9), BillingSettings())
+    other = make_user(email="grace@example.com")
+    subscribe(session, other, find_plan(session, "pro"), utc(2024, 1, 11, 9), BillingSettings())
+    _, secret = issue(session, user, "test", utc(2024, 1, 1))
+    session.commit()
+    mine, theirs = (session.scalars(select(Invoice.id).where(Invoice.user_id == u.id)).one() for u in (user, other))
+    auth = {"Authorization": f"Bearer {secret}"}
+    response = client.get(f"/api/invoices/{mine}/pdf", headers=auth)
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.headers["Content-Disposition"] == f'attachment; filename="INV-{mine:06d}.pdf"'
+    assert "no-store" in response.headers["Cache-Control"]
+    assert "bot@example.com" in text_of(response.get_data())
+    missing = client.get(f"/api/invoices/{theirs}/pdf", headers=auth)
+    assert missing.status_code == 404 and missing.json["error"]["code"] == "not_found"
+    unpaid = client.get(f"/api/invoices/{mine}/receipt/pdf", headers=auth)
+    assert unpaid.status_code == 404 and unpaid.json["error"]["code"] == "not_paid"
+    assert client.get(f"/api/invoices/{mine}/pdf").status_code == 401
