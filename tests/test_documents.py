@@ -10,7 +10,7 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from portal.billing import invoices
-from portal.billing.documents import Buyer, Document, Line, TaxRow, invoice_document
+from portal.billing.documents import Buyer, Document, Line, TaxRow
 from portal.billing.seller import Seller
 from portal.billing.settings import BillingSettings
 from portal.billing.subscriptions import find_plan, subscribe
@@ -175,19 +175,6 @@ def test_tax_rows_and_buyer_details_show_when_the_invoice_has_them(app, seller):
     save_png(data, "invoice-with-tax.png")
 
 
-def test_the_document_reads_billing_details_and_tax_when_the_models_have_them(session, customer, seller):
-    inv = session.get(Invoice, 1)
-    plain = invoice_document(inv, seller)
-    assert (plain.number, plain.total, plain.tax, plain.buyer.heading) == ("INV-000001", 2900, None, "Ada")
-    assert [(ln.description, ln.amount) for ln in plain.lines] == [("Pro plan", 2900)]
-    # Columns another part of the product adds: read when present.
-    customer.billing_company, customer.tax_id, customer.billing_country = "Ada Ltd", "GB123", "gb"
-    inv.subtotal_cents, inv.tax_cents = 2417, 483
-    doc = invoice_document(inv, seller)
-    assert (doc.buyer.heading, doc.buyer.tax_id, doc.buyer.country) == ("Ada Ltd", "GB123", "GB")
-    assert (doc.subtotal, doc.tax, doc.total) == (2417, 483, 2900)
-
-
 def test_the_api_gives_the_pdf_of_ones_own_invoice_only(client, session, make_user, seller):
     from portal.tokens import issue
 
@@ -209,3 +196,29 @@ def test_the_api_gives_the_pdf_of_ones_own_invoice_only(client, session, make_us
     unpaid = client.get(f"/api/invoices/{mine}/receipt/pdf", headers=auth)
     assert unpaid.status_code == 404 and unpaid.json["error"]["code"] == "not_paid"
     assert client.get(f"/api/invoices/{mine}/pdf").status_code == 401
+
+
+def test_every_page_names_the_configured_seller(client, customer, seller):
+    for path in ("/account", "/invoices", "/invoices/1", "/pricing"):
+        html = client.get(path).get_data(as_text=True)
+        assert "Nimbus Notes" in html and "Acme Billing" not in html, path
+        assert "<title>" in html and " · Nimbus Notes</title>" in html
+
+
+def test_without_pango_the_download_says_what_to_install_and_mail_goes_without_it(
+    client, customer, seller, session, monkeypatch, capsys
+):
+    from portal.notify.outbox import deliver_pending
+    from portal.notify.transport import ConsoleSender
+
+    def missing():
+        raise pdf.PdfUnavailable("PDF documents need the Pango library")
+
+    monkeypatch.setattr(pdf, "_weasyprint", missing)
+    response = client.get("/invoices/1/pdf")
+    assert response.status_code == 503 and "libpango" in response.get_data(as_text=True)
+    api = client.get("/api/invoices/1/pdf")
+    assert api.status_code == 503 and "libpango" in api.json["error"]["message"]
+    assert deliver_pending(session, ConsoleSender(), utc(2024, 1, 10, 10)) == 1
+    out = capsys.readouterr().out
+    assert "Invoice INV-000001 for $29.00" in out and "[attached:" not in out and "attached as a PDF" not in out
