@@ -3,6 +3,7 @@ paid, the receipt), with JavaScript on and off and on a phone, under gunicorn.""
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
@@ -47,7 +48,7 @@ def served(tmp_path_factory):
 
 
 def pdf_text(download) -> str:
-    data = open(download.path(), "rb").read()
+    data = Path(download.path()).read_bytes()
     assert data.startswith(b"%PDF-")
     return " ".join(" ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(data)).pages)
 
@@ -63,7 +64,7 @@ def open_first_invoice(page, base: str, email: str, password: str) -> None:
 
 @pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
 def test_a_customer_downloads_an_invoice_pdf_and_a_receipt(served, open_page, make_customer, js):
-    app, base = served
+    _, base = served
     name = "js" if js else "nojs"
     email, password = make_customer(f"pdf-{name}@example.com", plan="pro")
     page = open_page(js=js)
