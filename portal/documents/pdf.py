@@ -13,6 +13,7 @@ import functools
 import importlib
 import logging
 import mimetypes
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -74,12 +75,23 @@ def render_html(doc: Document, kind: str = INVOICE) -> str:
     )
 
 
+_local = threading.local()
+
+
+def _font_config(weasyprint: ModuleType):
+    """One font configuration per thread, reused: building it anew is a third of a render
+    (Pango's font maps are not shared between threads)."""
+    if getattr(_local, "fonts", None) is None:
+        _local.fonts = weasyprint.text.fonts.FontConfiguration()
+    return _local.fonts
+
+
 def render_pdf(doc: Document, kind: str = INVOICE) -> bytes:
     """The document as PDF bytes. Only the logo is ever fetched (http(s) or data:, 5 s at most)."""
     weasyprint = _weasyprint()
     fetcher = weasyprint.urls.URLFetcher(timeout=5, allowed_protocols=("http", "https", "data"))
     html = weasyprint.HTML(string=render_html(doc, kind), url_fetcher=fetcher)
-    return html.write_pdf()
+    return html.write_pdf(font_config=_font_config(weasyprint))
 
 
 def download(doc: Document, kind: str = INVOICE) -> Response:
