@@ -222,3 +222,17 @@ def test_without_pango_the_download_says_what_to_install_and_mail_goes_without_i
     assert deliver_pending(session, ConsoleSender(), utc(2024, 1, 10, 10)) == 1
     out = capsys.readouterr().out
     assert "Invoice INV-000001 for $29.00" in out and "[attached:" not in out and "attached as a PDF" not in out
+
+
+def test_a_logo_file_heads_the_pages_and_the_pdf(client, customer, seller, config):
+    config["SELLER_LOGO"] = "static/favicon.svg"
+    html = client.get("/invoices/1").get_data(as_text=True)
+    assert '<img class="logo-img" src="/brand/logo"' in html
+    logo = client.get("/brand/logo")
+    assert logo.status_code == 200 and logo.mimetype == "image/svg+xml"
+    data = client.get("/invoices/1/pdf").get_data()
+    assert "Nimbus Notes" in text_of(data)
+    save_png(data, "invoice-with-logo.png")
+    config["SELLER_LOGO"] = "no/such/file.png"
+    assert client.get("/brand/logo").status_code == 404
+    assert client.get("/invoices/1/pdf").status_code == 200  # a missing logo is no logo
