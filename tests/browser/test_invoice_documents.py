@@ -57,8 +57,9 @@ def open_first_invoice(page, base: str, email: str, password: str) -> None:
     log_in(page, base, email, password)
     assert "Nimbus Notes" in page.inner_text("header.topbar")
     click(page, "Invoices")
-    page.get_by_role("heading", name="Invoices").first.wait_for()
+    page.get_by_role("heading", name="Invoices", exact=True).wait_for()
     page.get_by_role("link", name=re.compile(r"^INV-\d{6}$")).first.click()
+    page.get_by_role("heading", name=re.compile(r"^INV-\d{6}$")).wait_for()
     page.get_by_role("link", name="Download PDF").wait_for()
 
 
@@ -88,7 +89,9 @@ def test_a_customer_downloads_an_invoice_pdf_and_a_receipt(served, open_page, ma
     page.get_by_role("button", name="Pay $29.00").click()
     page.get_by_text("is paid").first.wait_for()
     click(page, "Invoices")
+    page.get_by_role("heading", name="Invoices", exact=True).wait_for()  # the list, not the page before it
     page.get_by_role("link", name=number).first.click()
+    page.get_by_role("heading", name=number).wait_for()
     page.get_by_role("link", name="Download receipt").wait_for()
     with page.expect_download() as info:
         click(page, "Download PDF")
