@@ -158,6 +158,7 @@ def test_notices_are_html_with_a_text_part_in_the_sellers_branding(
         text, html = msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()
         assert "Hello Ada" in text and "Nimbus Notes" in text and "<html" not in text
         assert "Hello Ada" in html and "Nimbus Software Oy" in html and "help@nimbus.example" in html
+        assert "Nimbus Notes · help@nimbus.example" in text and "Nimbus Notes · help@nimbus.example" not in html
         assert '<a href="http://portal.test/invoices/1"' in html and "INV-000001" in html and "$29.00" in html
     # The invoice's PDF goes with "invoice issued", not with a reminder.
     files = [(p.get_content_type(), p.get_filename()) for p in issued.iter_attachments()]

@@ -87,15 +87,21 @@ def text_to_html(text: str) -> Markup:
 
 
 def render_html(note: Notification, subject: str, body: str) -> str:
-    """The HTML part: the same words as the text part, in the seller's branding."""
+    """The HTML part: the same words as the text part, in the seller's branding (whose
+    footer signs it, so the text's closing line is not repeated)."""
+    seller = _seller()
+    signature = seller.name + (f" · {seller.email}" if seller.email else "")
+    text = body.rstrip()
+    if text.endswith("\n" + signature):
+        text = text[: -len(signature)]
     return render_template(
         "mail/notice.html",
         note=note,
         subject=subject,
-        content=text_to_html(body),
+        content=text_to_html(text),
         doc=_document(note),
         invoice_url=_invoice_url(note),
-        seller=_seller(),
+        seller=seller,
     )
 
 
