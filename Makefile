@@ -8,7 +8,7 @@ HTMX_VERSION := 2.0.11
 PORT   ?= 5000
 export PORT
 
-.PHONY: run test lint install assets migrate bench clean up
+.PHONY: run test lint install assets migrate bench clean up pdf-check
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,14 @@ assets: static/vendor/htmx.min.js
 migrate: $(STAMP)
 	$(FLASK) db upgrade
 
-run: $(STAMP) assets migrate
+# PDF invoices are rendered by WeasyPrint, which needs the system's Pango library: without
+# it the app runs, but PDF downloads answer 503 and mails go without their PDF.
+pdf-check: $(STAMP)
+	@$(BIN)/python -c "import weasyprint" >/dev/null 2>&1 \
+		|| echo "PDF invoices are off: the Pango library is missing. Install it (Debian/Ubuntu:" \
+		"sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0; macOS: brew install pango) and restart."
+
+run: $(STAMP) assets migrate pdf-check
 	$(FLASK) demo-setup
 	$(FLASK) serve --host 127.0.0.1
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 
+from babel import Locale
 from flask import Flask, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config as config_module
-from . import inputs, transactions
+from . import inputs, runtime, transactions
 from .account.views import bp as account
 from .admin import init_admin
 from .api.views import bp as api
 from .auth.views import bp as auth
-from .billing import invoices, statuses
+from .billing import documents, invoices, statuses
 from .billing.money import format_money
 from .commands import init_cli
 from .extensions import csrf, db, login_manager, migrate
@@ -106,8 +107,18 @@ def register_templates(app: Flask) -> None:
     app.jinja_env.globals["invoice_statuses"] = statuses.INVOICE_LABELS  # the invoice list's filter chips
     app.jinja_env.tests["payable"] = invoices.is_payable  # {% if invoice is payable %}: the core's answer
     app.jinja_env.globals["targets"] = targets
+    # The seller's name, address and logo on every page and mail (SELLER_* settings).
+    app.context_processor(lambda: {"seller": runtime.seller()})
+    app.jinja_env.filters["country"] = country_name
+    app.jinja_env.globals["payment_methods"] = documents.PAYMENT_METHODS
     # Checked once at start (`make run` installs it first), not on every render.
     app.jinja_env.globals["htmx_available"] = (config_module.ROOT / "static/vendor/htmx.min.js").exists()
+
+
+@lru_cache(maxsize=512)
+def country_name(code: str) -> str:
+    """'FI' -> 'Finland' (English names from Babel's CLDR data); an unknown code as given."""
+    return Locale("en").territories.get(code.upper(), code) if code else ""
 
 
 def register_htmx(app: Flask) -> None:

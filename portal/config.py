@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from .billing.seller import DEFAULT_NAME
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = Path(os.environ.get("INSTANCE_PATH", ROOT / "instance"))
 
@@ -97,4 +99,13 @@ def from_env() -> dict:
         "LOGIN_LOCK_MINUTES": _int("LOGIN_LOCK_MINUTES", 15),
         "LOGIN_MAX_FAILURES_PER_ADDRESS": _int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20),
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        # The seller: who issues the invoices (portal.billing.seller.Seller reads these)
+        "SELLER_NAME": os.environ.get("SELLER_NAME") or DEFAULT_NAME,
+        "SELLER_LEGAL_NAME": os.environ.get("SELLER_LEGAL_NAME", ""),
+        "SELLER_ADDRESS": os.environ.get("SELLER_ADDRESS", ""),
+        "SELLER_COUNTRY": os.environ.get("SELLER_COUNTRY", ""),
+        "SELLER_TAX_ID": os.environ.get("SELLER_TAX_ID", ""),
+        "SELLER_EMAIL": os.environ.get("SELLER_EMAIL", ""),
+        "SELLER_LOGO": os.environ.get("SELLER_LOGO", ""),
+        "INVOICE_PREFIX": os.environ.get("INVOICE_PREFIX", "INV-"),
     }

@@ -7,6 +7,7 @@ import datetime as dt
 
 from flask import current_app
 
+from .billing.seller import Seller
 from .billing.settings import BillingSettings
 from .models import DbSession, utcnow
 from .notify.outbox import deliver_pending
@@ -26,6 +27,11 @@ def as_of(day: dt.date | None) -> dt.datetime:
 
 def billing_settings() -> BillingSettings:
     return BillingSettings.from_config(current_app.config)
+
+
+def seller() -> Seller:
+    """Who issues the invoices: the seller's details from the app's configuration."""
+    return Seller.from_config(current_app.config)
 
 
 def mail_sender() -> Sender:

@@ -64,3 +64,12 @@ def test_the_workers_benchmark_runs():
         REDIS_URL,
     )
     assert "2 workers" in out
+
+
+def test_the_documents_benchmark_runs():
+    from portal.documents import pdf
+
+    if not pdf.available():
+        service_unavailable("PDF rendering (Pango)", RuntimeError(pdf.INSTALL_HINT))
+    out = run_bench("bench.documents", "--n", "3")
+    assert "invoice PDF (Jinja + WeasyPrint)" in out and "mail with PDF" in out

@@ -1,6 +1,9 @@
 import contextlib
 import datetime as dt
+import email
+import email.policy
 import smtplib
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -92,7 +95,7 @@ class RefusesOne:
     def batch(self):
         return contextlib.nullcontext(self)
 
-    def send(self, to, subject, body):
+    def send(self, to, subject, body, html=None, attachments=()):
         if to == self.refused:
             raise smtplib.SMTPRecipientsRefused({to: (550, b"no such user")})
         self.delivered.append(to)
@@ -128,3 +131,82 @@ def test_sender_follows_config():
         }
     )
     assert isinstance(smtp, SmtpSender) and (smtp.host, smtp.port) == ("mail", 2525)
+
+
+def parsed(envelope) -> email.message.EmailMessage:
+    return email.message_from_bytes(envelope.content, policy=email.policy.default)
+
+
+def test_notices_are_html_with_a_text_part_in_the_sellers_branding(
+    app, session, make_user, settings, smtp_server, config
+):
+    config.update(
+        SELLER_NAME="Nimbus Notes", SELLER_LEGAL_NAME="Nimbus Software Oy", SELLER_EMAIL="help@nimbus.example"
+    )
+    host, port, inbox = smtp_server
+    queue_some(session, make_user, settings)
+    assert (
+        deliver_pending(session, sender_from_config({**config, "MAIL_SERVER": host, "MAIL_PORT": port}), utcnow()) == 2
+    )
+    issued, reminder = (parsed(m) for m in inbox.messages)
+    assert issued["From"] == "Nimbus Notes <billing@localhost>" and issued["Reply-To"] == "help@nimbus.example"
+    for msg in (issued, reminder):
+        parts = [msg, *msg.iter_parts()] if msg.is_multipart() else [msg]
+        alternative = [p for p in parts if p.get_content_type() == "multipart/alternative"]
+        assert len(alternative) == 1
+        assert [p.get_content_type() for p in alternative[0].iter_parts()] == ["text/plain", "text/html"]
+        text, html = msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()
+        assert "Hello Ada" in text and "Nimbus Notes" in text and "<html" not in text
+        assert "Hello Ada" in html and "Nimbus Software Oy" in html and "help@nimbus.example" in html
+        assert "Nimbus Notes · help@nimbus.example" in text and "Nimbus Notes · help@nimbus.example" not in html
+        assert '<a href="http://portal.test/invoices/1"' in html and "INV-000001" in html and "$29.00" in html
+    # The invoice's PDF goes with "invoice issued", not with a reminder.
+    files = [(p.get_content_type(), p.get_filename()) for p in issued.iter_attachments()]
+    assert files == [("application/pdf", "INV-000001.pdf")]
+    assert issued.get_content_type() == "multipart/mixed"
+    pdf_bytes = next(issued.iter_attachments()).get_content()
+    assert pdf_bytes.startswith(b"%PDF-")
+    assert "The invoice is attached as a PDF" in issued.get_body(("plain",)).get_content()
+    assert list(reminder.iter_attachments()) == []
+    artifacts = Path(__file__).parent / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "mail-invoice-issued.html").write_text(issued.get_body(("html",)).get_content())
+
+
+def test_a_receipt_mail_carries_the_receipt_pdf(app, session, make_user, settings, smtp_server):
+    from portal.billing import invoices
+    from portal.models import Invoice
+
+    host, port, inbox = smtp_server
+    queue_some(session, make_user, settings)
+    deliver_pending(session, ConsoleSender(), utcnow())
+    invoices.record_manual_payment(session, session.get(Invoice, 1), "wire", None, utc(2024, 1, 22, 9), settings)
+    session.commit()
+    assert deliver_pending(session, SmtpSender(host, port), utcnow()) == 1
+    receipt = parsed(inbox.messages[0])
+    assert receipt["Subject"] == "Receipt for invoice INV-000001"
+    files = [(p.get_content_type(), p.get_filename()) for p in receipt.iter_attachments()]
+    assert files == [("application/pdf", "Receipt-INV-000001.pdf")]
+    assert "Paid" in receipt.get_body(("html",)).get_content()
+
+
+def test_the_console_prints_the_text_part_and_names_attachments(app, session, make_user, settings, capsys):
+    queue_some(session, make_user, settings)
+    deliver_pending(session, ConsoleSender(), utcnow())
+    out = capsys.readouterr().out
+    assert "Hello Ada" in out and "<html" not in out
+    assert "[attached: INV-000001.pdf (application/pdf, " in out and "[also sent as HTML]" in out
+
+
+def test_account_mail_gets_an_html_part_too(app, session, make_user, smtp_server):
+    from portal.notify.outbox import queue_account_mail
+
+    host, port, inbox = smtp_server
+    user = make_user(email="new@example.com")
+    queue_account_mail(
+        session, user.id, "Confirm your email", "Open this link:\nhttp://portal.test/c/abc?x=1&y=2\n", utcnow()
+    )
+    session.commit()
+    assert deliver_pending(session, SmtpSender(host, port), utcnow()) == 1
+    html = parsed(inbox.messages[0]).get_body(("html",)).get_content()
+    assert '<a href="http://portal.test/c/abc?x=1&amp;y=2"' in html and "Confirm your email" in html

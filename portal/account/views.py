@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
 
-from .. import inputs, tokens
+from .. import inputs, runtime, tokens
+from ..billing.documents import INVOICE, RECEIPT, invoice_document
 from ..billing.errors import BillingError
 from ..billing.invoice_queries import FILTERS, account_invoices, invoice_page, own_invoice
 from ..billing.money import format_money
@@ -20,6 +21,7 @@ from ..billing.subscriptions import (
     subscribe,
     trial_available,
 )
+from ..documents import pdf
 from ..extensions import db
 from ..forms import ActionForm
 from ..models import SUB_TRIALING
@@ -198,7 +200,26 @@ def invoices():
 @login_required
 def invoice(invoice_id: int):
     inv = own_invoice(db.session, current_user.id, invoice_id) or abort(404)
-    return render_template("account/invoice.html", invoice=inv, form=ActionForm(), payment=request.args.get("payment"))
+    doc = invoice_document(inv, runtime.seller())
+    return render_template(
+        "account/invoice.html", invoice=inv, doc=doc, form=ActionForm(), payment=request.args.get("payment")
+    )
+
+
+@bp.route("/invoices/<int:invoice_id>/pdf")
+@login_required
+def invoice_pdf(invoice_id: int):
+    inv = own_invoice(db.session, current_user.id, invoice_id) or abort(404)
+    return pdf.download(invoice_document(inv, runtime.seller()), INVOICE)
+
+
+@bp.route("/invoices/<int:invoice_id>/receipt/pdf")
+@login_required
+def receipt_pdf(invoice_id: int):
+    """The receipt of a paid invoice (none for an unpaid one)."""
+    inv = own_invoice(db.session, current_user.id, invoice_id) or abort(404)
+    doc = invoice_document(inv, runtime.seller())
+    return pdf.download(doc, RECEIPT) if doc.is_paid else abort(404)
 
 
 @bp.route("/notifications")
@@ -236,3 +257,10 @@ def revoke_token(token_id: int):
 def favicon():
     """Browsers ask for /favicon.ico before reading the page's icon link."""
     return current_app.send_static_file("favicon.svg"), {"Cache-Control": "public, max-age=86400"}
+
+
+@bp.route("/brand/logo")
+def seller_logo():
+    """The seller's logo (SELLER_LOGO, a file) for the pages' header: public, cacheable."""
+    path = pdf.logo_path(runtime.seller()) or abort(404)
+    return send_file(path, max_age=3600)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
+from ..billing.seller import Seller
 from ..extensions import db
 from ..models import AuditEntry, Invoice, Notification, Payment, Plan, Subscription, User, WebhookEvent
 from ..security import csp_nonce
@@ -25,7 +26,7 @@ from .subscriptions import SubscriptionView
 def init_admin(app) -> Admin:
     admin = Admin(
         app,
-        name="Acme Billing · Staff",
+        name=f"{Seller.from_config(app.config).name} · Staff",
         theme=Bootstrap4Theme(swatch="default", fluid=True, base_template="staff/master.html"),
         index_view=Dashboard(name="Dashboard", url="/admin"),
         csp_nonce_generator=csp_nonce,

@@ -14,13 +14,15 @@ from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from ..billing import invoices
+from ..billing.documents import INVOICE, RECEIPT, invoice_document
 from ..billing.errors import BillingError
 from ..billing.statuses import INVOICE_LABELS
+from ..documents import pdf
 from ..extensions import db
 from ..inputs import int64
 from ..jobs import queues, tasks
 from ..models import Invoice, parse_invoice_number
-from ..runtime import billing_settings, now
+from ..runtime import billing_settings, now, seller
 from .base import StaffModelView, ids_of, money
 
 
@@ -88,6 +90,16 @@ class InvoiceView(StaffModelView):
             )
             return
         flash(f"Queued {done} reminder(s).", "success")
+
+    @expose("/pdf/")
+    def pdf_view(self):
+        """The invoice (or, once paid, its receipt) as the customer's PDF."""
+        inv = db.session.get(Invoice, request.args.get("id", type=int64) or 0) or abort(404)
+        doc = invoice_document(inv, seller())
+        kind = RECEIPT if request.args.get("kind") == RECEIPT else INVOICE
+        if kind == RECEIPT and not doc.is_paid:
+            abort(404)
+        return pdf.download(doc, kind)
 
     @expose("/mark-paid/", methods=("GET", "POST"))
     def mark_paid_view(self):

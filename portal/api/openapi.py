@@ -107,6 +107,19 @@ def _json(schema: str, description: str) -> dict:
     }
 
 
+def _pdf(description: str) -> dict:
+    return {
+        "description": description,
+        "headers": {
+            "Content-Disposition": {
+                "description": 'attachment; filename="<invoice number>.pdf"',
+                "schema": {"type": "string"},
+            }
+        },
+        "content": {"application/pdf": {"schema": {"type": "string", "contentMediaType": "application/pdf"}}},
+    }
+
+
 def _errors(*codes: int) -> dict:
     text = {
         400: "Malformed request",
@@ -117,6 +130,7 @@ def _errors(*codes: int) -> dict:
         413: "Body too large",
         422: "Invalid values",
         502: "Payment provider error",
+        503: "PDF rendering is not available on this server",
     }
     return {str(c): _json("Error", text[c]) for c in codes}
 
@@ -184,6 +198,29 @@ def spec() -> dict:
                         {"name": "invoice_id", "in": "path", "required": True, "schema": {"type": "integer"}}
                     ],
                     "responses": {"200": _json("Invoice", "The invoice"), **_errors(401, 404)},
+                }
+            },
+            "/api/invoices/{invoice_id}/pdf": {
+                "get": {
+                    "summary": "The invoice as a PDF document (says PAID, with date and method, once paid)",
+                    "operationId": "getInvoicePdf",
+                    "parameters": [
+                        {"name": "invoice_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                    ],
+                    "responses": {"200": _pdf("The invoice, named after its number"), **_errors(401, 404, 503)},
+                }
+            },
+            "/api/invoices/{invoice_id}/receipt/pdf": {
+                "get": {
+                    "summary": "The receipt of a paid invoice as a PDF document",
+                    "operationId": "getReceiptPdf",
+                    "parameters": [
+                        {"name": "invoice_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                    ],
+                    "responses": {
+                        "200": _pdf("The receipt, named after the invoice number"),
+                        **_errors(401, 404, 503),
+                    },
                 }
             },
             "/api/pay/": {

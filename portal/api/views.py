@@ -12,17 +12,19 @@ from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError
 
 from .. import inputs, tokens
+from ..billing.documents import INVOICE, RECEIPT, invoice_document
 from ..billing.errors import BillingError
 from ..billing.invoice_queries import InvoiceRow, invoice_page, own_invoice
 from ..billing.invoices import unpayable_reason
 from ..billing.money import format_money
 from ..billing.subscriptions import cancel, find_plan, live_subscription, subscribe
+from ..documents import pdf
 from ..extensions import csrf, db
 from ..models import INV_STATUSES, Invoice, Subscription
 from ..payments.errors import PaymentError
 from ..payments.links import demo_checkout_url, return_urls
 from ..payments.service import gateway, start_payment
-from ..runtime import billing_settings, now
+from ..runtime import billing_settings, now, seller
 from .openapi import spec
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -231,6 +233,23 @@ def api_invoices():
 @api_auth
 def api_invoice(invoice_id: int):
     return jsonify(invoice_json(own_invoice(db.session, g.api_user.id, invoice_id) or abort(404), detail=True))
+
+
+@route("GET", "/invoices/<int:invoice_id>/pdf")
+@api_auth
+def api_invoice_pdf(invoice_id: int):
+    invoice = own_invoice(db.session, g.api_user.id, invoice_id) or abort(404)
+    return pdf.download(invoice_document(invoice, seller()), INVOICE)
+
+
+@route("GET", "/invoices/<int:invoice_id>/receipt/pdf")
+@api_auth
+def api_receipt_pdf(invoice_id: int):
+    invoice = own_invoice(db.session, g.api_user.id, invoice_id) or abort(404)
+    doc = invoice_document(invoice, seller())
+    if not doc.is_paid:
+        raise ApiError(404, "not_paid", "This invoice is not paid: it has no receipt yet.")
+    return pdf.download(doc, RECEIPT)
 
 
 @route("POST", "/pay/")

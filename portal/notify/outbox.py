@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
 from ..models import NOTE_ACCOUNT, DbSession, Notification
-from .rendering import render
+from .rendering import attachments, render, render_html
 from .transport import SEND_ERRORS, Sender
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,12 @@ def deliver_pending(session: DbSession, sender: Sender, now: dt.datetime, limit:
     sent = 0
     with sender.batch():
         for note in notes:
+            files = attachments(note)
             if note.subject is None or note.body is None:
-                note.subject, note.body = render(note)
+                note.subject, note.body = render(note, attached=bool(files))
+            html = render_html(note, note.subject, note.body)
             try:
-                sender.send(note.user.email, note.subject, note.body)
+                sender.send(note.user.email, note.subject, note.body, html=html, attachments=files)
             except SEND_ERRORS as exc:
                 note.error = f"{type(exc).__name__}: {exc}"
                 note.attempts += 1

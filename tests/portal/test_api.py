@@ -161,6 +161,8 @@ def test_the_openapi_document_lists_every_endpoint(client):
         "/api/unsubscribe/",
         "/api/invoices/",
         "/api/invoices/{invoice_id}/",
+        "/api/invoices/{invoice_id}/pdf",
+        "/api/invoices/{invoice_id}/receipt/pdf",
         "/api/pay/",
     }
     for _name, schema in doc["components"]["schemas"].items():

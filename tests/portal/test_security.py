@@ -503,7 +503,7 @@ def test_a_sent_account_mail_keeps_no_link_in_the_outbox(app, make_user, session
     class Collect:
         sent = []
 
-        def send(self, to, subject, body):
+        def send(self, to, subject, body, html=None, attachments=()):
             self.sent.append(body)
 
         def batch(self):
