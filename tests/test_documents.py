@@ -151,7 +151,7 @@ def test_tax_rows_and_buyer_details_show_when_the_invoice_has_them(app, seller):
         tax=1123,
         taxes=(TaxRow("VAT", Decimal("25.5"), 1123),),
         total=5523,
-        tax_note="",
+        tax_note="Reverse charge: VAT on the second line is due from the recipient (Art. 196, 2006/112/EC).",
     )
     with app.test_request_context():
         data = pdf.render_pdf(doc)
@@ -170,6 +170,7 @@ def test_tax_rows_and_buyer_details_show_when_the_invoice_has_them(app, seller):
         "€11.23",
         "Total (EUR)",
         "€55.23",
+        "Reverse charge: VAT on the second line",
     ):
         assert expected in text, (expected, text)
     save_png(data, "invoice-with-tax.png")
