@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -153,15 +154,20 @@ def test_a_non_numeric_id_is_a_json_404(api):
     assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
 
 
-def test_the_openapi_document_lists_every_endpoint(client):
+def test_the_openapi_document_lists_every_endpoint(client, app):
+    """Every route under /api/ (walked from the app's URL map) and its methods are documented,
+    and the document names nothing the app does not serve."""
     doc = client.get("/api/openapi.json").json
     assert doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) == {
-        "/api/subscribe/",
-        "/api/unsubscribe/",
-        "/api/invoices/",
-        "/api/invoices/{invoice_id}/",
-        "/api/pay/",
-    }
+    served: dict[str, set[str]] = {}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/") or rule.endpoint == "api.openapi":
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        if not path.endswith("/"):  # the same view without its trailing slash
+            continue
+        served.setdefault(path, set()).update(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
+    documented = {path: set(ops) for path, ops in doc["paths"].items()}
+    assert served == documented
     for _name, schema in doc["components"]["schemas"].items():
         Draft202012Validator.check_schema(schema)
