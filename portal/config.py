@@ -97,4 +97,10 @@ def from_env() -> dict:
         "LOGIN_LOCK_MINUTES": _int("LOGIN_LOCK_MINUTES", 15),
         "LOGIN_MAX_FAILURES_PER_ADDRESS": _int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20),
         "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        # Rate limits (Flask-Limiter notation: "300/minute", "10/minute;100/hour"); counted in
+        # Redis when REDIS_URL or RATELIMIT_STORAGE_URI is set, else in each process's memory.
+        "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT") or "300/minute",
+        "LOGIN_RATE_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_RATE_LIMIT_PER_ACCOUNT") or "10/minute;50/hour",
+        "LOGIN_RATE_LIMIT_PER_ADDRESS": os.environ.get("LOGIN_RATE_LIMIT_PER_ADDRESS") or "60/minute",
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", ""),
     }

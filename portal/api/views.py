@@ -12,7 +12,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError
 
-from .. import idempotency, inputs, tokens
+from .. import idempotency, inputs, limits, tokens
 from ..billing import entitlements
 from ..billing.errors import BillingError
 from ..billing.invoice_queries import InvoiceRow, invoice_page, own_invoice
@@ -85,6 +85,14 @@ def _api_error(exc: ApiError):
 @bp.errorhandler(BillingError)
 def _billing_error(exc: BillingError):
     return error(exc.status, exc.code, exc.message)
+
+
+@bp.errorhandler(429)
+def _too_many_requests(exc: HTTPException):
+    wait = limits.retry_after()
+    response, status = error(429, "rate_limited", f"Too many requests ({exc.description}); retry in {wait} s.")
+    response.headers["Retry-After"] = str(wait)
+    return response, status
 
 
 @bp.errorhandler(HTTPException)
