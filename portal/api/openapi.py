@@ -253,7 +253,7 @@ def _get(op_id: str, summary: str, ok: tuple[str, str], *errors: int, params: li
             "summary": summary,
             "operationId": op_id,
             "parameters": params or [],
-            "responses": {"200": _json(*ok), **_errors(401, 403, 429, *errors)},
+            "responses": {"200": _json(*ok), **_errors(400, 401, 403, 429, *errors)},
         }
     }
 
