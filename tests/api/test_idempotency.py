@@ -82,3 +82,28 @@ def test_ten_concurrent_duplicates_act_once(live, session, make_user):
     assert first and all(r.json() == first[0].json() for r in first)
     assert count(session, Subscription) == 1 and count(session, Invoice) == 1
     assert count(session, IdempotencyKey) == 1
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_ten_concurrent_pauses_and_customer_creations_never_500(live, session, make_user):
+    """Without an Idempotency-Key: the same write ten times at once acts once, the rest are 409s."""
+    base, instance = live
+    staff = make_user(email="staff@example.com", is_staff=True)
+    customer = make_user(email="c@example.com")
+    from portal.billing.settings import BillingSettings
+    from portal.billing.subscriptions import find_plan, subscribe
+
+    subscribe(session, customer, find_plan(session, "pro"), utcnow(), BillingSettings())
+    _, secret = tokens.issue_server_key(session, "race", "write", utcnow(), actor_id=staff.id)
+    session.commit()
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    pause_url = f"{base}/api/customers/{customer.id}/subscription/pause/"
+    create = json.dumps({"email": "new@example.com"})
+    calls = [lambda: requests.post(pause_url, data="{}", headers=headers, timeout=60)] * 10
+    calls += [lambda: requests.post(f"{base}/api/customers/", data=create, headers=headers, timeout=60)] * 10
+    responses = at_once(calls)
+    no_server_errors(responses, instance)
+    pauses, creations = responses[:10], responses[10:]
+    assert sorted(r.status_code for r in pauses) == [200] + [409] * 9
+    assert sorted(r.status_code for r in creations) == [201] + [409] * 9
+    assert count(session, User) == 3
