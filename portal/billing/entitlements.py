@@ -90,7 +90,12 @@ def for_customer(session: DbSession, user_id: int, now: dt.datetime) -> Entitlem
     sub = _latest(session, user_id)
     if sub is None:
         return Entitlements(user_id, False, NO_SUBSCRIPTION, None, None, False)
-    ended = sub.status == SUB_CANCELED or (sub.ended_at is not None and sub.ended_at <= now)
+    ended = (
+        sub.status == SUB_CANCELED
+        or (sub.ended_at is not None and sub.ended_at <= now)
+        # set to cancel and its period is over, though the day's billing run has not ended it yet
+        or (sub.cancel_at_period_end and now.date() >= sub.current_period_end)
+    )
     reason = ENDED if ended else PAST_DUE if sub.status == SUB_PAST_DUE else PAUSED if sub.paused_at else None
     features = dict(sub.plan.features or {}) if reason is None else {}
     return Entitlements(user_id, reason is None, reason, sub.plan.code, sub.status, sub.is_paused, features)

@@ -88,6 +88,9 @@ def test_entitlements_follow_the_subscription(session, make_user, settings):
     paused = entitlements.for_customer(session, user.id, utc(2024, 1, 12))
     assert (paused.entitled, paused.reason, paused.paused) == (False, "paused", True)
     unpause(session, sub, utc(2024, 1, 13))
+    cancel(session, sub, utc(2024, 1, 13))
+    assert entitlements.for_customer(session, user.id, utc(2024, 2, 9, 23)).entitled  # until the period ends
+    assert entitlements.for_customer(session, user.id, utc(2024, 2, 10, 0, 5)).reason == "ended"  # run or not
     cancel(session, sub, utc(2024, 1, 13), at_once=True)
     ended = entitlements.for_customer(session, user.id, utc(2024, 1, 14))
     assert (ended.entitled, ended.reason, ended.status, ended.features) == (False, "ended", "canceled", {})
