@@ -22,6 +22,7 @@ from .billing.money import format_money
 from .commands import init_cli
 from .extensions import csrf, db, login_manager, migrate
 from .inputs import BadInput
+from .limits import init_limits
 from .payments.views import bp as payments
 from .security import init_security
 from .web import targets, vary_on_htmx, whole_page
@@ -42,6 +43,7 @@ def create_app(config: dict | None = None) -> Flask:
     register_transactions(app)
     register_inputs(app)
     register_blueprints(app)
+    register_limits(app)
     register_admin(app)
     register_templates(app)
     register_htmx(app)
@@ -88,6 +90,11 @@ def register_inputs(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     for blueprint in (auth, account, payments, api):
         app.register_blueprint(blueprint)
+
+
+def register_limits(app: Flask) -> None:
+    """Rate limits on the API (per key or token) and on log-in (per account and per address)."""
+    init_limits(app, api, "auth.login")
 
 
 def register_admin(app: Flask) -> None:

@@ -108,4 +108,10 @@ def from_env() -> dict:
         "SELLER_EMAIL": os.environ.get("SELLER_EMAIL", ""),
         "SELLER_LOGO": os.environ.get("SELLER_LOGO", ""),
         "INVOICE_PREFIX": os.environ.get("INVOICE_PREFIX", "INV-"),
+        # Rate limits (Flask-Limiter notation: "300/minute", "10/minute;100/hour"); counted in
+        # Redis when REDIS_URL or RATELIMIT_STORAGE_URI is set, else in each process's memory.
+        "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT") or "300/minute",
+        "LOGIN_RATE_LIMIT_PER_ACCOUNT": os.environ.get("LOGIN_RATE_LIMIT_PER_ACCOUNT") or "10/minute;50/hour",
+        "LOGIN_RATE_LIMIT_PER_ADDRESS": os.environ.get("LOGIN_RATE_LIMIT_PER_ADDRESS") or "60/minute",
+        "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI", ""),
     }

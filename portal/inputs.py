@@ -34,10 +34,24 @@ class BadInput(BadRequest):
         self.error_code = code
 
 
-class Int64Converter(IntegerConverter):
-    """`<int:id>` that matches only ids a BIGINT column can hold (ASCII digits): others 404."""
+def _at_most(limit: str) -> str:
+    """A regex of the decimal numbers from 0 to `limit` (no sign, no leading zeros past its length)."""
+    alternatives = [f"[0-9]{{1,{len(limit) - 1}}}"]
+    for i, digit in enumerate(limit):
+        if digit != "0":
+            rest = len(limit) - i - 1
+            alternatives.append(limit[:i] + f"[0-{int(digit) - 1}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    alternatives.append(limit)
+    return "(?:" + "|".join(alternatives) + ")"
 
-    regex = r"[0-9]+"
+
+class Int64Converter(IntegerConverter):
+    """`<int:id>` that matches only ids a BIGINT column can hold (ASCII digits): others 404.
+
+    The regex itself stops at 2**63-1: an id past it matches no rule, so a POST to a route
+    that also has a GET is a 404 like the GET, not a 405."""
+
+    regex = _at_most(str(2**63 - 1))
 
     def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):
         super().__init__(map, fixed_digits, min, INT64_MAX if max is None else max, signed)

@@ -11,6 +11,7 @@ import sqlite3
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -155,6 +156,8 @@ class Plan(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What the plan entitles to: {"seats": 10, "priority_support": true} (billing.entitlements checks it).
+    features: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
 
     def __str__(self) -> str:
         return self.name
@@ -203,6 +206,8 @@ class Subscription(Base):
     canceled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Collection paused since then: the billing run issues no invoices until it is resumed.
+    paused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(back_populates="subscriptions", foreign_keys=[user_id])
     plan: Mapped[Plan] = relationship(foreign_keys=[plan_id])
@@ -211,6 +216,10 @@ class Subscription(Base):
     @property
     def is_live(self) -> bool:
         return self.status in SUB_LIVE
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None and self.status in SUB_LIVE
 
     def __str__(self) -> str:
         return f"#{self.id} {self.plan.code if self.plan else ''} ({self.status})"
@@ -465,6 +474,53 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+SCOPE_READ, SCOPE_WRITE = "read", "write"
+
+
+class ServerKey(Base):
+    """A key for the company's own programs: any customer's data, within its scope.
+
+    Created and revoked by staff; like ApiToken only the SHA-256 of the secret is stored.
+    """
+
+    __tablename__ = "server_keys"
+    __table_args__ = (CheckConstraint(_in("scope", (SCOPE_READ, SCOPE_WRITE)), name="scope_known"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(8), default=SCOPE_READ)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    created_by: Mapped[User | None] = relationship()
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class IdempotencyKey(Base):
+    """The first answer to a POST sent with an Idempotency-Key, replayed for repeats.
+
+    One row per (principal, key): the unique constraint makes concurrent duplicates wait
+    for the first and then find its answer, so the request acts once.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("principal", "key", name="uq_idempotency_keys_principal_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    principal: Mapped[str] = mapped_column(String(40))  # "user:12" or "server_key:3"
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of method, path and body
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 # Every engine (the app's, a worker's, the core's tests'): the database keeps the invariants.

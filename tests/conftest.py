@@ -52,6 +52,10 @@ TEST_CONFIG = {
     "REDIS_URL": "",
     "MAIL_SERVER": "",
     "PUBLIC_URL": "http://portal.test",
+    # High enough that no test meets them; tests of the limits lower them (tests/api/test_rate_limits.py).
+    "API_RATE_LIMIT": "100000/minute",
+    "LOGIN_RATE_LIMIT_PER_ACCOUNT": "100000/minute",
+    "LOGIN_RATE_LIMIT_PER_ADDRESS": "100000/minute",
 }
 
 

@@ -49,6 +49,9 @@ def gunicorn_process(database_url: str, instance_path: Path, workers: int = 2, *
         "STRIPE_SECRET_KEY": "",
         "STRIPE_WEBHOOK_SECRET": "",
         "MAIL_SERVER": "",
+        "API_RATE_LIMIT": "100000/minute",
+        "LOGIN_RATE_LIMIT_PER_ACCOUNT": "100000/minute",
+        "LOGIN_RATE_LIMIT_PER_ADDRESS": "100000/minute",
         **env,
     }
     log_path = instance_path / "gunicorn.log"

@@ -20,6 +20,7 @@ from ..billing.subscriptions import (
     resume,
     subscribe,
     trial_available,
+    unpause,
 )
 from ..documents import pdf
 from ..extensions import db
@@ -138,6 +139,16 @@ def resume_view():
     def act(sub):
         resume(db.session, sub, now())
         return "Your subscription will continue."
+
+    return _act(act)
+
+
+@bp.route("/account/unpause", methods=["POST"])
+@login_required
+def unpause_view():
+    def act(sub):
+        unpause(db.session, sub, now())
+        return "Payments resume: your next invoice follows the usual schedule."
 
     return _act(act)
 

@@ -12,7 +12,7 @@ from flask_admin.theme import Bootstrap4Theme
 
 from ..billing.seller import Seller
 from ..extensions import db
-from ..models import AuditEntry, Invoice, Notification, Payment, Plan, Subscription, User, WebhookEvent
+from ..models import AuditEntry, Invoice, Notification, Payment, Plan, ServerKey, Subscription, User, WebhookEvent
 from ..security import csp_nonce
 from .customers import UserView
 from .dashboard import Dashboard
@@ -20,6 +20,7 @@ from .invoices import InvoiceView
 from .jobs import JobsView
 from .plans import PlanView
 from .records import AuditView, NotificationView, PaymentView, WebhookEventView
+from .server_keys import ServerKeyView
 from .subscriptions import SubscriptionView
 
 
@@ -41,6 +42,7 @@ def init_admin(app) -> Admin:
         WebhookEventView(WebhookEvent, db, name="Webhooks"),
         AuditView(AuditEntry, db, name="Audit log"),
         JobsView(name="Jobs", endpoint="jobs"),
+        ServerKeyView(ServerKey, db, name="Server keys", endpoint="server_keys"),
     ):
         admin.add_view(view)
     return admin

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import flash
 from flask_admin.actions import action
 from flask_login import current_user
 from sqlalchemy import select
+from wtforms import TextAreaField
 from wtforms.validators import NumberRange, Regexp
 
-from ..billing import catalog
+from ..billing import catalog, entitlements
 from ..extensions import db
 from ..inputs import INT64_MAX
 from ..models import Plan
 from ..runtime import now
 from .base import StaffModelView, ids_of, money
+
+
+class FeaturesField(TextAreaField):
+    """A plan's features as JSON, checked by the core (names, and values true/false, numbers or short text)."""
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return self.raw_data[0]
+        return json.dumps(self.data or {}, indent=2, ensure_ascii=False)
+
+    def process_formdata(self, valuelist) -> None:
+        if valuelist:
+            try:
+                self.data = entitlements.validate_features(valuelist[0])
+            except entitlements.FeaturesError as exc:
+                self.data = {}
+                raise ValueError(str(exc)) from None
 
 
 class PlanView(StaffModelView):
@@ -31,8 +51,14 @@ class PlanView(StaffModelView):
         "trial_days",
         "active",
         "sort_order",
+        "features",
     )
+    form_overrides = {"features": FeaturesField}
     form_args = {
+        "features": {
+            "label": "Features and limits (JSON)",
+            "description": 'e.g. {"seats": 10, "priority_support": true}; true/false, whole numbers or short text.',
+        },
         # Codes go in URLs, API bodies and CSV exports: plain lower-case ASCII only (\Z: no trailing newline).
         "code": {
             "validators": [

@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired
 from ..billing.errors import BillingError
 from ..billing.money import format_money
 from ..billing.statuses import SUBSCRIPTION_LABELS
-from ..billing.subscriptions import cancel, change_plan
+from ..billing.subscriptions import cancel, change_plan, pause, unpause
 from ..extensions import db
 from ..inputs import int64
 from ..models import Plan, Subscription
@@ -38,6 +38,7 @@ class SubscriptionView(StaffModelView):
         "current_period_end",
         "cancel_at_period_end",
         "pending_plan",
+        "paused_at",
     )
     column_filters = ("status", "plan.code", "cancel_at_period_end", "user.email")
     column_choices = {"status": list(SUBSCRIPTION_LABELS.items())}
@@ -66,6 +67,14 @@ class SubscriptionView(StaffModelView):
     @action("cancel_now", "Cancel now", "End the selected subscriptions now?")
     def cancel_now(self, ids):
         self._each(ids, "cancel_now", lambda s: cancel(db.session, s, now(), at_once=True, actor_id=current_user.id))
+
+    @action("pause", "Pause collection", "Pause collection of the selected subscriptions (no invoices until resumed)?")
+    def pause_collection(self, ids):
+        self._each(ids, "pause_collection", lambda s: pause(db.session, s, now(), actor_id=current_user.id))
+
+    @action("unpause", "Resume collection", "Resume collection of the selected subscriptions?")
+    def unpause_collection(self, ids):
+        self._each(ids, "resume_collection", lambda s: unpause(db.session, s, now(), actor_id=current_user.id))
 
     @expose("/change-plan/", methods=("GET", "POST"))
     def change_plan_view(self):

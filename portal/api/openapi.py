@@ -33,6 +33,8 @@ SCHEMAS = {
             "cancel_at_period_end",
             "ended_at",
             "pending_plan",
+            "customer_id",
+            "paused_at",
         ],
         "properties": {
             "id": {"type": "integer"},
@@ -43,6 +45,12 @@ SCHEMAS = {
             "cancel_at_period_end": {"type": "boolean"},
             "ended_at": {"type": ["string", "null"], "format": "date-time"},
             "pending_plan": {"type": ["string", "null"]},
+            "customer_id": {"type": "integer"},
+            "paused_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "Collection paused since then: no invoices until unpaused",
+            },
         },
     },
     "Invoice": {
@@ -91,6 +99,95 @@ SCHEMAS = {
             "total": {"type": "integer"},
         },
     },
+    "Plan": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "code",
+            "name",
+            "description",
+            "price",
+            "currency",
+            "price_display",
+            "interval",
+            "trial_days",
+            "features",
+        ],
+        "properties": {
+            "code": {"type": "string"},
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "price": {"type": "integer", "minimum": 0, "description": "minor units"},
+            "currency": {"type": "string", "minLength": 3, "maxLength": 3},
+            "price_display": {"type": "string"},
+            "interval": {"enum": ["month", "year"]},
+            "trial_days": {"type": "integer", "minimum": 0},
+            "features": {"$ref": "#/components/schemas/Features"},
+        },
+    },
+    "Features": {
+        "type": "object",
+        "description": 'What a plan grants: limits and switches, e.g. {"seats": 10, "priority_support": true}',
+        "additionalProperties": {"type": ["boolean", "integer", "string"]},
+    },
+    "PlanList": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Plan"}}},
+    },
+    "PlanChange": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["kind", "amount", "currency", "amount_display", "days_left", "period_days", "effective"],
+        "properties": {
+            "kind": {"enum": ["upgrade", "downgrade", "switch", "keep"]},
+            "amount": {"type": "integer", "minimum": 0, "description": "charged now, minor units"},
+            "currency": {"type": "string"},
+            "amount_display": {"type": "string"},
+            "days_left": {"type": "integer"},
+            "period_days": {"type": "integer"},
+            "effective": DATE,
+            "subscription": {"$ref": "#/components/schemas/Subscription"},
+            "invoice": {"oneOf": [{"$ref": "#/components/schemas/Invoice"}, {"type": "null"}]},
+        },
+    },
+    "Entitlements": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["customer_id", "entitled", "reason", "plan", "status", "paused", "features"],
+        "properties": {
+            "customer_id": {"type": "integer"},
+            "entitled": {"type": "boolean", "description": "May use the plan's features now"},
+            "reason": {"enum": ["no_subscription", "past_due", "paused", "ended", None]},
+            "plan": {"type": ["string", "null"]},
+            "status": {"oneOf": [{"enum": list(SUB_STATUSES)}, {"type": "null"}]},
+            "paused": {"type": "boolean"},
+            "features": {"$ref": "#/components/schemas/Features"},
+        },
+    },
+    "Customer": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "email", "name", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "email": {"type": "string"},
+            "name": {"type": "string"},
+            "created_at": DATETIME,
+        },
+    },
+    "CustomerPage": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["items", "page", "per_page", "total"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Customer"}},
+            "page": {"type": "integer"},
+            "per_page": {"type": "integer"},
+            "total": {"type": "integer"},
+        },
+    },
     "Checkout": {
         "type": "object",
         "required": ["checkout_url", "invoice_id"],
@@ -124,11 +221,14 @@ def _errors(*codes: int) -> dict:
     text = {
         400: "Malformed request",
         401: "Not authenticated",
-        403: "CSRF token missing (session callers)",
+        403: "Not allowed: CSRF token missing (session callers), a read-only server key writing, "
+        "or the wrong kind of credential for this endpoint",
         404: "Not found (or not yours)",
-        409: "Conflicts with the current state",
+        409: "Conflicts with the current state (or its Idempotency-Key's first request is still running)",
         413: "Body too large",
-        422: "Invalid values",
+        415: "The body is not JSON",
+        422: "Invalid values (or an Idempotency-Key reused with another body)",
+        429: "Too many requests: wait Retry-After seconds",
         502: "Payment provider error",
         503: "PDF rendering is not available on this server",
     }
@@ -142,15 +242,128 @@ def _body(properties: dict, required: list[str]) -> dict:
     }
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Send the same key again (same body) to get the first answer instead of acting twice; "
+    "keys are kept 24 hours.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+CUSTOMER_ID = {"name": "customer_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+INVOICE_ID = {"name": "invoice_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+PLAN_QUERY = {"name": "plan", "in": "query", "required": True, "schema": {"type": "string"}}
+PAGE_PARAMS = [
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+    {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+]
+INVOICE_LIST_PARAMS = [{"name": "status", "in": "query", "schema": {"enum": list(INV_STATUSES)}}, *PAGE_PARAMS]
+NO_BODY = {**_body({}, []), "required": False}
+
+
+def _get(op_id: str, summary: str, ok: tuple[str, str], *errors: int, params: list | None = None) -> dict:
+    return {
+        "get": {
+            "summary": summary,
+            "operationId": op_id,
+            "parameters": params or [],
+            "responses": {"200": _json(*ok), **_errors(400, 401, 403, 429, *errors)},
+        }
+    }
+
+
+def _get_pdf(op_id: str, summary: str, description: str) -> dict:
+    return {
+        "get": {
+            "summary": summary,
+            "operationId": op_id,
+            "parameters": [INVOICE_ID],
+            "responses": {"200": _pdf(description), **_errors(400, 401, 403, 404, 429, 503)},
+        }
+    }
+
+
+def _post(
+    op_id: str,
+    summary: str,
+    ok: tuple[str, str],
+    request: dict,
+    *errors: int,
+    params: list | None = None,
+    created=False,
+) -> dict:
+    return {
+        "post": {
+            "summary": summary,
+            "operationId": op_id,
+            "parameters": [*(params or []), IDEMPOTENCY_KEY],
+            "requestBody": request,
+            "responses": {
+                "201" if created else "200": _json(*ok),
+                **_errors(400, 401, 403, 409, 413, 415, 422, 429, *errors),
+            },
+        }
+    }
+
+
+PLAN_BODY = _body({"plan": {"type": "string", "examples": ["pro"]}}, ["plan"])
+CANCEL_BODY = {**_body({"at_once": {"type": "boolean", "default": False}}, []), "required": False}
+SUBSCRIPTION = ("Subscription", "The subscription")
+
+
+def _subscription_paths(prefix: str, op: str, who: str, params: list) -> dict:
+    """The subscription actions, for the caller's own account or (server keys) a named customer."""
+    return {
+        f"{prefix}/preview-change/": _get(
+            f"{op}PreviewChange",
+            f"What changing {who} plan would cost now (changes nothing)",
+            ("PlanChange", "The proration preview"),
+            404,
+            409,
+            422,
+            params=[*params, PLAN_QUERY],
+        ),
+        f"{prefix}/change-plan/": _post(
+            f"{op}ChangePlan",
+            f"Change {who} plan: upgrades now with a prorated invoice, downgrades from the next period",
+            ("PlanChange", "Changed"),
+            PLAN_BODY,
+            404,
+            params=params,
+        ),
+        f"{prefix}/resume/": _post(
+            f"{op}Resume", f"Undo {who} cancellation at period end", SUBSCRIPTION, NO_BODY, 404, params=params
+        ),
+        f"{prefix}/pause/": _post(
+            f"{op}Pause",
+            f"Pause collection of {who} subscription: no invoices until unpaused",
+            SUBSCRIPTION,
+            NO_BODY,
+            404,
+            params=params,
+        ),
+        f"{prefix}/unpause/": _post(
+            f"{op}Unpause",
+            f"Resume collection of {who} subscription (periods wholly inside the pause are not billed)",
+            SUBSCRIPTION,
+            NO_BODY,
+            404,
+            params=params,
+        ),
+    }
+
+
 def spec() -> dict:
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "Subscription billing API",
-            "version": "1.0.0",
-            "description": "Authenticate with `Authorization: Bearer <token>` (create one under "
-            "API tokens in the portal), or the browser session plus an "
-            "`X-CSRFToken` header. Money is in integer minor units.",
+            "version": "1.1.0",
+            "description": "Authenticate with `Authorization: Bearer <token>`: a customer's API token "
+            "(create one under API tokens in the portal) acts on that customer's own account; a server key "
+            "(created by staff in the console, read or write scope) acts on any customer under "
+            "`/api/customers/{customer_id}/`. The browser session works too, plus an `X-CSRFToken` header. "
+            "Every POST accepts an `Idempotency-Key` header. Money is in integer minor units.",
         },
         "components": {
             "schemas": SCHEMAS,
@@ -158,81 +371,119 @@ def spec() -> dict:
         },
         "security": [{"bearer": []}],
         "paths": {
-            "/api/subscribe/": {
-                "post": {
-                    "summary": "Subscribe to a plan",
-                    "operationId": "subscribe",
-                    "requestBody": _body({"plan": {"type": "string", "examples": ["pro"]}}, ["plan"]),
-                    "responses": {"201": _json("Subscription", "Subscribed"), **_errors(400, 401, 403, 409, 413, 422)},
-                }
+            "/api/subscribe/": _post(
+                "subscribe", "Subscribe to a plan", ("Subscription", "Subscribed"), PLAN_BODY, created=True
+            ),
+            "/api/unsubscribe/": _post(
+                "unsubscribe", "Cancel at period end, or at once", ("Subscription", "Canceled"), CANCEL_BODY, 404
+            ),
+            "/api/invoices/": _get(
+                "listInvoices",
+                "Your invoices, newest first",
+                ("InvoicePage", "A page of invoices"),
+                422,
+                params=INVOICE_LIST_PARAMS,
+            ),
+            "/api/invoices/{invoice_id}/": _get(
+                "getInvoice",
+                "One invoice with lines and payments",
+                ("Invoice", "The invoice"),
+                404,
+                params=[INVOICE_ID],
+            ),
+            "/api/invoices/{invoice_id}/pdf": _get_pdf(
+                "getInvoicePdf",
+                "The invoice as a PDF document (says PAID, with date and method, once paid)",
+                "The invoice, named after its number",
+            ),
+            "/api/invoices/{invoice_id}/receipt/pdf": _get_pdf(
+                "getReceiptPdf",
+                "The receipt of a paid invoice as a PDF document",
+                "The receipt, named after the invoice number",
+            ),
+            "/api/pay/": _post(
+                "pay",
+                "Start paying an open or overdue invoice",
+                ("Checkout", "Send the customer to checkout_url"),
+                _body({"invoice_id": {"type": "integer"}}, ["invoice_id"]),
+                404,
+                502,
+            ),
+            "/api/plans/": _get("listPlans", "The plans on offer, with prices and features", ("PlanList", "Plans")),
+            **_subscription_paths("/api/subscription", "own", "your", []),
+            "/api/entitlements/": _get(
+                "ownEntitlements", "What you may use now", ("Entitlements", "Your entitlements")
+            ),
+            "/api/customers/": {
+                **_get(
+                    "listCustomers",
+                    "Customers, oldest first (server keys)",
+                    ("CustomerPage", "A page of customers"),
+                    400,
+                    422,
+                    params=[{"name": "email", "in": "query", "schema": {"type": "string"}}, *PAGE_PARAMS],
+                ),
+                **_post(
+                    "createCustomer",
+                    "Create a customer (server keys with write scope); they set a password from an emailed link",
+                    ("Customer", "Created"),
+                    _body({"email": {"type": "string", "format": "email"}, "name": {"type": "string"}}, ["email"]),
+                    created=True,
+                ),
             },
-            "/api/unsubscribe/": {
-                "post": {
-                    "summary": "Cancel at period end, or at once",
-                    "operationId": "unsubscribe",
-                    "requestBody": {**_body({"at_once": {"type": "boolean", "default": False}}, []), "required": False},
-                    "responses": {"200": _json("Subscription", "Canceled"), **_errors(400, 401, 403, 404, 409, 422)},
-                }
+            "/api/customers/{customer_id}/": _get(
+                "getCustomer", "One customer", ("Customer", "The customer"), 404, params=[CUSTOMER_ID]
+            ),
+            "/api/customers/{customer_id}/subscription/": {
+                **_get(
+                    "getCustomerSubscription",
+                    "The customer's live subscription",
+                    SUBSCRIPTION,
+                    404,
+                    params=[CUSTOMER_ID],
+                ),
+                **_post(
+                    "subscribeCustomer",
+                    "Subscribe the customer to a plan",
+                    ("Subscription", "Subscribed"),
+                    PLAN_BODY,
+                    404,
+                    params=[CUSTOMER_ID],
+                    created=True,
+                ),
             },
-            "/api/invoices/": {
-                "get": {
-                    "summary": "Your invoices, newest first",
-                    "operationId": "listInvoices",
-                    "parameters": [
-                        {"name": "status", "in": "query", "schema": {"enum": list(INV_STATUSES)}},
-                        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
-                        {
-                            "name": "per_page",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-                        },
-                    ],
-                    "responses": {"200": _json("InvoicePage", "A page of invoices"), **_errors(401, 422)},
-                }
-            },
-            "/api/invoices/{invoice_id}/": {
-                "get": {
-                    "summary": "One invoice with lines and payments",
-                    "operationId": "getInvoice",
-                    "parameters": [
-                        {"name": "invoice_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-                    ],
-                    "responses": {"200": _json("Invoice", "The invoice"), **_errors(401, 404)},
-                }
-            },
-            "/api/invoices/{invoice_id}/pdf": {
-                "get": {
-                    "summary": "The invoice as a PDF document (says PAID, with date and method, once paid)",
-                    "operationId": "getInvoicePdf",
-                    "parameters": [
-                        {"name": "invoice_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-                    ],
-                    "responses": {"200": _pdf("The invoice, named after its number"), **_errors(401, 404, 503)},
-                }
-            },
-            "/api/invoices/{invoice_id}/receipt/pdf": {
-                "get": {
-                    "summary": "The receipt of a paid invoice as a PDF document",
-                    "operationId": "getReceiptPdf",
-                    "parameters": [
-                        {"name": "invoice_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-                    ],
-                    "responses": {
-                        "200": _pdf("The receipt, named after the invoice number"),
-                        **_errors(401, 404, 503),
-                    },
-                }
-            },
-            "/api/pay/": {
-                "post": {
-                    "summary": "Start paying an open or overdue invoice",
-                    "operationId": "pay",
-                    "requestBody": _body({"invoice_id": {"type": "integer"}}, ["invoice_id"]),
-                    "responses": {
-                        "200": _json("Checkout", "Send the customer to checkout_url"),
-                        **_errors(400, 401, 403, 404, 409, 413, 422, 502),
-                    },
-                }
-            },
+            "/api/customers/{customer_id}/subscription/cancel/": _post(
+                "cancelCustomerSubscription",
+                "Cancel at period end, or at once",
+                ("Subscription", "Canceled"),
+                CANCEL_BODY,
+                404,
+                params=[CUSTOMER_ID],
+            ),
+            **_subscription_paths(
+                "/api/customers/{customer_id}/subscription", "customer", "the customer's", [CUSTOMER_ID]
+            ),
+            "/api/customers/{customer_id}/entitlements/": _get(
+                "customerEntitlements",
+                "What the customer may use now (a past-due, paused or ended subscription says so)",
+                ("Entitlements", "The customer's entitlements"),
+                404,
+                params=[CUSTOMER_ID],
+            ),
+            "/api/customers/{customer_id}/invoices/": _get(
+                "listCustomerInvoices",
+                "The customer's invoices, newest first",
+                ("InvoicePage", "A page of invoices"),
+                404,
+                422,
+                params=[CUSTOMER_ID, *INVOICE_LIST_PARAMS],
+            ),
+            "/api/customers/{customer_id}/invoices/{invoice_id}/": _get(
+                "getCustomerInvoice",
+                "One of the customer's invoices",
+                ("Invoice", "The invoice"),
+                404,
+                params=[CUSTOMER_ID, INVOICE_ID],
+            ),
         },
     }

@@ -8,19 +8,32 @@ from typing import Any
 from flask import Blueprint, abort, current_app, g, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError
 
-from .. import inputs, tokens
+from .. import idempotency, inputs, limits, tokens
+from ..billing import entitlements
 from ..billing.documents import INVOICE, RECEIPT, invoice_document
 from ..billing.errors import BillingError
 from ..billing.invoice_queries import InvoiceRow, invoice_page, own_invoice
 from ..billing.invoices import unpayable_reason
 from ..billing.money import format_money
-from ..billing.subscriptions import cancel, find_plan, live_subscription, subscribe
+from ..billing.subscriptions import (
+    PlanChange,
+    cancel,
+    change_plan,
+    find_plan,
+    live_subscription,
+    pause,
+    preview_change,
+    resume,
+    subscribe,
+    unpause,
+)
 from ..documents import pdf
 from ..extensions import csrf, db
-from ..models import INV_STATUSES, Invoice, Subscription
+from ..models import INV_STATUSES, SCOPE_WRITE, Invoice, Plan, ServerKey, Subscription, User
 from ..payments.errors import PaymentError
 from ..payments.links import demo_checkout_url, return_urls
 from ..payments.service import gateway, start_payment
@@ -76,6 +89,14 @@ def _billing_error(exc: BillingError):
     return error(exc.status, exc.code, exc.message)
 
 
+@bp.errorhandler(429)
+def _too_many_requests(exc: HTTPException):
+    wait = limits.retry_after()
+    response, status = error(429, "rate_limited", f"Too many requests ({exc.description}); retry in {wait} s.")
+    response.headers["Retry-After"] = str(wait)
+    return response, status
+
+
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large", 401: "unauthorized"}
@@ -84,16 +105,23 @@ def _http_error(exc: HTTPException):
 
 
 def api_auth(view):
-    """Authorization: Bearer <token>, or the browser session (then with a CSRF header)."""
+    """Authorization: Bearer <token or server key>, or the browser session (then with a CSRF header).
+
+    Sets g.api_user (the customer a token or session acts as; None for a server key) and
+    g.server_key. A read-scoped server key may not POST. A POST with an Idempotency-Key
+    header answers a repeat with the first answer (portal/idempotency.py).
+    """
 
     @wraps(view)
     def wrapper(*args, **kwargs):
         header = request.headers.get("Authorization", "")
+        server_key = None
         if header.startswith("Bearer "):
             # Its last-use write (at most once a minute) commits with the request.
-            user = tokens.authenticate(db.session, header[7:].strip(), now())
-            if user is None:
+            found = tokens.authenticate_any(db.session, header[7:].strip(), now())
+            if found is None:
                 raise ApiError(401, "unauthorized", "The API token is invalid or revoked.")
+            user, server_key = (None, found) if isinstance(found, ServerKey) else (found, None)
         elif current_user.is_authenticated:
             user = current_user._get_current_object()
             if request.method not in ("GET", "HEAD", "OPTIONS"):
@@ -103,7 +131,57 @@ def api_auth(view):
                     raise ApiError(403, "csrf_failed", "Send the X-CSRFToken header with session requests.") from None
         else:
             raise ApiError(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")
-        g.api_user = user
+        if server_key is not None and server_key.scope != SCOPE_WRITE and request.method == "POST":
+            raise ApiError(403, "insufficient_scope", "This server key may only read; writing needs a write key.")
+        g.api_user, g.server_key = user, server_key
+        if request.method == "POST" and IDEMPOTENCY_HEADER in request.headers:
+            principal = server_key or user
+            assert principal is not None  # one of the two, set just above
+            return _idempotent(view, args, kwargs, principal)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def _idempotent(view, args, kwargs, principal: User | ServerKey):
+    """Run a POST once per Idempotency-Key: a repeat gets the first answer, another body a 422."""
+    key = request.headers.get(IDEMPOTENCY_HEADER, "")
+    if not (1 <= len(key) <= idempotency.MAX_KEY_LENGTH and key.isascii() and key.isprintable()):
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            f"'{IDEMPOTENCY_HEADER}' must be 1 to {idempotency.MAX_KEY_LENGTH} printable ASCII characters.",
+        )
+    name = f"{'server_key' if isinstance(principal, ServerKey) else 'user'}:{principal.id}"
+    fingerprint = idempotency.fingerprint(request.method, request.path, request.get_data(cache=True))
+    try:
+        claim = idempotency.claim(db.session, name, key, fingerprint, now())
+    except idempotency.KeyReused as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    if isinstance(claim, idempotency.Replay):
+        response = current_app.response_class(claim.body, status=claim.status, mimetype="application/json")
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    response = current_app.make_response(view(*args, **kwargs))
+    if response.status_code < 400:  # an error rolls back, the key with it: a retry runs again
+        idempotency.remember(db.session, claim, response.status_code, response.get_data(as_text=True))
+    return response
+
+
+def customer_only(view):
+    """An endpoint acting on the caller's own account: a server key names the customer instead."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if g.server_key is not None:
+            raise ApiError(
+                403,
+                "customer_token_required",
+                "This endpoint acts on the caller's own account; a server key uses /api/customers/<id>/... instead.",
+            )
         return view(*args, **kwargs)
 
     return wrapper
@@ -174,6 +252,50 @@ def subscription_json(sub: Subscription) -> dict:
         "cancel_at_period_end": sub.cancel_at_period_end,
         "ended_at": sub.ended_at.isoformat() if sub.ended_at else None,
         "pending_plan": sub.pending_plan.code if sub.pending_plan else None,
+        "customer_id": sub.user_id,
+        "paused_at": sub.paused_at.isoformat() if sub.paused_at else None,
+    }
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "code": plan.code,
+        "name": plan.name,
+        "description": plan.description,
+        "price": plan.price,
+        "currency": plan.currency,
+        "price_display": format_money(plan.price, plan.currency),
+        "interval": plan.interval,
+        "trial_days": plan.trial_days,
+        "features": dict(plan.features or {}),
+    }
+
+
+def change_json(change: PlanChange, invoice: Invoice | None = None, sub: Subscription | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": change.kind,
+        "amount": change.amount,
+        "currency": change.currency,
+        "amount_display": format_money(change.amount, change.currency),
+        "days_left": change.days_left,
+        "period_days": change.period_days,
+        "effective": change.effective.isoformat(),
+    }
+    if sub is not None:
+        out["subscription"] = subscription_json(sub)
+        out["invoice"] = invoice_json(invoice, detail=True) if invoice is not None else None
+    return out
+
+
+def entitlements_json(ent: entitlements.Entitlements) -> dict[str, Any]:
+    return {
+        "customer_id": ent.customer_id,
+        "entitled": ent.entitled,
+        "reason": ent.reason,
+        "plan": ent.plan,
+        "status": ent.status,
+        "paused": ent.paused,
+        "features": ent.features,
     }
 
 
@@ -184,32 +306,94 @@ def openapi():
 
 @route("POST", "/subscribe/")
 @api_auth
+@customer_only
 def api_subscribe():
-    data = body()
-    code = data.get("plan")
-    if not isinstance(code, str) or not code.strip():
-        raise ApiError(422, "invalid", "'plan' is required: one of the plan codes.")
-    sub = subscribe(db.session, g.api_user, find_plan(db.session, code), now(), billing_settings())
-    return jsonify(subscription_json(sub)), 201
+    return subscribe_for(g.api_user)
 
 
 @route("POST", "/unsubscribe/")
 @api_auth
+@customer_only
 def api_unsubscribe():
-    data = body()
-    at_once = data.get("at_once", False)
+    return cancel_for(g.api_user)
+
+
+def plan_from_body() -> Plan:
+    code = body().get("plan")
+    if not isinstance(code, str) or not code.strip():
+        raise ApiError(422, "invalid", "'plan' is required: one of the plan codes.")
+    return find_plan(db.session, code)
+
+
+def live_for(user: User) -> Subscription:
+    sub = live_subscription(db.session, user.id)
+    if sub is None:
+        raise ApiError(404, "no_subscription", "There is no live subscription.")
+    return sub
+
+
+# What a customer (for their own account) and a server key (for any customer) may do, once.
+
+
+def subscribe_for(user: User):
+    sub = subscribe(db.session, user, plan_from_body(), now(), billing_settings())
+    return jsonify(subscription_json(sub)), 201
+
+
+def cancel_for(user: User):
+    at_once = body().get("at_once", False)
     if not isinstance(at_once, bool):
         raise ApiError(422, "invalid", "'at_once' must be true or false.")
-    sub = live_subscription(db.session, g.api_user.id)
-    if sub is None:
-        raise ApiError(404, "no_subscription", "You have no subscription.")
+    sub = live_for(user)
     cancel(db.session, sub, now(), at_once=at_once)
     return jsonify(subscription_json(sub))
 
 
-@route("GET", "/invoices/")
-@api_auth
-def api_invoices():
+def subscription_for(user: User):
+    return jsonify(subscription_json(live_for(user)))
+
+
+def preview_for(user: User):
+    code = request.args.get("plan", "")
+    if not code.strip():
+        raise ApiError(422, "invalid", "'plan' is required: one of the plan codes.")
+    sub = live_for(user)
+    return jsonify(change_json(preview_change(sub, find_plan(db.session, code), now().date())))
+
+
+def change_plan_for(user: User):
+    plan = plan_from_body()
+    sub = live_for(user)
+    change, invoice = change_plan(db.session, sub, plan, now(), billing_settings())
+    return jsonify(change_json(change, invoice, sub))
+
+
+def resume_for(user: User):
+    body()
+    sub = live_for(user)
+    resume(db.session, sub, now())
+    return jsonify(subscription_json(sub))
+
+
+def pause_for(user: User):
+    body()
+    sub = live_for(user)
+    pause(db.session, sub, now())
+    return jsonify(subscription_json(sub))
+
+
+def unpause_for(user: User):
+    body()
+    sub = live_for(user)
+    unpause(db.session, sub, now())
+    return jsonify(subscription_json(sub))
+
+
+def entitlements_for(user: User):
+    return jsonify(entitlements_json(entitlements.for_customer(db.session, user.id, now())))
+
+
+def invoices_for(user: User):
     status = request.args.get("status")
     if status is not None and status not in INV_STATUSES:
         raise ApiError(422, "invalid", f"'status' must be one of: {', '.join(INV_STATUSES)}.")
@@ -220,7 +404,7 @@ def api_invoices():
     per_page = request.args.get("per_page", "20")
     if not (per_page.isascii() and per_page.isdigit() and 1 <= int(per_page) <= 100):
         raise ApiError(422, "invalid", "'per_page' must be a whole number from 1 to 100.")
-    pagination = invoice_page(db.session, g.api_user.id, status, page, int(per_page))
+    pagination = invoice_page(db.session, user.id, status, page, int(per_page))
     return jsonify(
         items=[invoice_json(i) for i in pagination.items],
         page=pagination.page,
@@ -229,14 +413,76 @@ def api_invoices():
     )
 
 
+def invoice_for(user: User, invoice_id: int):
+    return jsonify(invoice_json(own_invoice(db.session, user.id, invoice_id) or abort(404), detail=True))
+
+
+@route("GET", "/plans/")
+@api_auth
+def api_plans():
+    plans = db.session.scalars(select(Plan).where(Plan.active).order_by(Plan.sort_order, Plan.price, Plan.id))
+    return jsonify(items=[plan_json(p) for p in plans])
+
+
+@route("GET", "/subscription/preview-change/")
+@api_auth
+@customer_only
+def api_preview_change():
+    return preview_for(g.api_user)
+
+
+@route("POST", "/subscription/change-plan/")
+@api_auth
+@customer_only
+def api_change_plan():
+    return change_plan_for(g.api_user)
+
+
+@route("POST", "/subscription/resume/")
+@api_auth
+@customer_only
+def api_resume():
+    return resume_for(g.api_user)
+
+
+@route("POST", "/subscription/pause/")
+@api_auth
+@customer_only
+def api_pause():
+    return pause_for(g.api_user)
+
+
+@route("POST", "/subscription/unpause/")
+@api_auth
+@customer_only
+def api_unpause():
+    return unpause_for(g.api_user)
+
+
+@route("GET", "/entitlements/")
+@api_auth
+@customer_only
+def api_entitlements():
+    return entitlements_for(g.api_user)
+
+
+@route("GET", "/invoices/")
+@api_auth
+@customer_only
+def api_invoices():
+    return invoices_for(g.api_user)
+
+
 @route("GET", "/invoices/<int:invoice_id>/")
 @api_auth
+@customer_only
 def api_invoice(invoice_id: int):
-    return jsonify(invoice_json(own_invoice(db.session, g.api_user.id, invoice_id) or abort(404), detail=True))
+    return invoice_for(g.api_user, invoice_id)
 
 
 @route("GET", "/invoices/<int:invoice_id>/pdf")
 @api_auth
+@customer_only
 def api_invoice_pdf(invoice_id: int):
     invoice = own_invoice(db.session, g.api_user.id, invoice_id) or abort(404)
     return pdf.download(invoice_document(invoice, seller()), INVOICE)
@@ -244,6 +490,7 @@ def api_invoice_pdf(invoice_id: int):
 
 @route("GET", "/invoices/<int:invoice_id>/receipt/pdf")
 @api_auth
+@customer_only
 def api_receipt_pdf(invoice_id: int):
     invoice = own_invoice(db.session, g.api_user.id, invoice_id) or abort(404)
     doc = invoice_document(invoice, seller())
@@ -254,6 +501,7 @@ def api_receipt_pdf(invoice_id: int):
 
 @route("POST", "/pay/")
 @api_auth
+@customer_only
 def api_pay():
     data = body()
     invoice_id = data.get("invoice_id")
@@ -269,3 +517,6 @@ def api_pay():
     except PaymentError as exc:  # the 502 rolls back whatever the attempt wrote
         raise ApiError(502, "payment_provider_error", str(exc)) from None
     return jsonify(checkout_url=checkout.url, invoice_id=invoice.id)
+
+
+from . import server  # noqa: E402, F401  (registers the server-key routes on bp)

@@ -12,6 +12,7 @@ from flask_login import current_user, login_required
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .. import limits
 from ..billing.errors import BillingError
 from ..billing.subscriptions import find_plan
 from ..extensions import db, login_manager
@@ -189,6 +190,18 @@ def _too_many(form, until: dt.datetime, moment: dt.datetime, message: str):
     seconds = max(1, math.ceil((until - moment).total_seconds()))
     minutes = math.ceil(seconds / 60)
     form.password.errors.append(f"{message} Try again in {minutes} minute{'s' if minutes > 1 else ''}.")
+    response = make_response(render_template("auth/login.html", form=form), 429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+@bp.errorhandler(429)
+def _rate_limited(_exc):
+    """Log-in attempts over the rate limit (portal/limits.py): the form again, with the reason."""
+    form = LoginForm()
+    seconds = limits.retry_after()
+    minutes = math.ceil(seconds / 60)
+    form.password.errors = [f"Too many log-in attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}."]
     response = make_response(render_template("auth/login.html", form=form), 429)
     response.headers["Retry-After"] = str(seconds)
     return response

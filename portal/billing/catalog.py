@@ -12,10 +12,20 @@ from . import audit
 
 DEFAULT_PLANS = (
     dict(
-        code="basic", name="Basic", price=900, sort_order=1, description="For a side project: one seat, email support."
+        code="basic",
+        name="Basic",
+        price=900,
+        sort_order=1,
+        description="For a side project: one seat, email support.",
+        features={"seats": 1, "priority_support": False},
     ),
     dict(
-        code="pro", name="Pro", price=2900, sort_order=2, description="For a growing team: ten seats, priority support."
+        code="pro",
+        name="Pro",
+        price=2900,
+        sort_order=2,
+        description="For a growing team: ten seats, priority support.",
+        features={"seats": 10, "priority_support": True},
     ),
     dict(
         code="enterprise",
@@ -23,6 +33,7 @@ DEFAULT_PLANS = (
         price=9900,
         sort_order=3,
         description="For the whole company: unlimited seats, an account manager.",
+        features={"seats": 1000, "priority_support": True, "account_manager": True},
     ),
 )
 

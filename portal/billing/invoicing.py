@@ -96,7 +96,8 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
 
     # One period per pass, so a subscription several periods behind catches up
     # one invoice per missed period, each with its own dates.
-    renewing = and_(due, ~S.c.cancel_at_period_end)
+    # A subscription whose collection is paused gets no invoices until it is resumed.
+    renewing = and_(due, ~S.c.cancel_at_period_end, S.c.paused_at.is_(None))
     while True:
         issued = _issue_next_periods(session, renewing, now, settings)
         result.invoices += issued

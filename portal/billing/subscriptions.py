@@ -1,4 +1,4 @@
-"""Subscribe, cancel, resume and change plan: the life of a subscription.
+"""Subscribe, cancel, resume, pause and change plan: the life of a subscription.
 
 A staff action names its `actor_id`; the change then writes its audit entry here,
 in the same call (and so the same transaction) as the change it records.
@@ -193,7 +193,7 @@ def cancel(
     session.flush()
 
 
-def resume(session: DbSession, sub: Subscription, now: dt.datetime) -> None:
+def resume(session: DbSession, sub: Subscription, now: dt.datetime, *, actor_id: int | None = None) -> None:
     """Undo a cancellation at period end, before the period is over."""
     if not sub.is_live or not sub.cancel_at_period_end:
         raise BillingError("Only a subscription set to cancel can be resumed.", "not_canceling")
@@ -201,6 +201,50 @@ def resume(session: DbSession, sub: Subscription, now: dt.datetime) -> None:
         raise BillingError("The period has ended; subscribe again instead.", "period_over")
     sub.cancel_at_period_end = False
     sub.canceled_at = None
+    if actor_id is not None:
+        audit.record(session, actor_id, "resume", sub, now=now)
+    session.flush()
+
+
+def pause(session: DbSession, sub: Subscription, now: dt.datetime, *, actor_id: int | None = None) -> None:
+    """Pause collection: the billing run issues no invoice for this subscription until it resumes.
+
+    Invoices issued already stay as they are (payable, overdue); a subscription set to cancel
+    at period end still ends then.
+    """
+    lock_subscription(session, sub)
+    if not sub.is_live:
+        raise BillingError("This subscription has ended.", "not_live")
+    if sub.paused_at is not None:
+        raise BillingError("Collection is already paused.", "already_paused")
+    sub.paused_at = now
+    if actor_id is not None:
+        audit.record(session, actor_id, "pause", sub, now=now)
+    session.flush()
+
+
+def unpause(session: DbSession, sub: Subscription, now: dt.datetime, *, actor_id: int | None = None) -> None:
+    """Resume collection after a pause.
+
+    Periods that began and ended while paused are not billed: billing goes on from the
+    period that contains today (the next billing run issues its invoice, at the plan's
+    full price, as for any period) or, if that one was billed before the pause, the next.
+    """
+    lock_subscription(session, sub)
+    if not sub.is_live:
+        raise BillingError("This subscription has ended.", "not_live")
+    if sub.paused_at is None:
+        raise BillingError("Collection is not paused.", "not_paused")
+    today = now.date()
+    k = sub.next_period
+    while period_bounds(sub.anchor, k, sub.interval_months)[1] <= today:
+        k += 1
+    if k != sub.next_period:
+        sub.next_period = k
+        sub.next_period_start = period_bounds(sub.anchor, k, sub.interval_months)[0]
+    sub.paused_at = None
+    if actor_id is not None:
+        audit.record(session, actor_id, "unpause", sub, f"billing from {sub.next_period_start}", now)
     session.flush()
 
 
