@@ -232,7 +232,13 @@ def _errors(*codes: int) -> dict:
         502: "Payment provider error",
         503: "PDF rendering is not available on this server",
     }
-    return {str(c): _json("Error", text[c]) for c in codes}
+    out = {str(c): _json("Error", text[c]) for c in codes}
+    if "429" in out:
+        out["429"] = {
+            **out["429"],
+            "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+        }
+    return out
 
 
 def _body(properties: dict, required: list[str]) -> dict:
@@ -299,7 +305,16 @@ def _post(
             "parameters": [*(params or []), IDEMPOTENCY_KEY],
             "requestBody": request,
             "responses": {
-                "201" if created else "200": _json(*ok),
+                "201" if created else "200": {
+                    **_json(*ok),
+                    "headers": {
+                        "Idempotent-Replayed": {
+                            "description": "'true' when this is the stored answer to an earlier request "
+                            "with the same Idempotency-Key",
+                            "schema": {"enum": ["true"]},
+                        }
+                    },
+                },
                 **_errors(400, 401, 403, 409, 413, 415, 422, 429, *errors),
             },
         }
