@@ -28,6 +28,7 @@ from ..models import (
     Subscription,
     UTCDateTime,
 )
+from . import events
 from .settings import BillingSettings
 from .sql import add_months_sql, const, insert_ignoring_duplicates, rows_changed, supports_dml_in_cte
 
@@ -89,9 +90,11 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
     result = RunResult(chunks=1)
 
     # A subscription set to cancel at period end ends when that period is over.
+    ending = and_(due, S.c.cancel_at_period_end)
+    events.emit_ending(session, ending, now)
     result.ended = rows_changed(
         session,
-        update(S).where(due, S.c.cancel_at_period_end).values(status=SUB_CANCELED, ended_at=now, pending_plan_id=None),
+        update(S).where(ending).values(status=SUB_CANCELED, ended_at=now, pending_plan_id=None),
     )
 
     # One period per pass, so a subscription several periods behind catches up
@@ -102,6 +105,8 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
         result.invoices += issued
         if not issued and not _advance_past_billed_periods(session, renewing):
             break
+    if result.invoices:  # one INSERT ... SELECT for the chunk's invoices, like the run itself
+        events.emit_issued(session, lo, hi, now)
     return result
 
 
