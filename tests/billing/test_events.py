@@ -234,11 +234,10 @@ def test_unknown_or_no_event_types_are_refused(session):
         endpoint(session, [])
 
 
-def test_two_workers_never_claim_the_same_endpoint(session, new_session, backend):
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_two_workers_never_claim_the_same_endpoint(session, new_session):
     """PostgreSQL: the claim is FOR NO KEY UPDATE SKIP LOCKED, so a second worker takes
     another endpoint (or none) while the first sends; no delivery is sent twice."""
-    if backend != "postgresql":
-        pytest.skip("row locks are PostgreSQL's; SQLite runs one writer at a time")
     eps = [endpoint(session) for _ in range(2)]
     for i in range(10):
         events.emit(session, "customer.created", {"id": i}, START)
