@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, literal, null, select, update
+from sqlalchemy import CTE, ColumnElement, Select, and_, literal, null, select, update
 
 from ..models import (
     INV_OVERDUE,
@@ -153,20 +153,27 @@ def invoice_data(invoice: Invoice) -> dict[str, Any]:
     }
 
 
-def _invoice_sql(status: ColumnElement[Any]) -> ColumnElement[str]:
-    """invoice_data() of each invoice row, built by the database."""
+# The invoice columns invoice_data() reads (and the billing run's INSERT returns).
+ISSUED_EVENT_COLUMNS = (
+    "id", "user_id", "subscription_id", "plan_id", "kind", "status", "total", "currency",
+    "period_start", "period_end", "due_date",
+)  # fmt: skip
+
+
+def _invoice_sql(status: ColumnElement[Any] | None = None, c: Any = I.c) -> ColumnElement[str]:
+    """invoice_data() of each invoice row (of `c`: the table's columns, or a CTE's), built by the database."""
     return json_object_sql(
-        const("id"), I.c.id,
-        const("number"), invoice_number_sql(I.c.id),
-        const("customer_id"), I.c.user_id,
-        const("subscription_id"), I.c.subscription_id,
-        const("kind"), I.c.kind,
-        const("status"), status,
-        const("total"), I.c.total,
-        const("currency"), I.c.currency,
-        const("period_start"), I.c.period_start,
-        const("period_end"), I.c.period_end,
-        const("due_date"), I.c.due_date,
+        const("id"), c.id,
+        const("number"), invoice_number_sql(c.id),
+        const("customer_id"), c.user_id,
+        const("subscription_id"), c.subscription_id,
+        const("kind"), c.kind,
+        const("status"), c.status if status is None else status,
+        const("total"), c.total,
+        const("currency"), c.currency,
+        const("period_start"), c.period_start,
+        const("period_end"), c.period_end,
+        const("due_date"), c.due_date,
     )  # fmt: skip
 
 
@@ -204,7 +211,7 @@ def emit_issued(session: DbSession, lo: int, hi: int, now: dt.datetime) -> int:
         session,
         select(
             literal(INVOICE_ISSUED),
-            _invoice_sql(I.c.status),
+            _invoice_sql(),
             _key(INVOICE_ISSUED, I.c.id),
             literal(now, UTCDateTime),
         )
@@ -215,6 +222,18 @@ def emit_issued(session: DbSession, lo: int, hi: int, now: dt.datetime) -> int:
         )
         .order_by(I.c.id),
     )
+
+
+def issued_events_cte(session: DbSession, issued: CTE, now: dt.datetime) -> CTE:
+    """PostgreSQL: invoice.issued for each row of `issued` (an INSERT ... RETURNING of invoices),
+    as a data-modifying CTE to add to the billing run's statement."""
+    rows = select(
+        literal(INVOICE_ISSUED),
+        _invoice_sql(c=issued.c),
+        _key(INVOICE_ISSUED, issued.c.id),
+        literal(now, UTCDateTime),
+    ).order_by(issued.c.id)
+    return insert_ignoring_duplicates(session, E).from_select(EVENT_COLUMNS, rows).cte("issued_events")
 
 
 def emit_becoming_overdue(session: DbSession, becoming: ColumnElement[bool], now: dt.datetime) -> int:

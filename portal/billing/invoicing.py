@@ -105,7 +105,8 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
         result.invoices += issued
         if not issued and not _advance_past_billed_periods(session, renewing):
             break
-    if result.invoices:  # one INSERT ... SELECT for the chunk's invoices, like the run itself
+    if result.invoices and not supports_dml_in_cte(session):
+        # One INSERT ... SELECT for the chunk's invoices (PostgreSQL wrote them with the invoices).
         events.emit_issued(session, lo, hi, now)
     return result
 
@@ -141,10 +142,14 @@ def _issue_next_periods(
         # One statement: the subscriptions advanced are exactly the invoices this
         # statement inserted, with no lookup of invoices (whose statistics lag
         # far behind during a big run and mislead the planner).
-        issued = insert.returning(I.c.subscription_id, I.c.plan_id, I.c.period_end).cte("issued")
-        return rows_changed(
-            session, _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end)
-        )
+        # The invoice.issued events are written by the same statement, from the rows
+        # it inserted (a data-modifying CTE runs whether or not it is referenced).
+        issued = insert.returning(*(I.c[name] for name in events.ISSUED_EVENT_COLUMNS)).cte("issued")
+        advance = _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end)
+        count = rows_changed(session, advance.add_cte(events.issued_events_cte(session, issued, now)))
+        if count:
+            session.info[events.EMITTED] = True
+        return count
     count = max(rows_changed(session, insert), 0)
     _advance_past_billed_periods(session, renewing)
     return count
