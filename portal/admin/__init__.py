@@ -1,7 +1,7 @@
 """The staff console: Flask-Admin views, built per app in init_admin(app).
 
 One module per job: base (access, the model view base, formatters), customers, plans,
-subscriptions, invoices, records (read-only), jobs, dashboard. Staff actions call the
+subscriptions, invoices, records (read-only), jobs, webhooks (outbound), dashboard. Staff actions call the
 billing core, which writes their audit entries; the request's unit of work commits.
 """
 
@@ -20,6 +20,7 @@ from .jobs import JobsView
 from .plans import PlanView
 from .records import AuditView, NotificationView, PaymentView, WebhookEventView
 from .subscriptions import SubscriptionView
+from .webhooks import WebhooksView
 
 
 def init_admin(app) -> Admin:
@@ -40,6 +41,7 @@ def init_admin(app) -> Admin:
         WebhookEventView(WebhookEvent, db, name="Webhooks"),
         AuditView(AuditEntry, db, name="Audit log"),
         JobsView(name="Jobs", endpoint="jobs"),
+        WebhooksView(name="Outbound webhooks", endpoint="outbound", url="/admin/outbound-webhooks"),
     ):
         admin.add_view(view)
     return admin
