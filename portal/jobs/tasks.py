@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from flask import current_app
 from flask_sqlalchemy.session import Session as FlaskSession
@@ -21,7 +22,7 @@ from .. import runtime
 from ..billing import daily, events, invoicing
 from ..transactions import unit_of_work
 from ..webhooks import sender
-from . import context, queues
+from . import context, embedded, queues
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +148,26 @@ def deliver_webhooks() -> dict:
     return {"dispatched": done.dispatched, "sent": done.sent, "failed": done.failed, "more": done.more}
 
 
+UNREACHABLE_PAUSE = 30.0  # after a nudge found Redis down, the next ones wait this long (seconds)
+_unreachable_until = 0.0
+
+
 def nudge_webhooks(redis_url: str) -> bool:
-    """Ask a worker to send recorded events now; False if the queue cannot be reached
-    (the sweep sends them once it is back)."""
+    """Ask a worker to send recorded events now; False if nobody can be asked: Redis
+    cannot be reached (and then, for UNREACHABLE_PAUSE, is not tried again, so requests
+    do not each wait for its connect timeout), or there is no Redis and no embedded
+    worker in this process. The sweep sends the events in any case."""
+    global _unreachable_until
+    if not redis_url and not embedded.running:
+        return False
+    if time.monotonic() < _unreachable_until:
+        return False
     try:
         queues.queue(queues.NOTIFICATIONS, queues.connection(redis_url)).enqueue(
             deliver_webhooks, result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL
         )
     except queues.UNREACHABLE:
+        _unreachable_until = time.monotonic() + UNREACHABLE_PAUSE
         return False
     return True
 

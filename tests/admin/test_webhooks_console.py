@@ -124,6 +124,10 @@ def test_edit_disable_enable_rotate_reveal_and_test(client, staff, session, publ
         "reveal_webhook_secret",
         "send_test_webhook",
     ]
+    assert client.post(f"{page}delete").status_code == 303  # with its deliveries; the events stay
+    assert session.scalars(select(WebhookEndpoint)).all() == [] and session.scalars(select(WebhookDelivery)).all() == []
+    assert session.scalars(select(OutboundEvent)).one().type == "webhook.test"
+    assert actions(session, staff)[-1] == "delete_webhook_endpoint"
 
 
 def test_deliveries_per_endpoint_and_per_event_and_resend(client, staff, session, public_dns):
