@@ -22,6 +22,7 @@ from .billing.money import format_money
 from .commands import init_cli
 from .extensions import csrf, db, login_manager, migrate
 from .inputs import BadInput
+from .jobs import tasks
 from .limits import init_limits
 from .payments.views import bp as payments
 from .security import init_security
@@ -78,6 +79,7 @@ def register_extensions(app: Flask) -> None:
 def register_transactions(app: Flask) -> None:
     """One unit of work per request: see portal/transactions.py."""
     transactions.init_app(app)
+    tasks.watch_events()  # a commit that recorded outbound events asks a worker to send them
 
 
 def register_inputs(app: Flask) -> None:

@@ -95,6 +95,10 @@ def from_env() -> dict:
         "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", ""),
         # Workers: embedded (in-process, fakeredis) unless REDIS_URL is set
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
+        # Outbound webhooks: seconds to wait for a receiver; whether endpoints may be on
+        # loopback or private networks (off in production: the app must not probe its neighbours)
+        "WEBHOOKS_TIMEOUT": _int("WEBHOOKS_TIMEOUT", 5),
+        "WEBHOOKS_ALLOW_PRIVATE_URLS": _flag("WEBHOOKS_ALLOW_PRIVATE_URLS"),
         "LOGIN_MAX_FAILURES": _int("LOGIN_MAX_FAILURES", 5),
         "LOGIN_LOCK_MINUTES": _int("LOGIN_LOCK_MINUTES", 15),
         "LOGIN_MAX_FAILURES_PER_ADDRESS": _int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20),

@@ -546,3 +546,139 @@ def _sqlite_savepoint_inside_a_transaction(connection, _name):
     dbapi_connection = connection.connection.dbapi_connection
     if isinstance(dbapi_connection, sqlite3.Connection) and not dbapi_connection.in_transaction:
         dbapi_connection.execute("BEGIN")
+
+
+# Outbound webhooks: what the company's own application is told, signed the Standard
+# Webhooks way. An event is recorded in the transaction of the change it reports (the
+# outbox); a dispatch fans it out into one delivery per subscribed endpoint.
+DLV_PENDING, DLV_SUCCEEDED, DLV_FAILED = "pending", "succeeded", "failed"
+DLV_STATUSES = (DLV_PENDING, DLV_SUCCEEDED, DLV_FAILED)
+NOTE_STAFF_ALERT = "staff_alert"  # a ready-written notice to a staff member (an endpoint disabled)
+
+
+class WebhookEndpoint(Base):
+    """A URL of the company's application that receives events, with its signing secret."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    # "whsec_" + base64 of 24 random bytes; kept (not hashed): every delivery is signed with it.
+    secret: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Since when every attempt has failed (None while the last attempt succeeded).
+    failing_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Deliveries go out in order: after a failure, nothing is sent before this moment.
+    retry_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    subscriptions: Mapped[list[WebhookEndpointEvent]] = relationship(
+        back_populates="endpoint", cascade="all, delete-orphan", order_by="WebhookEndpointEvent.event_type"
+    )
+
+    @property
+    def event_types(self) -> list[str]:
+        return [s.event_type for s in self.subscriptions]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookEndpointEvent(Base):
+    """An event type an endpoint receives (a row each, so the fan-out is one join)."""
+
+    __tablename__ = "webhook_endpoint_events"
+
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    endpoint: Mapped[WebhookEndpoint] = relationship(back_populates="subscriptions")
+
+
+class OutboundEvent(Base):
+    """Something that happened, recorded with the change itself; sent by the workers later."""
+
+    __tablename__ = "outbound_events"
+    __table_args__ = (
+        Index(
+            "ix_outbound_events_undispatched",
+            "id",
+            postgresql_where=text("dispatched_at IS NULL"),
+            sqlite_where=text("dispatched_at IS NULL"),
+        ),
+        Index("ix_outbound_events_type", "type", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[str] = mapped_column(Text)  # JSON object: the event's subject as it was
+    # Events that happen once per object ("invoice.issued:42") carry a key: recording one twice is a no-op.
+    key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # fanned out into deliveries
+
+    @property
+    def msg_id(self) -> str:
+        """The webhook-id header: the same for every attempt, so receivers can de-duplicate."""
+        return f"evt_{self.id}"
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.msg_id}"
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint: its state, its attempts and when it is tried next."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
+        CheckConstraint(_in("status", DLV_STATUSES), name="status_known"),
+        Index(
+            "ix_webhook_deliveries_pending",
+            "endpoint_id",
+            "event_id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_webhook_deliveries_event", "event_id"),
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("outbound_events.id"))
+    status: Mapped[str] = mapped_column(String(16), default=DLV_PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    response_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    endpoint: Mapped[WebhookEndpoint] = relationship()
+    event: Mapped[OutboundEvent] = relationship()
+    attempt_log: Mapped[list[WebhookAttempt]] = relationship(order_by="WebhookAttempt.id", viewonly=True)
+
+    def __str__(self) -> str:
+        return f"delivery #{self.id}"
+
+
+class WebhookAttempt(Base):
+    """The log of one try: when, the answer's status code and the start of its body, or the error."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (Index("ix_webhook_attempts_delivery", "delivery_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    response_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str] = mapped_column(String(1000), default="")
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)

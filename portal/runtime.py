@@ -12,6 +12,7 @@ from .billing.settings import BillingSettings
 from .models import DbSession, utcnow
 from .notify.outbox import deliver_pending
 from .notify.transport import Sender, sender_from_config
+from .webhooks.sender import Sender as WebhookSender
 
 
 def now() -> dt.datetime:
@@ -36,6 +37,11 @@ def seller() -> Seller:
 
 def mail_sender() -> Sender:
     return sender_from_config(current_app.config)
+
+
+def webhook_sender() -> WebhookSender:
+    config = current_app.config
+    return WebhookSender(timeout=config["WEBHOOKS_TIMEOUT"], allow_private=config["WEBHOOKS_ALLOW_PRIVATE_URLS"])
 
 
 def deliver_outbox(session: DbSession, moment: dt.datetime | None = None, batch: int = 100) -> int:

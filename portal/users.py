@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import generate_password_hash
 
 from .auth.sessions import end_all
+from .billing import events
 from .models import DbSession, User
 
 
@@ -47,6 +48,7 @@ def sign_up(session: DbSession, email: str, name: str, password: str, now: dt.da
             session.add(user)
     except IntegrityError:  # the same address signed up at the same moment: it is there now
         return session.scalars(select(User).where(User.email == email)).one(), False
+    events.emit(session, events.CUSTOMER_CREATED, events.customer_data(user), now)
     return user, True
 
 
@@ -74,4 +76,5 @@ def ensure_customer(session: DbSession, email: str, now: dt.datetime) -> tuple[U
     user = User(email=email, created_at=now)
     session.add(user)
     session.flush()
+    events.emit(session, events.CUSTOMER_CREATED, events.customer_data(user), now)
     return user, True

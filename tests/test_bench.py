@@ -47,6 +47,11 @@ def test_the_daily_chain_benchmark_runs(backend):
     assert "overdue" in out
 
 
+def test_the_webhook_fanout_benchmark_runs():
+    out = run_bench("bench.webhooks_fanout", "--n", "100", "--database-url", database_url("postgresql"))
+    assert "2 workers / 1 worker speed-up" in out and "300 deliveries" in out
+
+
 def test_the_workers_benchmark_runs():
     try:
         Redis.from_url(REDIS_URL).ping()

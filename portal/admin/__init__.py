@@ -1,7 +1,7 @@
 """The staff console: Flask-Admin views, built per app in init_admin(app).
 
 One module per job: base (access, the model view base, formatters), customers, plans,
-subscriptions, invoices, records (read-only), jobs, dashboard. Staff actions call the
+subscriptions, invoices, records (read-only), jobs, webhooks (outbound), dashboard. Staff actions call the
 billing core, which writes their audit entries; the request's unit of work commits.
 """
 
@@ -22,6 +22,7 @@ from .plans import PlanView
 from .records import AuditView, NotificationView, PaymentView, WebhookEventView
 from .server_keys import ServerKeyView
 from .subscriptions import SubscriptionView
+from .webhooks import WebhooksView
 
 
 def init_admin(app) -> Admin:
@@ -43,6 +44,7 @@ def init_admin(app) -> Admin:
         AuditView(AuditEntry, db, name="Audit log"),
         JobsView(name="Jobs", endpoint="jobs"),
         ServerKeyView(ServerKey, db, name="Server keys", endpoint="server_keys"),
+        WebhooksView(name="Outbound webhooks", endpoint="outbound", url="/admin/outbound-webhooks"),
     ):
         admin.add_view(view)
     return admin

@@ -21,8 +21,8 @@ from .settings import BillingSettings
 def mark_overdue_and_past_due(session: DbSession, now: dt.datetime, settings: BillingSettings) -> dict[str, int]:
     today = now.date()
     return {
-        "overdue": dunning.mark_overdue(session, today),
-        "past_due": dunning.mark_past_due(session, today, settings),
+        "overdue": dunning.mark_overdue(session, today, now),
+        "past_due": dunning.mark_past_due(session, today, settings, now),
     }
 
 

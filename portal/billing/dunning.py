@@ -25,6 +25,7 @@ from ..models import (
     Subscription,
     UTCDateTime,
 )
+from . import events
 from .settings import BillingSettings
 from .sql import insert_ignoring_duplicates, rows_changed
 
@@ -33,11 +34,15 @@ N = Notification.__table__
 S = Subscription.__table__
 
 
-def mark_overdue(session: DbSession, today: dt.date) -> int:
-    """Open invoices whose due date has passed become overdue."""
-    return rows_changed(
-        session, update(I).where(I.c.status == INV_OPEN, I.c.due_date < today).values(status=INV_OVERDUE)
-    )
+def _moment(today: dt.date, now: dt.datetime | None) -> dt.datetime:
+    return now or dt.datetime.combine(today, dt.time(), dt.UTC)
+
+
+def mark_overdue(session: DbSession, today: dt.date, now: dt.datetime | None = None) -> int:
+    """Open invoices whose due date has passed become overdue (an invoice.overdue event each)."""
+    becoming = and_(I.c.status == INV_OPEN, I.c.due_date < today)
+    events.emit_becoming_overdue(session, becoming, _moment(today, now))
+    return rows_changed(session, update(I).where(becoming).values(status=INV_OVERDUE))
 
 
 def _long_overdue(today: dt.date, settings: BillingSettings) -> ColumnElement[bool]:
@@ -46,23 +51,29 @@ def _long_overdue(today: dt.date, settings: BillingSettings) -> ColumnElement[bo
     return and_(I.c.status == INV_OVERDUE, I.c.due_date <= limit)
 
 
-def mark_past_due(session: DbSession, today: dt.date, settings: BillingSettings) -> int:
+def mark_past_due(session: DbSession, today: dt.date, settings: BillingSettings, now: dt.datetime | None = None) -> int:
     """Active subscriptions with an invoice overdue for too long become past_due."""
     # The long-overdue invoices are read once (an uncorrelated IN), not once per
     # subscription: with no index on invoices.subscription_id, SQLite ran the
     # correlated EXISTS as a scan of every overdue invoice per subscription.
     long_overdue = select(I.c.subscription_id).where(_long_overdue(today, settings))
-    return rows_changed(
-        session, update(S).where(S.c.status == SUB_ACTIVE, S.c.id.in_(long_overdue)).values(status=SUB_PAST_DUE)
-    )
+    becoming = and_(S.c.status == SUB_ACTIVE, S.c.id.in_(long_overdue))
+    events.emit_becoming_past_due(session, becoming, _moment(today, now))
+    return rows_changed(session, update(S).where(becoming).values(status=SUB_PAST_DUE))
 
 
-def settle(session: DbSession, subscription_id: int | None, today: dt.date, settings: BillingSettings) -> bool:
-    """A past_due subscription with nothing long overdue left is active again."""
+def settle(
+    session: DbSession,
+    subscription_id: int | None,
+    today: dt.date,
+    settings: BillingSettings,
+    now: dt.datetime | None = None,
+) -> bool:
+    """A past_due subscription with nothing long overdue left is active again (subscription.updated)."""
     if subscription_id is None:
         return False
     session.flush()  # Core statements do not autoflush pending ORM changes
-    return bool(
+    settled = bool(
         rows_changed(
             session,
             update(S)
@@ -74,6 +85,10 @@ def settle(session: DbSession, subscription_id: int | None, today: dt.date, sett
             .values(status=SUB_ACTIVE),
         )
     )
+    if settled and (sub := session.get(Subscription, subscription_id)) is not None:
+        session.refresh(sub)
+        events.emit(session, events.SUBSCRIPTION_UPDATED, events.subscription_data(sub), _moment(today, now))
+    return settled
 
 
 def queue_issue_notices(

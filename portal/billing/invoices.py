@@ -34,7 +34,7 @@ from ..models import (
     Notification,
     Payment,
 )
-from . import audit, dunning
+from . import audit, dunning, events
 from .checkouts import FAILED, PAID, PROCESSING, Checkout
 from .errors import BillingError
 from .settings import BillingSettings
@@ -121,7 +121,10 @@ def fulfil(session: DbSession, checkout: Checkout, now: dt.datetime, settings: B
             Notification(user_id=invoice.user_id, invoice_id=invoice.id, kind=NOTE_RECEIPT, step=0, created_at=now)
         )
         _flush(session, payment)
-        dunning.settle(session, invoice.subscription_id, now.date(), settings)
+        events.emit(
+            session, events.INVOICE_PAID, events.invoice_data(invoice), now, key=f"{events.INVOICE_PAID}:{invoice.id}"
+        )
+        dunning.settle(session, invoice.subscription_id, now.date(), settings, now)
     if payment.flag:
         log.warning("payment %s flagged for staff: %s", checkout.ref, payment.flag)
     return _flush(session, payment)
@@ -163,7 +166,10 @@ def void(
     invoice.status, invoice.voided_at = INV_VOID, now
     audit.record(session, actor_id, "void", invoice, now=now)
     session.flush()
-    dunning.settle(session, invoice.subscription_id, now.date(), settings)
+    events.emit(
+        session, events.INVOICE_VOIDED, events.invoice_data(invoice), now, key=f"{events.INVOICE_VOIDED}:{invoice.id}"
+    )
+    dunning.settle(session, invoice.subscription_id, now.date(), settings, now)
     return True
 
 

@@ -28,6 +28,7 @@ from ..models import (
     Subscription,
     UTCDateTime,
 )
+from . import events
 from .settings import BillingSettings
 from .sql import add_months_sql, const, insert_ignoring_duplicates, rows_changed, supports_dml_in_cte
 
@@ -89,9 +90,11 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
     result = RunResult(chunks=1)
 
     # A subscription set to cancel at period end ends when that period is over.
+    ending = and_(due, S.c.cancel_at_period_end)
+    events.emit_ending(session, ending, now)
     result.ended = rows_changed(
         session,
-        update(S).where(due, S.c.cancel_at_period_end).values(status=SUB_CANCELED, ended_at=now, pending_plan_id=None),
+        update(S).where(ending).values(status=SUB_CANCELED, ended_at=now, pending_plan_id=None),
     )
 
     # One period per pass, so a subscription several periods behind catches up
@@ -103,6 +106,9 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
         result.invoices += issued
         if not issued and not _advance_past_billed_periods(session, renewing):
             break
+    if result.invoices and not supports_dml_in_cte(session):
+        # One INSERT ... SELECT for the chunk's invoices (PostgreSQL wrote them with the invoices).
+        events.emit_issued(session, lo, hi, now)
     return result
 
 
@@ -137,10 +143,14 @@ def _issue_next_periods(
         # One statement: the subscriptions advanced are exactly the invoices this
         # statement inserted, with no lookup of invoices (whose statistics lag
         # far behind during a big run and mislead the planner).
-        issued = insert.returning(I.c.subscription_id, I.c.plan_id, I.c.period_end).cte("issued")
-        return rows_changed(
-            session, _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end)
-        )
+        # The invoice.issued events are written by the same statement, from the rows
+        # it inserted (a data-modifying CTE runs whether or not it is referenced).
+        issued = insert.returning(*(I.c[name] for name in events.ISSUED_EVENT_COLUMNS)).cte("issued")
+        advance = _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end)
+        count = rows_changed(session, advance.add_cte(events.issued_events_cte(session, issued, now)))
+        if count:
+            session.info[events.EMITTED] = True
+        return count
     count = max(rows_changed(session, insert), 0)
     _advance_past_billed_periods(session, renewing)
     return count

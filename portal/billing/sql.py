@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Date, Executable, Table, literal
+from sqlalchemy import CursorResult, Date, Executable, Table, Text, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -81,3 +81,61 @@ def const(value: object) -> BindParameter[Any]:
     lookup into a table scan.
     """
     return literal(value, literal_execute=True)
+
+
+class json_object_sql(GenericFunction[Any]):
+    """json_object_sql(key, value, key, value, ...) -> the JSON object as TEXT.
+
+    Keys are written into the SQL (const); dates come out as "YYYY-MM-DD" on both databases.
+    """
+
+    type = Text()
+    inherit_cache = True
+    name = "billing_json_object"
+
+
+@compiles(json_object_sql, "postgresql")
+def _pg_json(element: json_object_sql, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(json_build_object({compiler.process(element.clause_expr.element, **kw)}) AS TEXT)"
+
+
+@compiles(json_object_sql, "sqlite")
+def _sqlite_json(element: json_object_sql, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_object({compiler.process(element.clause_expr.element, **kw)})"
+
+
+class json_bool_sql(GenericFunction[Any]):
+    """A boolean column as a JSON true/false inside json_object_sql (SQLite has only 0 and 1)."""
+
+    inherit_cache = True
+    name = "billing_json_bool"
+
+
+@compiles(json_bool_sql, "postgresql")
+def _pg_bool(element: json_bool_sql, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clause_expr.element, **kw)
+
+
+@compiles(json_bool_sql, "sqlite")
+def _sqlite_bool(element: json_bool_sql, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json(CASE WHEN {compiler.process(element.clause_expr.element, **kw)} THEN 'true' ELSE 'false' END)"
+
+
+class invoice_number_sql(GenericFunction[Any]):
+    """The invoice number (models.format_invoice_number) of an invoice id, in SQL."""
+
+    type = Text()
+    inherit_cache = True
+    name = "billing_invoice_number"
+
+
+@compiles(invoice_number_sql, "postgresql")
+def _pg_number(element: invoice_number_sql, compiler: SQLCompiler, **kw: Any) -> str:
+    digits = f"CAST({compiler.process(element.clause_expr.element, **kw)} AS TEXT)"
+    # lpad cuts a longer string down: only pad the short ones.
+    return f"('INV-' || CASE WHEN length({digits}) < 6 THEN lpad({digits}, 6, '0') ELSE {digits} END)"
+
+
+@compiles(invoice_number_sql, "sqlite")
+def _sqlite_number(element: invoice_number_sql, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"printf('INV-%06d', {compiler.process(element.clause_expr.element, **kw)})"

@@ -25,7 +25,7 @@ from ..models import (
     Subscription,
     User,
 )
-from . import audit
+from . import audit, events
 from .dunning import queue_issue_notices
 from .errors import BillingError
 from .invoicing import bill_chunk
@@ -129,6 +129,7 @@ def subscribe(session: DbSession, user: User, plan: Plan, now: dt.datetime, sett
             session.add(sub)
     except IntegrityError:
         raise BillingError("You already have a subscription; change its plan instead.", "already_subscribed") from None
+    events.emit(session, events.SUBSCRIPTION_CREATED, events.subscription_data(sub), now)
     if not quote.trial_days:
         bill_chunk(session, sub.id, sub.id, now, settings)  # the first invoice, at once
         queue_issue_notices(session, now, subscription_id=sub.id)  # its notice, not tomorrow's
@@ -164,6 +165,7 @@ def start_imported(
     )
     session.add(sub)
     session.flush()
+    events.emit(session, events.SUBSCRIPTION_CREATED, events.subscription_data(sub), now)
     return sub
 
 
@@ -191,6 +193,9 @@ def cancel(
     if actor_id is not None:
         audit.record(session, actor_id, "cancel_now" if at_once else "cancel_at_period_end", sub, now=now)
     session.flush()
+    # Canceled now: it has ended. Set to cancel at period end: it changed (it ends later, in the run).
+    kind = events.SUBSCRIPTION_CANCELED if at_once else events.SUBSCRIPTION_UPDATED
+    events.emit(session, kind, events.subscription_data(sub), now)
 
 
 def resume(session: DbSession, sub: Subscription, now: dt.datetime, *, actor_id: int | None = None) -> None:
@@ -246,6 +251,7 @@ def unpause(session: DbSession, sub: Subscription, now: dt.datetime, *, actor_id
     if actor_id is not None:
         audit.record(session, actor_id, "unpause", sub, f"billing from {sub.next_period_start}", now)
     session.flush()
+    events.emit(session, events.SUBSCRIPTION_UPDATED, events.subscription_data(sub), now)
 
 
 @dataclass(frozen=True)
@@ -321,8 +327,17 @@ def change_plan(
         if change.amount > 0:
             invoice = _proration_invoice(session, sub, old_name, new_plan, change, now, settings)
     session.flush()
+    session.refresh(sub)  # the plan relationships follow the new ids
+    events.emit(session, events.SUBSCRIPTION_UPDATED, events.subscription_data(sub), now)
     if invoice is not None:
         queue_issue_notices(session, now, invoice_id=invoice.id)
+        events.emit(
+            session,
+            events.INVOICE_ISSUED,
+            events.invoice_data(invoice),
+            now,
+            key=f"{events.INVOICE_ISSUED}:{invoice.id}",
+        )
     if actor_id is not None:  # after the flush: the detail names the invoice's number
         detail = f"to {new_plan.code} ({change.kind}" + (f", invoice {invoice.number}" if invoice else "") + ")"
         audit.record(session, actor_id, "change_plan", sub, detail, now)

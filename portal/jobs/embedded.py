@@ -16,6 +16,10 @@ from . import context, queues, schedule
 
 log = logging.getLogger(__name__)
 
+# Whether this process runs the embedded worker (a nudge into the in-memory queue is
+# only worth making then: nobody else would ever take it).
+running = False
+
 
 class ThreadWorker(SimpleWorker):
     """A worker that can live in a thread: no signal handlers, timer-based timeouts."""
@@ -32,6 +36,8 @@ def start(app, scheduler_interval: int = 5, stop: threading.Event | None = None)
     Setting `stop` ends the scheduling (the worker then has nothing more to do): tests
     do, so periodic jobs never run against later tests' data.
     """
+    global running
+    running = True
     stop = stop or threading.Event()
     os.environ["TZ"] = "UTC"  # rq-scheduler computes cron times in local time
     time.tzset()

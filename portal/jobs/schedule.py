@@ -58,6 +58,14 @@ def declared() -> list[Periodic]:
             "portal.jobs.tasks.deliver_notices",
             queues.NOTIFICATIONS,
         ),
+        # Webhooks: new events, and retries that have come due, whatever nudge was missed.
+        Periodic(
+            "webhooks-sweep",
+            env.get("SCHEDULE_WEBHOOKS", "* * * * *"),
+            "portal.jobs.tasks.deliver_webhooks",
+            queues.NOTIFICATIONS,
+            timeout=10 * 60,
+        ),
     ]
 
 

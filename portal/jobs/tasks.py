@@ -9,14 +9,22 @@ Redis may hold queued ones: keep the names.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 
+from flask import current_app
+from flask_sqlalchemy.session import Session as FlaskSession
 from rq import Retry, get_current_job
 from rq.job import Dependency, Job
+from sqlalchemy import event
 
 from .. import runtime
-from ..billing import daily, invoicing
+from ..billing import daily, events, invoicing
 from ..transactions import unit_of_work
-from . import context, queues
+from ..webhooks import sender
+from . import context, embedded, queues
+
+log = logging.getLogger(__name__)
 
 # Transient failures (database restarting, lock timeouts) get three more tries.
 RETRY = Retry(max=3, interval=[10, 60, 300])
@@ -119,3 +127,67 @@ def nudge_delivery(redis_url: str) -> bool:
     except queues.UNREACHABLE:
         return False
     return True
+
+
+WEBHOOK_PASS_SECONDS = 120  # one job's share of a long backlog; it then queues the next pass
+
+
+def deliver_webhooks() -> dict:
+    """Fan new events out to the endpoints and send every delivery that is due.
+
+    Run when a transaction that recorded events commits (a nudge), and every minute
+    (the sweep), so retries and anything a missed nudge left go out too. Several at
+    once share the work: each endpoint is sent to by one of them at a time.
+    """
+    with unit_of_work(context.app()) as session:
+        done = sender.deliver_due(
+            session, runtime.webhook_sender(), runtime.now, session.commit, time_budget=WEBHOOK_PASS_SECONDS
+        )
+    if done.more:
+        _enqueue(_conn(), queues.NOTIFICATIONS, deliver_webhooks)
+    return {"dispatched": done.dispatched, "sent": done.sent, "failed": done.failed, "more": done.more}
+
+
+UNREACHABLE_PAUSE = 30.0  # after a nudge found Redis down, the next ones wait this long (seconds)
+_unreachable_until = 0.0
+
+
+def nudge_webhooks(redis_url: str) -> bool:
+    """Ask a worker to send recorded events now; False if nobody can be asked: Redis
+    cannot be reached (and then, for UNREACHABLE_PAUSE, is not tried again, so requests
+    do not each wait for its connect timeout), or there is no Redis and no embedded
+    worker in this process. The sweep sends the events in any case."""
+    global _unreachable_until
+    if not redis_url and not embedded.running:
+        return False
+    if time.monotonic() < _unreachable_until:
+        return False
+    try:
+        queues.queue(queues.NOTIFICATIONS, queues.connection(redis_url)).enqueue(
+            deliver_webhooks, result_ttl=queues.RESULT_TTL, failure_ttl=queues.FAILURE_TTL
+        )
+    except queues.UNREACHABLE:
+        _unreachable_until = time.monotonic() + UNREACHABLE_PAUSE
+        return False
+    return True
+
+
+def _nudge_after_commit(session) -> None:
+    """A transaction that recorded events has committed: a worker sends them now."""
+    if not session.info.pop(events.EMITTED, False):
+        return
+    try:
+        nudge_webhooks(current_app.config["REDIS_URL"])
+    except Exception:  # never fail what has committed; the sweep sends the events
+        log.exception("could not queue the webhook delivery; the periodic sweep sends the events")
+
+
+def _forget_emitted(session) -> None:
+    session.info.pop(events.EMITTED, None)
+
+
+def watch_events() -> None:
+    """Nudge the webhook delivery after each commit that recorded events (once per process)."""
+    if not event.contains(FlaskSession, "after_commit", _nudge_after_commit):
+        event.listen(FlaskSession, "after_commit", _nudge_after_commit)
+        event.listen(FlaskSession, "after_rollback", _forget_emitted)

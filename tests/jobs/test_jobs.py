@@ -131,6 +131,7 @@ def test_reconciling_the_schedule_twice_keeps_the_same_jobs(redis_conn, monkeypa
         "periodic-billing-daily",
         "periodic-notices-frequent",
         "periodic-reminders-daily",
+        "periodic-webhooks-sweep",
     ]
 
 
