@@ -134,6 +134,7 @@ def subscription_data(sub: Subscription) -> dict[str, Any]:
         "current_period_start": sub.current_period_start,
         "current_period_end": sub.current_period_end,
         "cancel_at_period_end": sub.cancel_at_period_end,
+        "paused": sub.paused_at is not None,
     }
 
 
@@ -188,6 +189,7 @@ def _subscription_sql(status: ColumnElement[Any]) -> ColumnElement[str]:
         const("current_period_start"), S.c.current_period_start,
         const("current_period_end"), S.c.current_period_end,
         const("cancel_at_period_end"), json_bool_sql(S.c.cancel_at_period_end),
+        const("paused"), json_bool_sql(S.c.paused_at.isnot(None)),
     )  # fmt: skip
 
 

@@ -209,6 +209,7 @@ def resume(session: DbSession, sub: Subscription, now: dt.datetime, *, actor_id:
     if actor_id is not None:
         audit.record(session, actor_id, "resume", sub, now=now)
     session.flush()
+    events.emit(session, events.SUBSCRIPTION_UPDATED, events.subscription_data(sub), now)
 
 
 def pause(session: DbSession, sub: Subscription, now: dt.datetime, *, actor_id: int | None = None) -> None:
@@ -226,6 +227,7 @@ def pause(session: DbSession, sub: Subscription, now: dt.datetime, *, actor_id: 
     if actor_id is not None:
         audit.record(session, actor_id, "pause", sub, now=now)
     session.flush()
+    events.emit(session, events.SUBSCRIPTION_UPDATED, events.subscription_data(sub), now)
 
 
 def unpause(session: DbSession, sub: Subscription, now: dt.datetime, *, actor_id: int | None = None) -> None:

@@ -269,3 +269,23 @@ def test_two_workers_never_claim_the_same_endpoint(session, new_session):
     assert len(sent) == len(set(sent)) == 20
     assert {ep.id for ep in eps} == set(session.scalars(select(WebhookDelivery.endpoint_id).distinct()))
     assert session.scalar(select(func.count()).select_from(WebhookAttempt)) == 20
+
+
+def test_pausing_resuming_and_undoing_a_cancellation_each_report_an_update(session, make_user, settings):
+    """A receiver learns of every change a customer or a server key makes to a subscription."""
+    from portal.billing.subscriptions import pause, resume, unpause
+
+    sub = subscribe(session, make_user(), find_plan(session, "pro"), START, settings)
+    later = START + dt.timedelta(days=3)
+    pause(session, sub, later)
+    unpause(session, sub, later)
+    cancel(session, sub, later)
+    resume(session, sub, later)
+    session.commit()
+    updates = data_of(session, "subscription.updated")
+    assert [(u["paused"], u["cancel_at_period_end"]) for u in updates] == [
+        (True, False),
+        (False, False),
+        (False, True),
+        (False, False),
+    ]
