@@ -213,9 +213,7 @@ class Subscription(Base):
     canceled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    collection_method: Mapped[str] = mapped_column(
-        String(24), default=COLLECT_SEND, server_default=COLLECT_SEND
-    )
+    collection_method: Mapped[str] = mapped_column(String(24), default=COLLECT_SEND, server_default=COLLECT_SEND)
 
     user: Mapped[User] = relationship(back_populates="subscriptions", foreign_keys=[user_id])
     plan: Mapped[Plan] = relationship(foreign_keys=[plan_id])

@@ -51,7 +51,7 @@ from .invoices import fulfil, locked
 from .settings import BillingSettings
 
 # The outcome of a call to the provider.
-SUCCEEDED, FAILED, REQUIRES_ACTION = ATT_SUCCEEDED, ATT_FAILED, ATT_ACTION
+SUCCEEDED, FAILED, REQUIRES_ACTION, PENDING = ATT_SUCCEEDED, ATT_FAILED, ATT_ACTION, ATT_PENDING
 UNSUCCESSFUL = (ATT_FAILED, ATT_ACTION)
 
 # A pending attempt older than this was cut off (a crash, a killed worker): resume it.
@@ -81,7 +81,7 @@ def plain_reason(code: str | None) -> str:
 class ChargeOutcome:
     """What the provider answered to one off-session charge."""
 
-    status: str  # SUCCEEDED | FAILED | REQUIRES_ACTION
+    status: str  # SUCCEEDED | FAILED | REQUIRES_ACTION | PENDING (still processing: a webhook settles it)
     provider: str  # 'stripe' | 'demo'
     provider_ref: str = ""  # the payment (intent) id
     failure_code: str = ""
@@ -228,13 +228,11 @@ def stale_attempts(session: DbSession, now: dt.datetime) -> list[int]:
 
 
 def retry_now_ids(session: DbSession, user_id: int) -> list[int]:
-    """A new card: the customer's unpaid invoices that a charge failed on, to try again at once."""
+    """A new card: the customer's unpaid invoices to charge at once (never tried, or failed
+    before), whatever their retry day."""
     session.flush()
-    failed_before = exists().where(A.c.invoice_id == I.c.id, A.c.status.in_(UNSUCCESSFUL))
-    in_flight = exists().where(A.c.invoice_id == I.c.id, A.c.status == ATT_PENDING)
-    return list(
-        session.scalars(_chargeable().where(I.c.user_id == user_id, failed_before, ~in_flight).order_by(I.c.id))
-    )
+    settled = exists().where(A.c.invoice_id == I.c.id, A.c.status.in_((ATT_PENDING, ATT_SUCCEEDED)))
+    return list(session.scalars(_chargeable().where(I.c.user_id == user_id, ~settled).order_by(I.c.id)))
 
 
 def begin_attempt(
@@ -312,6 +310,9 @@ def record_outcome(
         return attempt
     if outcome.provider_ref:
         attempt.provider_ref = outcome.provider_ref
+    if outcome.status == PENDING:
+        session.flush()
+        return attempt
     if outcome.status == SUCCEEDED:
         attempt.status, attempt.finished_at, attempt.next_attempt_at = ATT_SUCCEEDED, now, None
         attempt.failure_code = attempt.failure_reason = attempt.action_url = None

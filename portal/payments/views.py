@@ -8,6 +8,7 @@ from flask import Blueprint, abort, current_app, flash, jsonify, render_template
 from flask_login import current_user, login_required
 
 from ..billing.checkouts import EXPIRED, PAID, PROCESSING
+from ..billing.collection import CardDetails, remove_card, retry_now_ids, save_card
 from ..billing.invoice_queries import own_invoice
 from ..billing.invoices import fulfil, unpayable_reason
 from ..extensions import csrf, db
@@ -17,8 +18,12 @@ from ..models import INV_PAID
 from ..runtime import billing_settings, now
 from ..web import page_or_partial, see_other
 from . import events, inbox
+from .collect import card_provider, charge_invoices
+from .demo import DemoCards
 from .errors import PaymentError
-from .links import demo_checkout_url, return_urls
+from .forms import DemoCardForm
+from .gateway import StripeGateway
+from .links import card_return_urls, demo_checkout_url, demo_setup_url, return_urls
 from .service import gateway, start_payment
 
 bp = Blueprint("payments", __name__)
@@ -136,3 +141,114 @@ def webhook():
             db.session.commit()
             return jsonify(error={"code": "provider_unavailable", "message": str(exc)}), 503
     return jsonify(received=True)
+
+
+# -- the saved card ------------------------------------------------------------------------
+
+
+def _cards():
+    return card_provider(current_app.config, demo_setup_url)
+
+
+def _card_saved(card: CardDetails):
+    """Save the card, then charge at once what it can pay (failed or never tried invoices)."""
+    pm = save_card(db.session, current_user.id, card, now())
+    retry = retry_now_ids(db.session, current_user.id)
+    label = pm.label
+    # Committed here, on purpose: the card is saved whatever the charges below answer,
+    # and each charge records its attempt (committed) before the provider is called.
+    db.session.commit()
+    counts = charge_invoices(db.session, _cards(), retry, now(), billing_settings(), db.session.commit, force=True)
+    message = f"{label} is saved: your invoices will be charged to it automatically."
+    if counts["charges_succeeded"]:
+        message += f" {counts['charges_succeeded']} open invoice(s) paid with it now."
+    category = "success"
+    if counts["charges_failed"]:
+        message += " The charge of an open invoice failed: see the invoice below."
+        category = "error"
+    flash(message, category)
+    return see_other(url_for("account.account", _anchor="payment-method"))
+
+
+@bp.route("/account/card", methods=["POST"])
+@login_required
+def add_card():
+    """Add or update the card: Stripe Checkout in setup mode, or the demo's own page."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        url = _cards().start_setup(current_user, *card_return_urls())
+    except PaymentError as exc:
+        flash(f"The card set-up could not be started: {exc}", "error")
+        return see_other(url_for("account.account", _anchor="payment-method"))
+    return see_other(url, external=True)
+
+
+@bp.route("/account/card/return")
+@login_required
+def card_returned():
+    """Where Stripe sends the customer after saving a card (the webhook may come later or first)."""
+    provider = _cards()
+    session_id = request.args.get("session_id", "")
+    if not isinstance(provider, StripeGateway) or not session_id or len(session_id) > 255:
+        abort(404)
+    try:
+        found = provider.fetch_setup(session_id)
+    except PaymentError as exc:
+        flash(f"We could not confirm the card yet: {exc}", "error")
+        return see_other(url_for("account.account", _anchor="payment-method"))
+    if found is None or found[0] != current_user.stripe_customer_id:
+        abort(404)
+    return _card_saved(found[1])
+
+
+@bp.route("/demo/card/<token>", methods=["GET", "POST"])
+@login_required
+def demo_card(token: str):
+    """The demo provider's "add a card" page (test mode): Stripe's test cards behave as on Stripe."""
+    provider = _cards()
+    if not isinstance(provider, DemoCards):
+        abort(404)
+    try:
+        user_id = provider.read_setup(token)
+    except ValueError as exc:
+        flash(str(exc).capitalize() + ".", "error")
+        return see_other(url_for("account.account", _anchor="payment-method"))
+    if user_id != current_user.id:
+        abort(404)
+    form = DemoCardForm()
+    if request.method == "POST":
+        if request.form.get("action") == "cancel":
+            if not ActionForm().validate_on_submit():
+                abort(400)
+            return see_other(url_for("account.account", card="canceled", _anchor="payment-method"))
+        if form.validate_on_submit():
+            today = now().date()
+            try:
+                if (form.exp_year.data, form.exp_month.data) < (today.year, today.month):
+                    raise ValueError("This card has expired: check the expiry date.")
+                card = provider.card(form.number.data, form.exp_month.data, form.exp_year.data)
+            except ValueError as exc:
+                form.number.errors = [*form.number.errors, str(exc)]
+            else:
+                return _card_saved(card)
+        elif not form.errors:  # CSRF only
+            abort(400)
+    html = render_template("payments/demo_card.html", form=form)
+    return html, 422 if form.errors else 200
+
+
+@bp.route("/account/card/<int:pm_id>/remove", methods=["POST"])
+@login_required
+def remove_card_view(pm_id: int):
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    pm = remove_card(db.session, current_user.id, pm_id, now())
+    if pm is None:
+        abort(404)
+    try:
+        _cards().detach(pm.provider_ref)
+    except PaymentError as exc:  # removed here: never charged again, whatever the provider says
+        log.warning("detaching card %s failed: %s", pm.id, exc)
+    flash(f"{pm.label} was removed. You will pay each invoice yourself until you add a card.", "success")
+    return see_other(url_for("account.account", _anchor="payment-method"))
