@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Exists, Select, and_, exists, func, or_, select, update
 
 from ..models import (
     ATT_ACTION,
@@ -189,7 +189,7 @@ S = Subscription.__table__
 PM = PaymentMethod.__table__
 
 
-def _blocking(now: dt.datetime):
+def _blocking(now: dt.datetime) -> Exists:
     """An attempt that says "not now": one in flight or done, or a failure whose retry is
     later (or that was the last)."""
     return exists().where(
@@ -202,7 +202,7 @@ def _blocking(now: dt.datetime):
     )
 
 
-def _chargeable():
+def _chargeable() -> Select[tuple[int]]:
     """Payable invoices of automatically collected subscriptions whose customer has a card."""
     return (
         select(I.c.id)
@@ -277,7 +277,9 @@ def begin_attempt(
     return attempt
 
 
-def next_attempt_at(session: DbSession, attempt: PaymentAttempt, now: dt.datetime, settings: BillingSettings):
+def next_attempt_at(
+    session: DbSession, attempt: PaymentAttempt, now: dt.datetime, settings: BillingSettings
+) -> dt.datetime | None:
     """When a failed charge is tried again: `retry_days` after the day of the first failure,
     at the start of that day (the day's run, whatever its hour, picks it up); None after the last."""
     failures = session.scalar(

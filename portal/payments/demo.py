@@ -24,9 +24,9 @@ class DemoGateway:
         self.signer = URLSafeTimedSerializer(secret_key, salt="demo-checkout")
         self.checkout_url = checkout_url  # token -> URL of the local checkout page
 
-    def start(self, invoice: Invoice, user, success_url: str, cancel_url: str) -> Checkout:
+    def start(self, invoice: Invoice, user, success_url: str, cancel_url: str, save_card: bool = False) -> Checkout:
         token = self.signer.dumps(
-            {"i": invoice.id, "a": invoice.total, "c": invoice.currency, "n": secrets.token_hex(8)}
+            {"i": invoice.id, "a": invoice.total, "c": invoice.currency, "n": secrets.token_hex(8), "s": save_card}
         )
         return Checkout("demo", token, invoice.id, invoice.total, invoice.currency, OPEN, url=self.checkout_url(token))
 
@@ -37,6 +37,12 @@ class DemoGateway:
         except BadSignature:
             raise ValueError("this demo checkout link is invalid or has expired") from None
         return Checkout("demo", f"demo_{data['n']}", data["i"], data["a"], data["c"], OPEN)
+
+    def wants_card_saved(self, token: str) -> bool:
+        try:
+            return bool(self.signer.loads(token, max_age=MAX_AGE).get("s"))
+        except BadSignature:
+            return False
 
     def pay(self, token: str) -> Checkout:
         return Checkout(**{**self.read(token).__dict__, "state": PAID})

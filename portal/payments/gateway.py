@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from typing import Any
 
 import stripe
 
@@ -38,9 +39,12 @@ class StripeGateway:
             user.stripe_customer_id = customer.id
         return user.stripe_customer_id
 
-    def start(self, invoice: Invoice, user: User, success_url: str, cancel_url: str) -> Checkout:
-        """A Checkout Session for the invoice's amount (never an amount from the request)."""
-        if invoice.checkout_ref:
+    def start(
+        self, invoice: Invoice, user: User, success_url: str, cancel_url: str, save_card: bool = False
+    ) -> Checkout:
+        """A Checkout Session for the invoice's amount (never an amount from the request);
+        `save_card`: the customer agreed, on the page, to keep the card for later invoices."""
+        if invoice.checkout_ref and not save_card:
             current = self.fetch(invoice.checkout_ref)
             if current.state == OPEN:
                 return current  # the customer pressed Pay twice: same session
@@ -49,8 +53,15 @@ class StripeGateway:
             "mode": "payment",
             "customer": customer,
             "client_reference_id": str(invoice.id),
-            "metadata": {"invoice_id": str(invoice.id), "invoice_number": invoice.number},
-            "payment_intent_data": {"metadata": {"invoice_id": str(invoice.id)}},
+            "metadata": {
+                "invoice_id": str(invoice.id),
+                "invoice_number": invoice.number,
+                **({"save_card": "1"} if save_card else {}),
+            },
+            "payment_intent_data": {
+                "metadata": {"invoice_id": str(invoice.id)},
+                **({"setup_future_usage": "off_session"} if save_card else {}),
+            },
             "line_items": [
                 {
                     "quantity": 1,
@@ -68,7 +79,7 @@ class StripeGateway:
         }
         # One key per attempt: a retried request reuses the session, a new attempt
         # (after the previous session expired) gets a new one.
-        key = f"checkout-{invoice.id}-after-{invoice.checkout_ref or 'none'}"
+        key = f"checkout-{invoice.id}-after-{invoice.checkout_ref or 'none'}" + ("-save" if save_card else "")
         session = self._call(self.client.v1.checkout.sessions.create, params, key)
         return self._checkout(session)
 
@@ -134,7 +145,7 @@ class StripeGateway:
         """An off-session PaymentIntent, confirmed at once; the idempotency key makes a repeat
         (a crash, a retried job) the same charge. PaymentError only when Stripe could not
         answer (the attempt stays pending and is resumed with the same key)."""
-        params = {
+        params: Any = {
             "amount": amount,
             "currency": currency.lower(),
             "customer": customer_ref,
@@ -167,6 +178,14 @@ class StripeGateway:
         intent = self._call(self.client.v1.payment_intents.retrieve, intent_id).to_dict()
         metadata = intent.get("metadata") or {}
         return str(metadata.get("attempt_key") or ""), _charge_outcome(intent)
+
+    def saved_card_of(self, intent_id: str) -> tuple[str, CardDetails] | None:
+        """The card a Checkout payment saved for later (setup_future_usage), if it did."""
+        intent = self._call(self.client.v1.payment_intents.retrieve, _id(intent_id, "payment_intent")).to_dict()
+        if intent.get("setup_future_usage") != "off_session" or not intent.get("payment_method"):
+            return None
+        pm = intent["payment_method"]
+        return self.card(pm.get("id") if isinstance(pm, dict) else pm)
 
     def detach(self, card_ref: str) -> None:
         self._call(self.client.v1.payment_methods.detach, card_ref)
@@ -299,13 +318,14 @@ def _trusted_checkout(data: dict, expected_id: str | None) -> Checkout:
 
 def _charge_outcome(intent: dict) -> ChargeOutcome:
     """A PaymentIntent in the app's terms: succeeded, failed, needs the customer, or still pending."""
-    ref = intent.get("id") if isinstance(intent.get("id"), str) else ""
+    ref = str(intent.get("id") or "")
     status = intent.get("status")
     if status == "succeeded":
         return ChargeOutcome(SUCCEEDED, "stripe", ref)
     if status == "requires_action":
         action = (intent.get("next_action") or {}).get("redirect_to_url") or {}
-        url = action.get("url") if isinstance(action.get("url"), str) and _URL.fullmatch(action["url"]) else ""
+        url = str(action.get("url") or "")
+        url = url if _URL.fullmatch(url) else ""
         return ChargeOutcome(REQUIRES_ACTION, "stripe", ref, "authentication_required", url)
     if status in ("requires_payment_method", "canceled"):
         error = intent.get("last_payment_error") or {}

@@ -14,6 +14,7 @@ from ..billing.invoices import fulfil, unpayable_reason
 from ..extensions import csrf, db
 from ..forms import ActionForm
 from ..inputs import int64
+from ..jobs.tasks import enqueue_charge_customer
 from ..models import INV_PAID
 from ..runtime import billing_settings, now
 from ..web import page_or_partial, see_other
@@ -44,7 +45,14 @@ def pay(invoice_id: int):
         return _nothing_to_pay(invoice, reason)
     try:
         with db.session.begin_nested():  # a refusal leaves the invoice (and the customer) as they were
-            checkout = start_payment(db.session, invoice, current_user, _gateway(), *return_urls(invoice.id))
+            checkout = start_payment(
+                db.session,
+                invoice,
+                current_user,
+                _gateway(),
+                *return_urls(invoice.id),
+                save_card=request.form.get("save_card") == "1",
+            )
     except PaymentError as exc:
         flash(f"The payment could not be started: {exc} Your invoice is unchanged.", "error")
         return see_other(url_for("account.invoice", invoice_id=invoice_id))
@@ -105,6 +113,8 @@ def demo_checkout(token: str):
         if request.form.get("action") == "cancel":
             return see_other(url_for("account.invoice", invoice_id=invoice.id, payment="canceled"))
         fulfil(db.session, demo.pay(token), now(), billing_settings())
+        if demo.wants_card_saved(token):  # ticked "save this card" on the invoice page
+            save_card(db.session, current_user.id, DemoCards.card("4242424242424242", 12, now().year + 3), now())
         return see_other(url_for("payments.returned", invoice_id=invoice.id))
     return render_template("payments/demo_checkout.html", invoice=invoice, checkout=checkout, form=form)
 
@@ -129,9 +139,10 @@ def webhook():
     record = inbox.receive(db.session, event["id"], event["type"], event, moment)
     if record is None:
         return jsonify(received=True, duplicate=True)
+    new_card_of = None
     try:
         with db.session.begin_nested():  # a failure undoes the event's work, not the event's record
-            events.handle(db.session, stripe_gateway, event, moment, billing_settings())
+            new_card_of = events.handle(db.session, stripe_gateway, event, moment, billing_settings())
             inbox.mark_processed(db.session, record, moment)
     except PaymentError as exc:
         inbox.record_error(db.session, record, str(exc), final=not exc.retryable, now=moment)
@@ -140,6 +151,10 @@ def webhook():
             # see the event and why it failed.
             db.session.commit()
             return jsonify(error={"code": "provider_unavailable", "message": str(exc)}), 503
+    if new_card_of is not None:
+        # Committed before a worker is asked to charge the new card: the job must see it.
+        db.session.commit()
+        enqueue_charge_customer(current_app.config["REDIS_URL"], new_card_of)
     return jsonify(received=True)
 
 

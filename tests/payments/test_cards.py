@@ -60,7 +60,7 @@ def test_saving_a_test_card_charges_the_open_invoice_as_stripe_would(
     account = client.get("/account")
     assert f"Visa •••• {pm.last4}" in account.text and "Update card" in account.text
     if attempt_status != "succeeded":
-        assert "Update card" in page.text and "Pay now" in page.text or "Complete payment" in page.text
+        assert ("Update card" in page.text and "Pay now" in page.text) or "Complete payment" in page.text
         kinds = {n.kind for n in session.scalars(select(Notification))}
         assert ("action_required" if attempt_status == "requires_action" else "charge_failed") in kinds
 
