@@ -129,6 +129,7 @@ def test_reconciling_the_schedule_twice_keeps_the_same_jobs(redis_conn, monkeypa
     assert changed["added"] == ["periodic-reminders-daily"]
     assert sorted(j["id"] for j in monitor.scheduled_jobs(redis_conn)) == [
         "periodic-billing-daily",
+        "periodic-charges-hourly",
         "periodic-notices-frequent",
         "periodic-reminders-daily",
     ]
