@@ -100,7 +100,7 @@ class StripeGateway:
             "cancel_url": cancel_url,
         }
         session = self._call(self.client.v1.checkout.sessions.create, params, f"setup-{user.id}-{secrets.token_hex(8)}")
-        url = session.get("url")
+        url = session.to_dict().get("url")
         if not isinstance(url, str) or not _URL.fullmatch(url):
             raise PaymentError("the payment provider sent a set-up page this app cannot use.")
         return url
