@@ -96,6 +96,7 @@ def test_off_session_charges_behave_like_stripes_test_cards(
     assert outcome.provider == "stripe"
     if status != "failed" or outcome.provider_ref:
         key, again = gateway.payment_intent(outcome.provider_ref)
+        assert key == f"invoice-1-attempt-{number}"
         assert again.status == status
     gateway.detach(pm)
 
