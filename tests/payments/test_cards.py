@@ -117,3 +117,30 @@ def test_another_customers_card_and_setup_link_are_not_found(client, customer, s
     assert client.get(start).status_code == 404
     bad = client.get("/demo/card/" + re.sub(r".$", "x", start.rsplit("/", 1)[1]), follow_redirects=True)
     assert "invalid or has expired" in bad.text
+
+
+def test_the_failed_charge_notice_says_why_and_when_it_is_tried_again(client, customer, session, clock, mailbox):
+    from portal.runtime import deliver_outbox
+
+    mailbox()
+    add_card(client, "4000000000000341")
+    deliver_outbox(session)
+    mail = mailbox()
+    assert "The charge for invoice INV-000001 failed" in mail
+    assert "to your Visa •••• 0341, but the charge failed: your bank declined the card." in mail
+    assert "We will try again on Jan 11, 2024." in mail
+
+
+def test_a_reminder_for_an_invoice_that_will_be_charged_says_so(client, customer, session, clock, mailbox):
+    from portal.billing.invoices import send_reminder
+    from portal.runtime import deliver_outbox
+    from tests.conftest import utc
+
+    add_card(client, "4000000000000341")  # failed today, retried tomorrow
+    deliver_outbox(session)
+    mailbox()
+    send_reminder(session, session.get(Invoice, 1), utc(2024, 1, 10, 13))
+    session.commit()
+    deliver_outbox(session)
+    mail = mailbox()
+    assert "We will try your Visa •••• 0341 again on Jan 11, 2024" in mail and "Pay it here" not in mail
