@@ -28,7 +28,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, scoped_session
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, backref, mapped_column, relationship, scoped_session
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names, so Alembic migrations can refer to them.
@@ -547,7 +547,8 @@ class PaymentAttempt(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
-    invoice: Mapped[Invoice] = relationship()
+    # Invoice.payment_attempts (a backref: the Invoice class stays as it is), oldest first.
+    invoice: Mapped[Invoice] = relationship(backref=backref("payment_attempts", order_by="PaymentAttempt.attempt"))
     payment_method: Mapped[PaymentMethod | None] = relationship()
 
     def __str__(self) -> str:

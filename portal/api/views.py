@@ -12,11 +12,11 @@ from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError
 
 from .. import inputs, tokens
+from ..billing.collection import attempts_of, default_card
 from ..billing.errors import BillingError
 from ..billing.invoice_queries import InvoiceRow, invoice_page, own_invoice
 from ..billing.invoices import unpayable_reason
 from ..billing.money import format_money
-from ..billing.collection import attempts_of, default_card
 from ..billing.subscriptions import cancel, find_plan, live_subscription, subscribe
 from ..extensions import csrf, db
 from ..models import INV_STATUSES, Invoice, Subscription

@@ -236,7 +236,7 @@ def retry_now_ids(session: DbSession, user_id: int) -> list[int]:
 
 
 def begin_attempt(
-    session: DbSession, invoice_id: int, now: dt.datetime, *, force: bool = False
+    session: DbSession, invoice_id: int, now: dt.datetime, *, force: bool = False, actor_id: int | None = None
 ) -> PaymentAttempt | None:
     """Record the next attempt of a charge (the caller commits it BEFORE calling the provider);
     None when there is nothing to charge: paid meanwhile, no card, an attempt in flight, or
@@ -273,6 +273,8 @@ def begin_attempt(
         created_at=now,
     )
     session.add(attempt)
+    if actor_id is not None:  # staff's "Charge now"
+        audit.record(session, actor_id, "charge_now", invoice, f"attempt {number}", now=now)
     session.flush()
     return attempt
 

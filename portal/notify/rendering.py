@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import current_app, render_template
-
 from sqlalchemy.orm import object_session
 
 from ..billing.collection import collection_status, default_card

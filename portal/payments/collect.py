@@ -82,9 +82,10 @@ def charge_invoice(
     commit: Callable[[], None],
     *,
     force: bool = False,
+    actor_id: int | None = None,
 ) -> str | None:
     """Charge one invoice's saved card; the outcome's status, or None if nothing was due."""
-    attempt = collection.begin_attempt(session, invoice_id, now, force=force)
+    attempt = collection.begin_attempt(session, invoice_id, now, force=force, actor_id=actor_id)
     if attempt is None:
         commit()  # releases the invoice's row lock
         return None
