@@ -72,7 +72,7 @@ def test_the_daily_chain_charges_saved_cards_in_chunks_on_the_payments_queue(
     config["CHARGE_CHUNK_SIZE"] = 2
     customers(session, make_user, settings, 5)
     for user_id in range(1, 6):
-        card = "pm_demo_ok_%d" % user_id if user_id != 5 else "pm_demo_funds_5"
+        card = f"pm_demo_ok_{user_id}" if user_id != 5 else "pm_demo_funds_5"
         save_card(session, user_id, CardDetails("demo", card, "visa", "4242", 12, 2034), utc(2024, 1, 10))
     session.commit()
     queues.queue(queues.BILLING, redis_conn).enqueue(tasks.daily_billing, "2024-01-10")
