@@ -13,12 +13,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..billing import collection
 from ..billing.collection import ChargeOutcome
 from ..billing.settings import BillingSettings
-from ..models import DbSession, PaymentAttempt, User
+from ..models import DbSession, PaymentAttempt, PaymentMethod, User
 from .demo import DemoCards
 from .errors import PaymentError
 from .gateway import StripeGateway
@@ -43,32 +44,51 @@ def card_provider(config: Mapping[str, Any], demo_setup_url: Callable[[str], str
     return DemoCards(config["SECRET_KEY"], demo_setup_url)
 
 
+@dataclass(frozen=True)
+class _Call:
+    """What the provider is sent for an attempt, read before the attempt is committed (no re-read after)."""
+
+    attempt_id: int
+    invoice_id: int
+    key: str
+    amount: int
+    currency: str
+    card_ref: str
+    customer_ref: str
+
+
+def _what_to_send(session: DbSession, attempt: PaymentAttempt) -> _Call:
+    card = attempt.payment_method or session.get(PaymentMethod, attempt.payment_method_id)
+    assert card is not None
+    user = session.get(User, card.user_id)
+    return _Call(
+        attempt.id,
+        attempt.invoice_id,
+        attempt.idempotency_key,
+        attempt.amount,
+        attempt.currency,
+        card.provider_ref,
+        (user.stripe_customer_id or "") if user is not None else "",
+    )
+
+
 def _call(
     session: DbSession,
     provider: CardProvider,
-    attempt_id: int,
+    call: _Call,
     now: dt.datetime,
     settings: BillingSettings,
     commit: Callable[[], None],
 ) -> str:
-    attempt = session.get(PaymentAttempt, attempt_id)
-    assert attempt is not None and attempt.payment_method is not None
-    user = session.get(User, attempt.invoice.user_id)
-    customer = (user.stripe_customer_id or "") if user is not None else ""
     try:
         outcome = provider.charge(
-            customer,
-            attempt.payment_method.provider_ref,
-            attempt.amount,
-            attempt.currency,
-            attempt.idempotency_key,
-            attempt.invoice_id,
+            call.customer_ref, call.card_ref, call.amount, call.currency, call.key, call.invoice_id
         )
     except PaymentError as exc:
         # Not answered: the attempt stays pending and is resumed with the same key.
-        log.warning("charge %s not answered: %s", attempt.idempotency_key, exc)
+        log.warning("charge %s not answered: %s", call.key, exc)
         return collection.PENDING
-    collection.record_outcome(session, attempt_id, outcome, now, settings)
+    collection.record_outcome(session, call.attempt_id, outcome, now, settings)
     commit()
     return outcome.status
 
@@ -89,9 +109,9 @@ def charge_invoice(
     if attempt is None:
         commit()  # releases the invoice's row lock
         return None
-    attempt_id = attempt.id
+    call = _what_to_send(session, attempt)
     commit()  # the attempt is on record before the provider hears of it
-    return _call(session, provider, attempt_id, now, settings, commit)
+    return _call(session, provider, call, now, settings, commit)
 
 
 def resume_attempt(
@@ -103,7 +123,9 @@ def resume_attempt(
     commit: Callable[[], None],
 ) -> str:
     """Call the provider again for an attempt recorded but never answered, with its own key."""
-    return _call(session, provider, attempt_id, now, settings, commit)
+    attempt = session.get(PaymentAttempt, attempt_id)
+    assert attempt is not None
+    return _call(session, provider, _what_to_send(session, attempt), now, settings, commit)
 
 
 def tally(statuses: Iterable[str | None]) -> dict[str, int]:
