@@ -207,13 +207,14 @@ def invoices():
 @login_required
 def invoice(invoice_id: int):
     inv = own_invoice(db.session, current_user.id, invoice_id) or abort(404)
+    attempts = attempts_of(db.session, inv.id)
     return render_template(
         "account/invoice.html",
         invoice=inv,
         form=ActionForm(),
         payment=request.args.get("payment"),
-        collection=collection_status(db.session, inv, now()),
-        attempts=attempts_of(db.session, inv.id),
+        collection=collection_status(db.session, inv, now(), attempts),
+        attempts=attempts,
     )
 
 

@@ -21,6 +21,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import Exists, Select, and_, exists, func, or_, select, update
+from sqlalchemy.orm import selectinload
 
 from ..models import (
     ATT_ACTION,
@@ -43,6 +44,7 @@ from ..models import (
     PaymentAttempt,
     PaymentMethod,
     Subscription,
+    User,
 )
 from . import audit
 from .checkouts import PAID, Checkout
@@ -117,10 +119,18 @@ def _live_subscription(session: DbSession, user_id: int) -> Subscription | None:
     )
 
 
+def _lock_customer(session: DbSession, user_id: int) -> None:
+    """Card changes of one customer, one at a time: the same set-up submitted twice at once
+    (two tabs, a webhook and the return page) then finds the first's card instead of
+    racing it to the one default (uq_payment_methods_default)."""
+    session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
 def save_card(session: DbSession, user_id: int, card: CardDetails, now: dt.datetime) -> PaymentMethod:
     """The card becomes the customer's default and their subscription is charged
     automatically from now on. Saving the same card again (a webhook after the return
     page) updates it; it is never a second row."""
+    _lock_customer(session, user_id)
     existing = session.scalar(select(PaymentMethod).where(PaymentMethod.provider_ref == card.ref))
     if existing is not None and existing.user_id != user_id:
         raise BillingError("This card belongs to another customer.", "foreign_card")
@@ -142,6 +152,7 @@ def save_card(session: DbSession, user_id: int, card: CardDetails, now: dt.datet
 def remove_card(session: DbSession, user_id: int, pm_id: int, now: dt.datetime) -> PaymentMethod | None:
     """Remove a saved card of this customer (None if it is not theirs or already gone); with
     no card left, the customer pays each invoice again."""
+    _lock_customer(session, user_id)
     pm = session.scalar(
         select(PaymentMethod).where(
             PaymentMethod.id == pm_id, PaymentMethod.user_id == user_id, PaymentMethod.removed_at.is_(None)
@@ -416,22 +427,50 @@ class CollectionStatus:
 
 
 def attempts_of(session: DbSession, invoice_id: int) -> list[PaymentAttempt]:
+    """An invoice's attempts, oldest first, with their cards (one more statement, only if any)."""
     return list(
         session.scalars(
-            select(PaymentAttempt).where(PaymentAttempt.invoice_id == invoice_id).order_by(PaymentAttempt.attempt)
+            select(PaymentAttempt)
+            .where(PaymentAttempt.invoice_id == invoice_id)
+            .order_by(PaymentAttempt.attempt)
+            .options(selectinload(PaymentAttempt.payment_method))
         )
     )
 
 
-def collection_status(session: DbSession, invoice: Invoice, now: dt.datetime) -> CollectionStatus | None:
-    """None when the invoice is not collected automatically (the customer pays it)."""
-    attempts = attempts_of(session, invoice.id)
+def _collection_of(session: DbSession, invoice: Invoice) -> tuple[bool, PaymentMethod | None]:
+    """(collected automatically now?, the default card): one statement."""
+    if invoice.subscription_id is None:
+        return False, None
+    row = session.execute(
+        select(Subscription.collection_method, Subscription.status, PaymentMethod)
+        .select_from(Subscription)
+        .outerjoin(
+            PaymentMethod,
+            and_(
+                PaymentMethod.user_id == Subscription.user_id,
+                PaymentMethod.is_default,
+                PaymentMethod.removed_at.is_(None),
+            ),
+        )
+        .where(Subscription.id == invoice.subscription_id)
+    ).first()
+    if row is None:
+        return False, None
+    method, status, card = row
+    return method == COLLECT_AUTO and status in SUB_LIVE and card is not None, card
+
+
+def collection_status(
+    session: DbSession, invoice: Invoice, now: dt.datetime, attempts: list[PaymentAttempt] | None = None
+) -> CollectionStatus | None:
+    """None when the invoice is not collected automatically (the customer pays it).
+    `attempts`: the invoice's, when the caller has read them already."""
+    attempts = attempts_of(session, invoice.id) if attempts is None else attempts
     last = attempts[-1] if attempts else None
     if invoice.status not in INV_PAYABLE:
         return CollectionStatus("paid") if last is not None and last.status == ATT_SUCCEEDED else None
-    sub = session.get(Subscription, invoice.subscription_id) if invoice.subscription_id else None
-    card = default_card(session, invoice.user_id)
-    auto = sub is not None and sub.collection_method == COLLECT_AUTO and sub.status in SUB_LIVE and card is not None
+    auto, card = _collection_of(session, invoice)
     label = card.label if card is not None else ""
     if last is None:
         return CollectionStatus("scheduled", label, max(invoice.issued_at.date(), now.date())) if auto else None

@@ -77,22 +77,24 @@ class DemoCards:
     def start_setup(self, user, success_url: str, cancel_url: str) -> str:
         return self.setup_url(self.signer.dumps({"u": user.id, "n": secrets.token_hex(8)}))
 
-    def read_setup(self, token: str) -> int:
-        """The user id a setup token was made for; ValueError if forged or expired."""
+    def read_setup(self, token: str) -> tuple[int, str]:
+        """(user id, nonce) of a setup token; ValueError if forged or expired."""
         try:
-            return int(self.signer.loads(token, max_age=MAX_AGE)["u"])
+            data = self.signer.loads(token, max_age=MAX_AGE)
+            return int(data["u"]), str(data["n"])
         except (BadSignature, KeyError, TypeError, ValueError):
             raise ValueError("this card set-up link is invalid or has expired") from None
 
     @staticmethod
-    def card(number: str, exp_month: int, exp_year: int) -> CardDetails:
-        """The card a customer typed; ValueError (with what to do) if it is not a test card."""
+    def card(number: str, exp_month: int, exp_year: int, nonce: str = "") -> CardDetails:
+        """The card a customer typed; ValueError (with what to do) if it is not a test card.
+        `nonce`: the set-up's own, so the same set-up submitted twice is one card."""
         digits = "".join(number.split())
         if digits not in TEST_CARDS:
             raise ValueError(f"In test mode, use one of Stripe's test cards: {TEST_CARD_LIST}.")
         behaviour, brand = TEST_CARDS[digits]
         return CardDetails(
-            "demo", f"pm_demo_{behaviour}_{secrets.token_hex(6)}", brand, digits[-4:], exp_month, exp_year
+            "demo", f"pm_demo_{behaviour}_{nonce or secrets.token_hex(6)}", brand, digits[-4:], exp_month, exp_year
         )
 
     def charge(self, customer_ref: str, card_ref: str, amount: int, currency: str, key: str, invoice_id: int):

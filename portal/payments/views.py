@@ -225,7 +225,7 @@ def demo_card(token: str):
     if not isinstance(provider, DemoCards):
         abort(404)
     try:
-        user_id = provider.read_setup(token)
+        user_id, nonce = provider.read_setup(token)
     except ValueError as exc:
         flash(str(exc).capitalize() + ".", "error")
         return see_other(url_for("account.account", _anchor="payment-method"))
@@ -242,7 +242,7 @@ def demo_card(token: str):
             try:
                 if (form.exp_year.data, form.exp_month.data) < (today.year, today.month):
                     raise ValueError("This card has expired: check the expiry date.")
-                card = provider.card(form.number.data, form.exp_month.data, form.exp_year.data)
+                card = provider.card(form.number.data, form.exp_month.data, form.exp_year.data, nonce)
             except ValueError as exc:
                 form.number.errors = [*form.number.errors, str(exc)]
             else:
