@@ -206,3 +206,33 @@ def test_recovery_rate_over_thirty_days(session, with_card):
     assert collection.recovery(session, ISSUED) == collection.ChargeFigures(1, 0, 0.0)
     charge(session, utc(2024, 1, 11, 9), "succeeded")
     assert collection.recovery(session, utc(2024, 1, 11, 9)) == collection.ChargeFigures(1, 1, 1.0)
+
+
+def test_paying_another_invoice_does_not_settle_a_subscription_whose_charge_ran_out(session, with_card, settings):
+    from portal.billing.checkouts import PAID, Checkout
+    from portal.billing.invoices import fulfil
+    from portal.models import Invoice as Inv
+
+    no_retries = BillingSettings(retry_days=())
+    charge(session, ISSUED, "failed", "card_declined", no_retries)
+    assert session.get(Subscription, 1).status == "past_due"
+    other = Inv(
+        user_id=with_card.id,
+        subscription_id=1,
+        kind="proration",
+        description="upgrade",
+        period_start=ISSUED.date(),
+        period_end=ISSUED.date(),
+        total=100,
+        currency="USD",
+        issued_at=ISSUED,
+        due_date=ISSUED.date(),
+    )
+    session.add(other)
+    session.flush()
+    fulfil(session, Checkout("demo", "demo_other", other.id, 100, "USD", PAID), ISSUED, settings)
+    session.expire_all()
+    assert session.get(Subscription, 1).status == "past_due"  # invoice 1 is still unpaid
+    fulfil(session, Checkout("demo", "demo_one", 1, 2900, "USD", PAID), ISSUED, settings)
+    session.expire_all()
+    assert session.get(Subscription, 1).status == "active"
