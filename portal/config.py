@@ -82,6 +82,9 @@ def from_env() -> dict:
         "BILLING_REMINDER_DAYS": _ints("BILLING_REMINDER_DAYS", "-3,0,3,7"),
         "BILLING_PAST_DUE_AFTER_DAYS": _int("BILLING_PAST_DUE_AFTER_DAYS", 7),
         "BILLING_CHUNK_SIZE": _int("BILLING_CHUNK_SIZE", 10_000),
+        "BILLING_RETRY_DAYS": _ints("BILLING_RETRY_DAYS", "1,3,5,7"),
+        "BILLING_CANCEL_AFTER_DAYS": _int("BILLING_CANCEL_AFTER_DAYS", 0),
+        "CHARGE_CHUNK_SIZE": _int("CHARGE_CHUNK_SIZE", 500),
         # Mail: console unless MAIL_SERVER is set
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
         "MAIL_PORT": _int("MAIL_PORT", 25),

@@ -29,7 +29,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, scoped_session
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, backref, mapped_column, relationship, scoped_session
 from sqlalchemy.types import TypeDecorator
 
 # Stable constraint names, so Alembic migrations can refer to them.
@@ -102,6 +102,15 @@ NOTE_ISSUED, NOTE_REMINDER, NOTE_OVERDUE, NOTE_RECEIPT, NOTE_ACCOUNT = (
     "receipt",
     "account",
 )
+# Automatic collection: a charge failed, the bank asks the customer to confirm, a card expires soon.
+NOTE_CHARGE_FAILED, NOTE_ACTION_REQUIRED, NOTE_CARD_EXPIRING = "charge_failed", "action_required", "card_expiring"
+
+# How a subscription's invoices are paid: the saved card is charged, or the customer pays each one.
+COLLECT_AUTO, COLLECT_SEND = "charge_automatically", "send_invoice"
+COLLECTION_METHODS = (COLLECT_AUTO, COLLECT_SEND)
+
+ATT_PENDING, ATT_SUCCEEDED, ATT_FAILED, ATT_ACTION = "pending", "succeeded", "failed", "requires_action"
+ATT_STATUSES = (ATT_PENDING, ATT_SUCCEEDED, ATT_FAILED, ATT_ACTION)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -175,6 +184,7 @@ class Subscription(Base):
     __table_args__ = (
         CheckConstraint(_in("status", SUB_STATUSES), name="status_known"),
         CheckConstraint("interval_months IN (1, 12)", name="interval_known"),
+        CheckConstraint(_in("collection_method", COLLECTION_METHODS), name="collection_method_known"),
         # At most one live subscription per user.
         Index(
             "uq_subscriptions_live_user",
@@ -208,6 +218,7 @@ class Subscription(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Collection paused since then: the billing run issues no invoices until it is resumed.
     paused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    collection_method: Mapped[str] = mapped_column(String(24), default=COLLECT_SEND, server_default=COLLECT_SEND)
 
     user: Mapped[User] = relationship(back_populates="subscriptions", foreign_keys=[user_id])
     plan: Mapped[Plan] = relationship(foreign_keys=[plan_id])
@@ -521,6 +532,83 @@ class IdempotencyKey(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class PaymentMethod(Base):
+    """A card saved with the provider for off-session charges; only what the customer is shown
+    is kept here (brand, last four, expiry), never the number."""
+
+    __tablename__ = "payment_methods"
+    __table_args__ = (
+        CheckConstraint("provider IN ('stripe', 'demo')", name="provider_known"),
+        Index("ix_payment_methods_user", "user_id"),
+        # At most one default card per customer.
+        Index(
+            "uq_payment_methods_default",
+            "user_id",
+            unique=True,
+            postgresql_where=text("is_default AND removed_at IS NULL"),
+            sqlite_where=text("is_default AND removed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_ref: Mapped[str] = mapped_column(String(255), unique=True)
+    brand: Mapped[str] = mapped_column(String(32), default="card")
+    last4: Mapped[str] = mapped_column(String(4))
+    exp_month: Mapped[int] = mapped_column(Integer)
+    exp_year: Mapped[int] = mapped_column(Integer)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+    @property
+    def label(self) -> str:
+        return f"{self.brand.title()} \u2022\u2022\u2022\u2022 {self.last4}"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class PaymentAttempt(Base):
+    """One off-session charge of an invoice, recorded (and committed) before the provider is
+    called: its idempotency key makes a repeat of the call, after a crash or a retried job,
+    the same charge."""
+
+    __tablename__ = "payment_attempts"
+    __table_args__ = (
+        CheckConstraint(_in("status", ATT_STATUSES), name="status_known"),
+        UniqueConstraint("invoice_id", "attempt", name="uq_payment_attempts_invoice_attempt"),
+        Index("ix_payment_attempts_next", "next_attempt_at"),
+        Index("ix_payment_attempts_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    attempt: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per invoice
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default=ATT_PENDING)
+    provider_ref: Mapped[str | None] = mapped_column(String(255))  # the payment intent
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_reason: Mapped[str | None] = mapped_column(String(255))  # in plain words
+    action_url: Mapped[str | None] = mapped_column(String(2000))  # where the customer confirms
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    # Invoice.payment_attempts (a backref: the Invoice class stays as it is), oldest first.
+    invoice: Mapped[Invoice] = relationship(backref=backref("payment_attempts", order_by="PaymentAttempt.attempt"))
+    payment_method: Mapped[PaymentMethod | None] = relationship()
+
+    def __str__(self) -> str:
+        return f"attempt {self.attempt} of invoice #{self.invoice_id} ({self.status})"
 
 
 # Every engine (the app's, a worker's, the core's tests'): the database keeps the invariants.

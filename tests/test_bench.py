@@ -78,3 +78,26 @@ def test_the_documents_benchmark_runs():
         service_unavailable("PDF rendering (Pango)", RuntimeError(pdf.INSTALL_HINT))
     out = run_bench("bench.documents", "--n", "3")
     assert "invoice PDF (Jinja + WeasyPrint)" in out and "mail with PDF" in out
+
+
+def test_the_charges_benchmark_runs():
+    try:
+        Redis.from_url(REDIS_URL).ping()
+    except RedisConnectionError as exc:
+        service_unavailable("Redis", exc)
+    out = run_bench(
+        "bench.charges",
+        "--n",
+        "200",
+        "--chunk-size",
+        "100",
+        "--charge-chunk",
+        "100",
+        "--repeat",
+        "1",
+        "--database-url",
+        database_url("postgresql"),
+        "--redis-url",
+        REDIS_URL,
+    )
+    assert "on/off x" in out and "2 workers" in out

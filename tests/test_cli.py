@@ -128,3 +128,28 @@ def test_demo_setup_creates_a_missing_instance_folder(app, session, tmp_path):
         app.instance_path = saved
     assert result.exit_code == 0, result.output
     assert (folder / "staff-login.txt").exists() and "Staff login: admin@example.com" in result.output
+
+
+def test_billing_run_charges_saved_cards_and_retries_on_schedule(runner, session, make_user, settings):
+    from portal.billing.collection import CardDetails, save_card
+
+    good, bad = make_user(email="good@example.com"), make_user(email="bad@example.com")
+    for user, card in ((good, "pm_demo_ok_1"), (bad, "pm_demo_decline_1")):
+        subscribe(session, user, find_plan(session, "pro"), utc(2024, 1, 10), settings)
+        save_card(session, user.id, CardDetails("demo", card, "visa", card[-4:], 12, 2034), utc(2024, 1, 10))
+    session.commit()
+
+    def run(day):
+        result = runner.invoke(args=["billing", "run", "--as-of", day, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output.strip().splitlines()[-1])
+
+    first = run("2024-01-10")  # both first invoices: one paid, one declined
+    assert (first["charges_attempted"], first["charges_succeeded"], first["charges_failed"]) == (2, 1, 1)
+    assert run("2024-01-10")["charges_attempted"] == 0  # run again: nothing twice
+    retry = run("2024-01-11")  # the declined one's first retry day
+    assert (retry["charges_attempted"], retry["charges_failed"]) == (1, 1)
+    assert run("2024-01-12")["charges_attempted"] == 0  # next retry on the 13th (3 days after)
+    assert run("2024-01-13")["charges_attempted"] == 1
+    statuses = dict(session.execute(select(Invoice.user_id, Invoice.status)).all())
+    assert statuses == {good.id: "paid", bad.id: "open"}

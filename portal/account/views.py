@@ -6,6 +6,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required
 
 from .. import inputs, runtime, tokens
+from ..billing.collection import attempts_of, collection_status, default_card
 from ..billing.documents import INVOICE, RECEIPT, invoice_document
 from ..billing.errors import BillingError
 from ..billing.invoice_queries import FILTERS, account_invoices, invoice_page, own_invoice
@@ -94,7 +95,15 @@ def _subscription_panel():
         "account/account.html",
         "account/_account_update.html",
         "subscription",
-        dict(sub=sub, plans=queries.plans_on_offer(), form=ActionForm(), to_pay=to_pay, recent=recent),
+        dict(
+            sub=sub,
+            plans=queries.plans_on_offer(),
+            form=ActionForm(),
+            to_pay=to_pay,
+            recent=recent,
+            card=default_card(db.session, current_user.id),
+            card_canceled=request.args.get("card") == "canceled",
+        ),
     )
 
 
@@ -212,8 +221,15 @@ def invoices():
 def invoice(invoice_id: int):
     inv = own_invoice(db.session, current_user.id, invoice_id) or abort(404)
     doc = invoice_document(inv, runtime.seller())
+    attempts = attempts_of(db.session, inv.id)
     return render_template(
-        "account/invoice.html", invoice=inv, doc=doc, form=ActionForm(), payment=request.args.get("payment")
+        "account/invoice.html",
+        invoice=inv,
+        doc=doc,
+        form=ActionForm(),
+        payment=request.args.get("payment"),
+        collection=collection_status(db.session, inv, now(), attempts),
+        attempts=attempts,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import flash
 from flask_admin import AdminIndexView, expose
 
-from ..billing import reports
+from ..billing import collection, reports
 from ..extensions import db
 from ..jobs import monitor, queues
 from ..runtime import now
@@ -32,5 +32,6 @@ class Dashboard(StaffOnly, AdminIndexView):
             due=reports.due_soon(db.session, today),
             failed=failed,
             flagged=reports.flagged_payments(db.session),
+            charges=collection.recovery(db.session, now()),
             today=today,
         )

@@ -22,6 +22,7 @@ from ..extensions import db
 from ..inputs import int64
 from ..jobs import queues, tasks
 from ..models import Invoice, parse_invoice_number
+from ..payments.collect import card_provider, charge_invoice
 from ..runtime import billing_settings, now, seller
 from .base import StaffModelView, ids_of, money
 
@@ -100,6 +101,33 @@ class InvoiceView(StaffModelView):
         if kind == RECEIPT and not doc.is_paid:
             abort(404)
         return pdf.download(doc, kind)
+
+    @expose("/charge-now/", methods=("POST",))
+    def charge_now_view(self):
+        """Charge the saved card now, outside the retry schedule (audited as charge_now)."""
+        inv = db.session.get(Invoice, request.args.get("id", type=int64) or 0) or abort(404)
+        if not FlaskForm().validate_on_submit():
+            abort(400)
+        provider = card_provider(self.admin.app.config, lambda token: "")
+        # Commits inside, on purpose: the attempt is on record before the provider is called.
+        status = charge_invoice(
+            db.session,
+            provider,
+            inv.id,
+            now(),
+            billing_settings(),
+            db.session.commit,
+            force=True,
+            actor_id=current_user.id,
+        )
+        if status is None:
+            flash(f"{inv.number}: nothing to charge (paid, no saved card, or a charge is in flight).", "error")
+        else:
+            db.session.refresh(inv)
+            flash(
+                f"{inv.number}: charge {status.replace('_', ' ')}.", "success" if status == "succeeded" else "warning"
+            )
+        return redirect(url_for(".details_view", id=inv.id))
 
     @expose("/mark-paid/", methods=("GET", "POST"))
     def mark_paid_view(self):

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from wtforms import SelectField
 from wtforms.validators import DataRequired
 
+from ..billing.collection import set_collection_method
 from ..billing.errors import BillingError
 from ..billing.money import format_money
 from ..billing.statuses import SUBSCRIPTION_LABELS
@@ -27,6 +28,17 @@ class ChangePlanForm(FlaskForm):
     plan = SelectField("New plan", validators=[DataRequired()])
 
 
+class CollectionForm(FlaskForm):
+    method = SelectField(
+        "Collection method",
+        choices=[
+            ("charge_automatically", "Charge the saved card automatically"),
+            ("send_invoice", "Send the invoice; the customer pays it"),
+        ],
+        validators=[DataRequired()],
+    )
+
+
 class SubscriptionView(StaffModelView):
     can_create = can_edit = can_delete = False
     column_list = (
@@ -39,6 +51,7 @@ class SubscriptionView(StaffModelView):
         "cancel_at_period_end",
         "pending_plan",
         "paused_at",
+        "collection_method",
     )
     column_filters = ("status", "plan.code", "cancel_at_period_end", "user.email")
     column_choices = {"status": list(SUBSCRIPTION_LABELS.items())}
@@ -94,4 +107,22 @@ class SubscriptionView(StaffModelView):
             else:
                 flash(f"Subscription #{sub.id}: {change.kind} to {plan.name}.", "success")
                 return redirect(url_for(".index_view"))
-        return self.render("staff/change_plan.html", sub=sub, form=form)
+        return self.render(
+            "staff/change_plan.html", sub=sub, form=form, collection_form=CollectionForm(method=sub.collection_method)
+        )
+
+    @expose("/collection/", methods=("POST",))
+    def collection_view(self):
+        """Switch how the subscription is collected (audited with the staff member as actor)."""
+        sub = db.session.get(Subscription, request.args.get("id", type=int64) or 0) or abort(404)
+        form = CollectionForm()
+        if not form.validate_on_submit():
+            abort(400)
+        try:
+            with db.session.begin_nested():
+                set_collection_method(db.session, sub, form.method.data, now(), actor_id=current_user.id)
+        except BillingError as exc:
+            flash(exc.message, "error")
+        else:
+            flash(f"Subscription #{sub.id}: collection method is now {form.method.data}.", "success")
+        return redirect(url_for(".change_plan_view", id=sub.id))

@@ -35,6 +35,8 @@ SCHEMAS = {
             "pending_plan",
             "customer_id",
             "paused_at",
+            "collection_method",
+            "payment_method",
         ],
         "properties": {
             "id": {"type": "integer"},
@@ -50,6 +52,53 @@ SCHEMAS = {
                 "type": ["string", "null"],
                 "format": "date-time",
                 "description": "Collection paused since then: no invoices until unpaused",
+            },
+            "collection_method": {
+                "enum": ["charge_automatically", "send_invoice"],
+                "description": "charge_automatically: each invoice is charged to the saved card when issued",
+            },
+            "payment_method": {
+                "oneOf": [{"$ref": "#/components/schemas/PaymentMethod"}, {"type": "null"}],
+                "description": "The saved card invoices are charged to, or null",
+            },
+        },
+    },
+    "PaymentMethod": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["brand", "last4", "exp_month", "exp_year"],
+        "properties": {
+            "brand": {"type": "string", "examples": ["visa"]},
+            "last4": {"type": "string", "pattern": "^[0-9]{4}$"},
+            "exp_month": {"type": "integer", "minimum": 1, "maximum": 12},
+            "exp_year": {"type": "integer"},
+        },
+    },
+    "PaymentAttempt": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [
+            "attempt",
+            "created_at",
+            "finished_at",
+            "status",
+            "amount",
+            "failure_code",
+            "failure_reason",
+            "next_attempt_at",
+        ],
+        "properties": {
+            "attempt": {"type": "integer", "minimum": 1},
+            "created_at": DATETIME,
+            "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "status": {"enum": ["pending", "succeeded", "failed", "requires_action"]},
+            "amount": {"type": "integer", "description": "minor units"},
+            "failure_code": {"type": ["string", "null"], "examples": ["card_declined", "insufficient_funds"]},
+            "failure_reason": {"type": ["string", "null"], "description": "why it failed, in plain words"},
+            "next_attempt_at": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "when the charge is tried again; null after the last retry",
             },
         },
     },
@@ -86,6 +135,11 @@ SCHEMAS = {
             "paid_at": {"type": ["string", "null"], "format": "date-time"},
             "lines": {"type": "array", "items": {"type": "object", "required": ["description", "amount"]}},
             "payments": {"type": "array", "items": {"type": "object", "required": ["provider", "amount", "status"]}},
+            "payment_attempts": {
+                "type": "array",
+                "description": "automatic charges of the saved card, oldest first (one invoice only)",
+                "items": {"$ref": "#/components/schemas/PaymentAttempt"},
+            },
         },
     },
     "InvoicePage": {
@@ -386,6 +440,12 @@ def spec() -> dict:
         },
         "security": [{"bearer": []}],
         "paths": {
+            "/api/subscription/": _get(
+                "getSubscription",
+                "Your subscription, its collection method and saved card",
+                ("Subscription", "The live subscription"),
+                404,
+            ),
             "/api/subscribe/": _post(
                 "subscribe", "Subscribe to a plan", ("Subscription", "Subscribed"), PLAN_BODY, created=True
             ),

@@ -14,6 +14,7 @@ from wtforms import ValidationError
 
 from .. import idempotency, inputs, limits, tokens
 from ..billing import entitlements
+from ..billing.collection import attempts_of, default_card
 from ..billing.documents import INVOICE, RECEIPT, invoice_document
 from ..billing.errors import BillingError
 from ..billing.invoice_queries import InvoiceRow, invoice_page, own_invoice
@@ -239,10 +240,24 @@ def invoice_json(inv: Invoice | InvoiceRow, detail: bool = False) -> dict[str, A
             }
             for p in inv.payments
         ]
+        out["payment_attempts"] = [
+            {
+                "attempt": a.attempt,
+                "created_at": a.created_at.isoformat(),
+                "finished_at": a.finished_at.isoformat() if a.finished_at else None,
+                "status": a.status,
+                "amount": a.amount,
+                "failure_code": a.failure_code,
+                "failure_reason": a.failure_reason,
+                "next_attempt_at": a.next_attempt_at.isoformat() if a.next_attempt_at else None,
+            }
+            for a in attempts_of(db.session, inv.id)
+        ]
     return out
 
 
 def subscription_json(sub: Subscription) -> dict:
+    card = default_card(db.session, sub.user_id)
     return {
         "id": sub.id,
         "plan": sub.plan.code,
@@ -254,6 +269,12 @@ def subscription_json(sub: Subscription) -> dict:
         "pending_plan": sub.pending_plan.code if sub.pending_plan else None,
         "customer_id": sub.user_id,
         "paused_at": sub.paused_at.isoformat() if sub.paused_at else None,
+        "collection_method": sub.collection_method,
+        "payment_method": (
+            {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year}
+            if card is not None
+            else None
+        ),
     }
 
 
@@ -302,6 +323,15 @@ def entitlements_json(ent: entitlements.Entitlements) -> dict[str, Any]:
 @route("GET", "/openapi.json")
 def openapi():
     return jsonify(spec())
+
+
+@route("GET", "/subscription/")
+@api_auth
+def api_subscription():
+    sub = live_subscription(db.session, g.api_user.id)
+    if sub is None:
+        raise ApiError(404, "no_subscription", "You have no subscription.")
+    return jsonify(subscription_json(sub))
 
 
 @route("POST", "/subscribe/")

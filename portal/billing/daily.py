@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..models import DbSession
-from . import dunning
+from . import collection, dunning
 from .invoicing import run_billing
 from .settings import BillingSettings
 
@@ -23,6 +23,7 @@ def mark_overdue_and_past_due(session: DbSession, now: dt.datetime, settings: Bi
     return {
         "overdue": dunning.mark_overdue(session, today, now),
         "past_due": dunning.mark_past_due(session, today, settings, now),
+        "ended_unpaid": collection.end_unpaid(session, now, settings),
     }
 
 
@@ -30,6 +31,7 @@ def queue_notices(session: DbSession, now: dt.datetime, settings: BillingSetting
     return {
         "issued_notices": dunning.queue_issue_notices(session, now),
         "reminders": dunning.queue_reminders(session, now, settings),
+        "card_expiry_notices": collection.queue_card_expiry_notices(session, now),
     }
 
 

@@ -11,6 +11,8 @@ import datetime as dt
 from sqlalchemy import ColumnElement, and_, exists, literal, select, update
 
 from ..models import (
+    ATT_ACTION,
+    ATT_FAILED,
     INV_OPEN,
     INV_OVERDUE,
     INV_PAYABLE,
@@ -22,6 +24,7 @@ from ..models import (
     DbSession,
     Invoice,
     Notification,
+    PaymentAttempt,
     Subscription,
     UTCDateTime,
 )
@@ -32,6 +35,7 @@ from .sql import insert_ignoring_duplicates, rows_changed
 I = Invoice.__table__  # noqa: E741
 N = Notification.__table__
 S = Subscription.__table__
+A = PaymentAttempt.__table__
 
 
 def _moment(today: dt.date, now: dt.datetime | None) -> dt.datetime:
@@ -62,6 +66,19 @@ def mark_past_due(session: DbSession, today: dt.date, settings: BillingSettings,
     return rows_changed(session, update(S).where(becoming).values(status=SUB_PAST_DUE))
 
 
+def _charges_exhausted() -> ColumnElement[bool]:
+    """An unpaid invoice whose automatic charge failed its last retry (collection.record_outcome
+    made the subscription past_due for it): paying another invoice does not settle that."""
+    return and_(
+        I.c.status.in_(INV_PAYABLE),
+        exists().where(
+            A.c.invoice_id == I.c.id,
+            A.c.status.in_((ATT_FAILED, ATT_ACTION)),
+            A.c.next_attempt_at.is_(None),
+        ),
+    )
+
+
 def settle(
     session: DbSession,
     subscription_id: int | None,
@@ -69,7 +86,8 @@ def settle(
     settings: BillingSettings,
     now: dt.datetime | None = None,
 ) -> bool:
-    """A past_due subscription with nothing long overdue left is active again (subscription.updated)."""
+    """A past_due subscription with nothing long overdue, and no invoice whose automatic
+    charge ran out of retries, left unpaid is active again (subscription.updated)."""
     if subscription_id is None:
         return False
     session.flush()  # Core statements do not autoflush pending ORM changes
@@ -81,6 +99,7 @@ def settle(
                 S.c.id == subscription_id,
                 S.c.status == SUB_PAST_DUE,
                 ~exists().where(I.c.subscription_id == S.c.id, _long_overdue(today, settings)),
+                ~exists().where(I.c.subscription_id == S.c.id, _charges_exhausted()),
             )
             .values(status=SUB_ACTIVE),
         )

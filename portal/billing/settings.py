@@ -13,6 +13,8 @@ class BillingSettings:
     reminder_days: tuple[int, ...] = (-3, 0, 3, 7)  # reminder steps, days relative to due
     past_due_after_days: int = 7  # overdue this long -> subscription past_due
     chunk_size: int = 10_000  # subscriptions per transaction in a run
+    retry_days: tuple[int, ...] = (1, 3, 5, 7)  # a failed charge is tried again this many days after the first failure
+    cancel_after_days: int = 0  # after the last failed retry: cancel this many days later (0: leave it past_due)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BillingSettings:
@@ -21,4 +23,6 @@ class BillingSettings:
             reminder_days=tuple(sorted(config["BILLING_REMINDER_DAYS"])),
             past_due_after_days=config["BILLING_PAST_DUE_AFTER_DAYS"],
             chunk_size=config["BILLING_CHUNK_SIZE"],
+            retry_days=tuple(sorted(config.get("BILLING_RETRY_DAYS", (1, 3, 5, 7)))),
+            cancel_after_days=config.get("BILLING_CANCEL_AFTER_DAYS", 0),
         )

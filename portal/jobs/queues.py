@@ -8,8 +8,8 @@ import fakeredis
 import redis
 from rq import Queue
 
-BILLING, NOTIFICATIONS, DEFAULT = "billing", "notifications", "default"
-ALL = (BILLING, NOTIFICATIONS, DEFAULT)
+BILLING, NOTIFICATIONS, DEFAULT, PAYMENTS = "billing", "notifications", "default", "payments"
+ALL = (BILLING, PAYMENTS, NOTIFICATIONS, DEFAULT)
 
 RESULT_TTL = 24 * 3600  # keep results a day, so Redis does not fill up
 FAILURE_TTL = 7 * 24 * 3600  # failed jobs stay a week for staff to see and retry

@@ -51,6 +51,14 @@ def declared() -> list[Periodic]:
             "portal.jobs.tasks.send_reminders",
             queues.NOTIFICATIONS,
         ),
+        # Charges cut off by a crash are resumed (same idempotency key), and a retry whose
+        # day has come is made, without waiting for tomorrow's billing run.
+        Periodic(
+            "charges-hourly",
+            env.get("SCHEDULE_CHARGES", "30 * * * *"),
+            "portal.jobs.tasks.charge_due",
+            queues.PAYMENTS,
+        ),
         # Receipts and retries of failed sends go out within minutes, not next morning.
         Periodic(
             "notices-frequent",

@@ -19,7 +19,8 @@ from rq.job import Dependency, Job
 from sqlalchemy import event
 
 from .. import runtime
-from ..billing import daily, events, invoicing
+from ..billing import collection, daily, events, invoicing
+from ..payments import collect
 from ..transactions import unit_of_work
 from ..webhooks import sender
 from . import context, embedded, queues
@@ -77,6 +78,8 @@ def daily_billing(as_of: str | None = None) -> dict:
         queue_name, job = STEP_JOBS[step.name]
         after = Dependency(jobs=previous, allow_failure=True) if previous else None
         previous = [_enqueue(conn, queue_name, job, day, depends_on=after)]
+    # The day's charges, after the billing transactions (never inside them).
+    _enqueue(conn, queues.PAYMENTS, charge_due, day, depends_on=Dependency(jobs=previous, allow_failure=True))
     return {"as_of": day, "chunks": chunks}
 
 
@@ -110,6 +113,62 @@ STEP_JOBS = {
     "overdue": (queues.BILLING, mark_overdue),
     "notices": (queues.NOTIFICATIONS, send_reminders),
 }
+
+
+def _cards():
+    # Charging never needs the demo's set-up page (a URL of a request): no URL here.
+    return collect.card_provider(context.app().config, lambda token: "")
+
+
+def charge_due(as_of: str | None = None) -> dict:
+    """Fan the charges due out over the workers: attempts cut off by a crash are resumed
+    here (their own key), the invoices due go out in chunks on the payments queue."""
+    with unit_of_work(context.app()) as session:
+        now = _as_of(as_of)
+        resumed = collect.resume_stale(session, _cards(), now, runtime.billing_settings(), session.commit)
+        due = collection.due_invoice_ids(session, now)
+    day = now.date().isoformat()
+    conn = _conn()
+    chunks = collect.chunks(due, context.app().config.get("CHARGE_CHUNK_SIZE", 500))
+    for ids in chunks:
+        _enqueue(
+            conn,
+            queues.PAYMENTS,
+            charge_chunk,
+            ids,
+            day,
+            job_timeout=CHUNK_TIMEOUT,
+            description=f"charge {len(ids)} invoices as of {day}",
+        )
+    return {"as_of": day, "due": len(due), "chunks": len(chunks), **resumed}
+
+
+def charge_chunk(invoice_ids: list[int], as_of: str | None = None) -> dict:
+    """Charge a chunk of invoices: each attempt committed before its call, each outcome after.
+    Run twice (a requeued job), an invoice already charged or in flight is skipped."""
+    with unit_of_work(context.app()) as session:
+        return collect.charge_invoices(
+            session, _cards(), invoice_ids, _as_of(as_of), runtime.billing_settings(), session.commit
+        )
+
+
+def charge_customer(user_id: int) -> dict:
+    """A card saved through a webhook: charge the customer's open invoices at once."""
+    with unit_of_work(context.app()) as session:
+        ids = collection.retry_now_ids(session, user_id)
+        return collect.charge_invoices(
+            session, _cards(), ids, runtime.now(), runtime.billing_settings(), session.commit, force=True
+        )
+
+
+def enqueue_charge_customer(redis_url: str, user_id: int) -> bool:
+    """Ask a worker to charge a customer's open invoices; False if the queue is unreachable
+    (the hourly charges then pick up invoices due by their schedule)."""
+    try:
+        _enqueue(queues.connection(redis_url), queues.PAYMENTS, charge_customer, user_id)
+    except queues.UNREACHABLE:
+        return False
+    return True
 
 
 def deliver_notices(batch: int = 100) -> int:

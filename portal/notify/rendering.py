@@ -15,7 +15,9 @@ import re
 
 from flask import current_app, render_template
 from markupsafe import Markup, escape
+from sqlalchemy.orm import object_session
 
+from ..billing.collection import collection_status, default_card
 from ..billing.documents import INVOICE, RECEIPT, Document, display_number, invoice_document
 from ..billing.money import format_money
 from ..billing.seller import Seller
@@ -49,6 +51,11 @@ def render(note: Notification, attached: bool = False) -> tuple[str, str]:
     The template's first line is the subject; the rest is the body.
     """
     invoice = note.invoice
+    session = object_session(note)
+    # Reminders and charges are one schedule: a notice about an invoice that will be
+    # charged says so (when, to which card), never a bare "please pay".
+    collection = collection_status(session, invoice, note.created_at) if invoice and session else None
+    card = default_card(session, note.user_id) if session else None
     text = render_template(
         f"notices/{note.kind}.txt",
         note=note,
@@ -59,6 +66,8 @@ def render(note: Notification, attached: bool = False) -> tuple[str, str]:
         days=abs(note.step),
         invoice_url=_invoice_url(note),
         attached=attached,
+        collection=collection,
+        card=card,
     )
     subject, _, body = text.strip().partition("\n")
     return subject.strip(), body.strip() + "\n"

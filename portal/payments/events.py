@@ -6,10 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import select
+
+from ..billing import collection
 from ..billing.invoices import fulfil
 from ..billing.settings import BillingSettings
 from ..inputs import BadInput, check_text
-from ..models import DbSession
+from ..models import DbSession, PaymentAttempt, User
 from .gateway import StripeGateway, failed
 
 CHECKOUT_EVENTS = {
@@ -18,6 +21,12 @@ CHECKOUT_EVENTS = {
     "checkout.session.async_payment_failed",
     "checkout.session.expired",
 }
+
+
+# Saved cards and off-session charges: each names the object to fetch again.
+CARD_EVENTS = {"setup_intent.succeeded", "payment_method.attached", "payment_method.detached"}
+CHARGE_EVENTS = {"payment_intent.succeeded", "payment_intent.payment_failed"}
+OBJECT_EVENTS = CHECKOUT_EVENTS | CARD_EVENTS | CHARGE_EVENTS
 
 
 def _text(value: Any, limit: int = 255) -> bool:
@@ -37,11 +46,11 @@ def malformed(event: dict[str, Any]) -> str | None:
         return "The event has no valid 'id'."
     if not _text(event.get("type"), limit=120):  # WebhookEvent.type is a VARCHAR(120)
         return "The event has no valid 'type'."
-    if event["type"] in CHECKOUT_EVENTS:
+    if event["type"] in OBJECT_EVENTS:
         data = event.get("data")
         obj = data.get("object") if isinstance(data, dict) else None
         if not isinstance(obj, dict) or not _text(obj.get("id")):
-            return "The event has no 'data.object.id' naming a Checkout Session."
+            return "The event has no 'data.object.id' naming the object it is about."
     return None
 
 
@@ -51,13 +60,51 @@ def handle(
     event: dict[str, Any],
     now: dt.datetime,
     settings: BillingSettings,
-) -> None:
-    """Act on a well-formed event: a checkout's session is fetched again (the payload is
-    never trusted) and fulfilled; other types are only recorded. PaymentError if Stripe
-    cannot be asked."""
-    if event["type"] not in CHECKOUT_EVENTS:
-        return
-    checkout = stripe_gateway.fetch(event["data"]["object"]["id"])
-    if event["type"] == "checkout.session.async_payment_failed":
+) -> int | None:
+    """Act on a well-formed event: the object it names is fetched again (the payload is
+    never trusted) and recorded; other types are only recorded. Returns the id of a
+    customer whose new card should charge their open invoices now (the caller does, after
+    committing). PaymentError if Stripe cannot be asked."""
+    kind, object_id = event["type"], event.get("data", {}).get("object", {}).get("id", "")
+    if kind == "checkout.session.completed" and event["data"]["object"].get("mode") == "setup":
+        found = stripe_gateway.fetch_setup(object_id)
+        return _save(session, found, now)
+    if kind == "setup_intent.succeeded":
+        return _save(session, stripe_gateway.setup_intent_card(object_id), now)
+    if kind == "payment_method.attached":
+        return _save(session, stripe_gateway.card(object_id), now)
+    if kind == "payment_method.detached":
+        collection.forget_card(session, object_id, now)
+        return None
+    if kind in CHARGE_EVENTS:
+        key, outcome = stripe_gateway.payment_intent(object_id)
+        attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.idempotency_key == key)) if key else None
+        if attempt is not None:  # a Checkout payment's intent is fulfilled through its session instead
+            collection.record_outcome(session, attempt.id, outcome, now, settings)
+        return None
+    if kind not in CHECKOUT_EVENTS:
+        return None
+    checkout = stripe_gateway.fetch(object_id)
+    if kind == "checkout.session.async_payment_failed":
         checkout = failed(checkout)  # only if the fetched session does not say otherwise
     fulfil(session, checkout, now, settings)
+    metadata = event["data"]["object"].get("metadata")
+    wants = isinstance(metadata, dict) and metadata.get("save_card") == "1"  # re-checked on the fetched intent
+    if kind == "checkout.session.completed" and checkout.payment_ref and wants:
+        # Paid through Checkout with "save this card" ticked: the card charges the next invoices.
+        saved = stripe_gateway.saved_card_of(checkout.payment_ref)
+        if saved is not None:
+            return _save(session, saved, now)
+    return None
+
+
+def _save(session: DbSession, found: tuple[str, collection.CardDetails] | None, now: dt.datetime) -> int | None:
+    """Save a card for the customer Stripe names; the user's id, or None if it is no customer of ours."""
+    if found is None:
+        return None
+    customer, card = found
+    user = session.scalar(select(User).where(User.stripe_customer_id == customer))
+    if user is None:
+        return None
+    collection.save_card(session, user.id, card, now)
+    return user.id

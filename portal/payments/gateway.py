@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
+from typing import Any
 
 import stripe
 
 from ..billing.checkouts import EXPIRED, FAILED, OPEN, PAID, PROCESSING, Checkout
+from ..billing.collection import FAILED as CHARGE_FAILED
+from ..billing.collection import PENDING, REQUIRES_ACTION, SUCCEEDED, CardDetails, ChargeOutcome
 from ..inputs import INT64_MAX
 from ..models import Invoice, User
 from .errors import PaymentError
@@ -35,9 +39,12 @@ class StripeGateway:
             user.stripe_customer_id = customer.id
         return user.stripe_customer_id
 
-    def start(self, invoice: Invoice, user: User, success_url: str, cancel_url: str) -> Checkout:
-        """A Checkout Session for the invoice's amount (never an amount from the request)."""
-        if invoice.checkout_ref:
+    def start(
+        self, invoice: Invoice, user: User, success_url: str, cancel_url: str, save_card: bool = False
+    ) -> Checkout:
+        """A Checkout Session for the invoice's amount (never an amount from the request);
+        `save_card`: the customer agreed, on the page, to keep the card for later invoices."""
+        if invoice.checkout_ref and not save_card:
             current = self.fetch(invoice.checkout_ref)
             if current.state == OPEN:
                 return current  # the customer pressed Pay twice: same session
@@ -46,8 +53,15 @@ class StripeGateway:
             "mode": "payment",
             "customer": customer,
             "client_reference_id": str(invoice.id),
-            "metadata": {"invoice_id": str(invoice.id), "invoice_number": invoice.number},
-            "payment_intent_data": {"metadata": {"invoice_id": str(invoice.id)}},
+            "metadata": {
+                "invoice_id": str(invoice.id),
+                "invoice_number": invoice.number,
+                **({"save_card": "1"} if save_card else {}),
+            },
+            "payment_intent_data": {
+                "metadata": {"invoice_id": str(invoice.id)},
+                **({"setup_future_usage": "off_session"} if save_card else {}),
+            },
             "line_items": [
                 {
                     "quantity": 1,
@@ -65,13 +79,116 @@ class StripeGateway:
         }
         # One key per attempt: a retried request reuses the session, a new attempt
         # (after the previous session expired) gets a new one.
-        key = f"checkout-{invoice.id}-after-{invoice.checkout_ref or 'none'}"
+        key = f"checkout-{invoice.id}-after-{invoice.checkout_ref or 'none'}" + ("-save" if save_card else "")
         session = self._call(self.client.v1.checkout.sessions.create, params, key)
         return self._checkout(session)
 
     def fetch(self, session_id: str) -> Checkout:
         session = self._call(self.client.v1.checkout.sessions.retrieve, session_id)
         return self._checkout(session, expected_id=session_id)
+
+    # -- saved cards and off-session charges ------------------------------------------
+
+    def start_setup(self, user: User, success_url: str, cancel_url: str) -> str:
+        """A Checkout Session in setup mode: the customer saves a card, nothing is charged."""
+        params = {
+            "mode": "setup",
+            "customer": self.ensure_customer(user),
+            "payment_method_types": ["card"],
+            "metadata": {"user_id": str(user.id)},
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+        }
+        session = self._call(self.client.v1.checkout.sessions.create, params, f"setup-{user.id}-{secrets.token_hex(8)}")
+        url = session.to_dict().get("url")
+        if not isinstance(url, str) or not _URL.fullmatch(url):
+            raise PaymentError("the payment provider sent a set-up page this app cannot use.")
+        return url
+
+    def fetch_setup(self, session_id: str) -> tuple[str, CardDetails] | None:
+        """(customer, card) of a completed setup session; None while it is not complete."""
+        session = self._call(self.client.v1.checkout.sessions.retrieve, session_id).to_dict()
+        if session.get("mode") != "setup" or session.get("status") != "complete":
+            return None
+        intent = session.get("setup_intent")
+        if isinstance(intent, str):
+            intent = self._call(self.client.v1.setup_intents.retrieve, _id(intent, "setup_intent")).to_dict()
+        pm = intent.get("payment_method") if isinstance(intent, dict) else None
+        return self.card(pm.get("id") if isinstance(pm, dict) else pm)
+
+    def setup_intent_card(self, intent_id: str) -> tuple[str, CardDetails] | None:
+        intent = self._call(self.client.v1.setup_intents.retrieve, intent_id).to_dict()
+        if intent.get("status") != "succeeded":
+            return None
+        pm = intent.get("payment_method")
+        return self.card(pm.get("id") if isinstance(pm, dict) else pm)
+
+    def card(self, pm_id) -> tuple[str, CardDetails] | None:
+        """(customer, card) of a payment method attached to a customer; None otherwise."""
+        try:
+            pm = self._call(self.client.v1.payment_methods.retrieve, _id(pm_id, "payment_method")).to_dict()
+            card = pm.get("card") or {}
+            customer = _id(pm.get("customer"), "customer", required=False)
+            details = CardDetails(
+                "stripe",
+                _id(pm.get("id"), "id"),
+                str(card.get("brand") or "card")[:32],
+                str(card.get("last4") or "")[-4:],
+                int(card.get("exp_month") or 0),
+                int(card.get("exp_year") or 0),
+            )
+        except (_Untrusted, ValueError, TypeError) as exc:
+            raise PaymentError(f"the payment provider sent a card this app cannot use ({exc}).") from None
+        return (customer, details) if customer and len(details.last4) == 4 else None
+
+    def charge(self, customer_ref: str, card_ref: str, amount: int, currency: str, key: str, invoice_id: int):
+        """An off-session PaymentIntent, confirmed at once; the idempotency key makes a repeat
+        (a crash, a retried job) the same charge. PaymentError only when Stripe could not
+        answer (the attempt stays pending and is resumed with the same key)."""
+        params: Any = {
+            "amount": amount,
+            "currency": currency.lower(),
+            "customer": customer_ref,
+            "payment_method": card_ref,
+            "off_session": True,
+            "confirm": True,
+            "metadata": {"invoice_id": str(invoice_id), "attempt_key": key},
+        }
+        try:
+            intent = self.client.v1.payment_intents.create(params=params, options={"idempotency_key": key})
+        except stripe.CardError as exc:
+            error = exc.error
+            code = (getattr(error, "decline_code", None) or exc.code or "card_declined") if error else "card_declined"
+            pi = getattr(error, "payment_intent", None) if error else None
+            ref = pi.get("id", "") if isinstance(pi, dict) else getattr(pi, "id", "") or ""
+            status = REQUIRES_ACTION if code == "authentication_required" else CHARGE_FAILED
+            return ChargeOutcome(status, "stripe", ref, code)
+        except stripe.StripeError as exc:
+            log.warning("stripe error %s on charge: %s", type(exc).__name__, exc.code)
+            retryable = (
+                isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError)) or (exc.http_status or 500) >= 500
+            )
+            if retryable:
+                raise PaymentError("the payment provider could not be reached.", retryable=True) from exc
+            return ChargeOutcome(CHARGE_FAILED, "stripe", "", exc.code or "processing_error")
+        return _charge_outcome(intent.to_dict())
+
+    def payment_intent(self, intent_id: str) -> tuple[str, ChargeOutcome]:
+        """(attempt key, outcome) of a PaymentIntent, re-fetched (a webhook's payload is never trusted)."""
+        intent = self._call(self.client.v1.payment_intents.retrieve, intent_id).to_dict()
+        metadata = intent.get("metadata") or {}
+        return str(metadata.get("attempt_key") or ""), _charge_outcome(intent)
+
+    def saved_card_of(self, intent_id: str) -> tuple[str, CardDetails] | None:
+        """The card a Checkout payment saved for later (setup_future_usage), if it did."""
+        intent = self._call(self.client.v1.payment_intents.retrieve, _id(intent_id, "payment_intent")).to_dict()
+        if intent.get("setup_future_usage") != "off_session" or not intent.get("payment_method"):
+            return None
+        pm = intent["payment_method"]
+        return self.card(pm.get("id") if isinstance(pm, dict) else pm)
+
+    def detach(self, card_ref: str) -> None:
+        self._call(self.client.v1.payment_methods.detach, card_ref)
 
     def verify(self, payload: bytes, signature: str):
         """The event if any configured secret signed it recently; ValueError otherwise."""
@@ -197,6 +314,25 @@ def _trusted_checkout(data: dict, expected_id: str | None) -> Checkout:
         url=url,
         payment_ref=payment_ref,
     )
+
+
+def _charge_outcome(intent: dict) -> ChargeOutcome:
+    """A PaymentIntent in the app's terms: succeeded, failed, needs the customer, or still pending."""
+    ref = str(intent.get("id") or "")
+    status = intent.get("status")
+    if status == "succeeded":
+        return ChargeOutcome(SUCCEEDED, "stripe", ref)
+    if status == "requires_action":
+        action = (intent.get("next_action") or {}).get("redirect_to_url") or {}
+        url = str(action.get("url") or "")
+        url = url if _URL.fullmatch(url) else ""
+        return ChargeOutcome(REQUIRES_ACTION, "stripe", ref, "authentication_required", url)
+    if status in ("requires_payment_method", "canceled"):
+        error = intent.get("last_payment_error") or {}
+        return ChargeOutcome(
+            CHARGE_FAILED, "stripe", ref, str(error.get("decline_code") or error.get("code") or "card_declined")
+        )
+    return ChargeOutcome(PENDING, "stripe", ref)
 
 
 def failed(checkout: Checkout) -> Checkout:

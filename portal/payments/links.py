@@ -22,3 +22,16 @@ def return_urls(invoice_id: int) -> tuple[str, str]:
 def demo_checkout_url(token: str) -> str:
     """The demo provider's local checkout page for a token."""
     return url_for("payments.demo_checkout", token=token)
+
+
+def card_return_urls() -> tuple[str, str]:
+    """(success, cancel) of a card set-up: back to the account page's payment method."""
+    base = current_app.config["PUBLIC_URL"]
+    success = base + url_for("payments.card_returned") + "?session_id={CHECKOUT_SESSION_ID}"
+    cancel = base + url_for("account.account", card="canceled", _anchor="payment-method")
+    return success, cancel
+
+
+def demo_setup_url(token: str) -> str:
+    """The demo provider's local "add a card" page for a token."""
+    return url_for("payments.demo_card", token=token)

@@ -32,6 +32,7 @@ def start_payment(
     provider: StripeGateway | DemoGateway,
     success_url: str,
     cancel_url: str,
+    save_card: bool = False,
 ) -> Checkout:
     """A checkout for a payable invoice of `user`; PaymentError if refused. The caller commits.
 
@@ -40,7 +41,7 @@ def start_payment(
     reason = unpayable_reason(invoice)
     if reason is not None:
         raise PaymentError(reason)
-    checkout = provider.start(invoice, user, success_url, cancel_url)
+    checkout = provider.start(invoice, user, success_url, cancel_url, save_card=save_card)
     invoice.checkout_ref = checkout.ref
     session.flush()
     return checkout

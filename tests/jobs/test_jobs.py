@@ -63,6 +63,31 @@ def test_a_worker_runs_the_billing_chain_end_to_end(job_app, redis_conn, session
     assert monitor.queue_stats(redis_conn)[0] == {"queue": "billing", "queued": 0, "running": 0, "failed": 0}
 
 
+def test_the_daily_chain_charges_saved_cards_in_chunks_on_the_payments_queue(
+    job_app, redis_conn, session, make_user, settings, config
+):
+    from portal.billing.collection import CardDetails, save_card
+    from portal.models import PaymentAttempt
+
+    config["CHARGE_CHUNK_SIZE"] = 2
+    customers(session, make_user, settings, 5)
+    for user_id in range(1, 6):
+        card = f"pm_demo_ok_{user_id}" if user_id != 5 else "pm_demo_funds_5"
+        save_card(session, user_id, CardDetails("demo", card, "visa", "4242", 12, 2034), utc(2024, 1, 10))
+    session.commit()
+    queues.queue(queues.BILLING, redis_conn).enqueue(tasks.daily_billing, "2024-01-10")
+    burst(redis_conn)
+    assert count(session, PaymentAttempt) == 5  # 3 chunk jobs of at most 2
+    assert count(session, Invoice, Invoice.status == "paid") == 4
+    assert count(session, PaymentAttempt, PaymentAttempt.failure_code == "insufficient_funds") == 1
+    payments = next(q for q in monitor.queue_stats(redis_conn) if q["queue"] == "payments")
+    assert payments == {"queue": "payments", "queued": 0, "running": 0, "failed": 0}
+    # The same day again (a second scheduler, a retried job): nothing is charged twice.
+    queues.queue(queues.PAYMENTS, redis_conn).enqueue(tasks.charge_due, "2024-01-10")
+    burst(redis_conn)
+    assert count(session, PaymentAttempt) == 5
+
+
 def test_the_day_runs_the_same_steps_in_the_same_order_in_one_process_and_as_jobs(
     job_app, redis_conn, session, make_user, config, monkeypatch
 ):
@@ -129,6 +154,7 @@ def test_reconciling_the_schedule_twice_keeps_the_same_jobs(redis_conn, monkeypa
     assert changed["added"] == ["periodic-reminders-daily"]
     assert sorted(j["id"] for j in monitor.scheduled_jobs(redis_conn)) == [
         "periodic-billing-daily",
+        "periodic-charges-hourly",
         "periodic-notices-frequent",
         "periodic-reminders-daily",
         "periodic-webhooks-sweep",

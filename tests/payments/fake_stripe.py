@@ -22,6 +22,9 @@ class FakeStripe:
         self.requests: list[dict] = []
         self.customers: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
+        self.payment_methods: dict[str, dict] = {}
+        self.setup_intents: dict[str, dict] = {}
+        self.payment_intents: dict[str, dict] = {}
         self.replies: dict[str, dict] = {}  # idempotency key -> response body
         self.fail_next: tuple[int, dict] | None = None
         self.new_session_fields: dict = {}  # merged into every session created (tampering)
@@ -72,7 +75,9 @@ class FakeStripe:
             self.fail_next = None
             return Response(json.dumps(body), status, content_type="application/json")
         if key and key in self.replies:
-            return self._json(self.replies[key])
+            reply = dict(self.replies[key])
+            status = reply.pop("__status", 200)
+            return Response(json.dumps(reply), status, content_type="application/json")
         body = self._route(request, form)
         if body is None:
             return Response(
@@ -82,6 +87,11 @@ class FakeStripe:
                 404,
                 content_type="application/json",
             )
+        if isinstance(body, tuple):  # an error Stripe remembers under the key, like a success
+            status, error = body
+            if key and request.method == "POST":
+                self.replies[key] = {"__status": status, **error}
+            return Response(json.dumps(error), status, content_type="application/json")
         if key and request.method == "POST":
             self.replies[key] = body
         return self._json(body)
@@ -92,6 +102,32 @@ class FakeStripe:
             cid = f"cus_{next(self._ids)}"
             self.customers[cid] = {"id": cid, "object": "customer", "email": form.get("email")}
             return self.customers[cid]
+        if request.method == "POST" and path == "/v1/checkout/sessions" and form.get("mode") == "setup":
+            sid = f"cs_test_{next(self._ids)}"
+            self.sessions[sid] = {
+                "id": sid,
+                "object": "checkout.session",
+                "mode": "setup",
+                "url": f"https://checkout.stripe.test/c/{sid}",
+                "status": "open",
+                "payment_status": "no_payment_required",
+                "customer": form.get("customer"),
+                "setup_intent": None,
+                "metadata": {k[9:-1]: v for k, v in form.items() if k.startswith("metadata[")},
+                "success_url": form.get("success_url"),
+                "cancel_url": form.get("cancel_url"),
+            }
+            return self.sessions[sid]
+        if request.method == "POST" and path == "/v1/payment_methods":
+            return self._new_card(form.get("card[number]", ""), form.get("card[exp_month]"), form.get("card[exp_year]"))
+        if path.startswith("/v1/payment_methods/"):
+            return self._payment_method(request.method, path.split("/")[3:], form)
+        if request.method == "GET" and path.startswith("/v1/setup_intents/"):
+            return self.setup_intents.get(path.rsplit("/", 1)[1])
+        if request.method == "POST" and path == "/v1/payment_intents":
+            return self._charge(form)
+        if request.method == "GET" and path.startswith("/v1/payment_intents/"):
+            return self.payment_intents.get(path.rsplit("/", 1)[1])
         if request.method == "POST" and path == "/v1/checkout/sessions":
             sid = f"cs_test_{next(self._ids)}"
             amount = int(form["line_items[0][price_data][unit_amount]"]) * int(form.get("line_items[0][quantity]", 1))
@@ -117,6 +153,112 @@ class FakeStripe:
             return self.sessions.get(path.rsplit("/", 1)[1])
         return None
 
+    # -- saved cards and off-session charges ----------------------------------------
+    CARDS = {  # Stripe's test cards: what an off-session charge does
+        "4242424242424242": None,
+        "4000000000000341": "card_declined",
+        "4000002500003155": "authentication_required",
+        "4000000000009995": "insufficient_funds",
+    }
+
+    def _new_card(self, number: str, exp_month, exp_year) -> dict:
+        pid = f"pm_{next(self._ids)}"
+        self.payment_methods[pid] = {
+            "id": pid,
+            "object": "payment_method",
+            "type": "card",
+            "customer": None,
+            "card": {
+                "brand": "visa",
+                "last4": number[-4:],
+                "exp_month": int(exp_month or 12),
+                "exp_year": int(exp_year or 2034),
+            },
+            "_number": number,
+        }
+        return self._public(self.payment_methods[pid])
+
+    @staticmethod
+    def _public(obj: dict) -> dict:
+        return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+    def _payment_method(self, method: str, parts: list[str], form: dict):
+        pm = self.payment_methods.get(parts[0])
+        if pm is None:
+            return None
+        if method == "POST" and parts[1:] == ["attach"]:
+            pm["customer"] = form.get("customer")
+        elif method == "POST" and parts[1:] == ["detach"]:
+            pm["customer"] = None
+        return self._public(pm)
+
+    def complete_setup(self, session_id: str, number: str = "4242424242424242") -> str:
+        """The customer typed a card on Stripe's set-up page: a payment method attached to the
+        session's customer, and a succeeded SetupIntent. Returns the payment method's id."""
+        s = self.sessions[session_id]
+        pm = self._new_card(number, 12, 2034)
+        self.payment_methods[pm["id"]]["customer"] = s["customer"]
+        si = f"seti_{next(self._ids)}"
+        self.setup_intents[si] = {
+            "id": si,
+            "object": "setup_intent",
+            "status": "succeeded",
+            "payment_method": pm["id"],
+            "customer": s["customer"],
+        }
+        s.update(status="complete", setup_intent=si)
+        return pm["id"]
+
+    def _charge(self, form: dict):
+        pm = self.payment_methods.get(form.get("payment_method", ""))
+        if pm is None or pm["customer"] != form.get("customer"):
+            return 400, {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "message": "No such PaymentMethod",
+                }
+            }
+        pid = f"pi_{next(self._ids)}"
+        outcome = self.CARDS.get(pm["_number"], "card_declined")
+        intent = {
+            "id": pid,
+            "object": "payment_intent",
+            "amount": int(form["amount"]),
+            "currency": form["currency"],
+            "customer": form.get("customer"),
+            "payment_method": pm["id"],
+            "metadata": {k[9:-1]: v for k, v in form.items() if k.startswith("metadata[")},
+            "status": "succeeded",
+            "last_payment_error": None,
+            "next_action": None,
+        }
+        self.payment_intents[pid] = intent
+        if outcome is None:
+            return intent
+        if outcome == "authentication_required":
+            intent["status"] = "requires_action"
+            intent["next_action"] = {"type": "use_stripe_sdk"}
+            error = {
+                "type": "card_error",
+                "code": "authentication_required",
+                "message": "This payment requires authentication.",
+            }
+        else:
+            intent["status"] = "requires_payment_method"
+            error = {
+                "type": "card_error",
+                "code": "card_declined",
+                "decline_code": outcome,
+                "message": "Your card was declined.",
+            }
+        intent["last_payment_error"] = error
+        return 402, {"error": {**error, "payment_intent": intent}}
+
+    def succeed(self, intent_id: str) -> None:
+        """The customer authenticated (or the bank settled): the intent succeeded."""
+        self.payment_intents[intent_id].update(status="succeeded", last_payment_error=None, next_action=None)
+
     @staticmethod
     def _json(body: dict) -> Response:
         return Response(json.dumps(body), 200, content_type="application/json")
@@ -130,12 +272,12 @@ def signed(payload: dict, secret: str, timestamp: int | None = None) -> tuple[by
     return body, f"t={t},v1={mac}"
 
 
-def event(event_id: str, type_: str, session_id: str) -> dict:
+def event(event_id: str, type_: str, session_id: str, **fields) -> dict:
     return {
         "id": event_id,
         "object": "event",
         "type": type_,
         "api_version": "2024-06-20",
         "created": int(time.time()),
-        "data": {"object": {"id": session_id, "object": "checkout.session"}},
+        "data": {"object": {"id": session_id, "object": "checkout.session", **fields}},
     }

@@ -186,3 +186,35 @@ def test_the_completeness_check_sees_an_undocumented_route(app):
     served = served_api_routes(other)
     assert served["/api/secret/{thing_id}/"] == {"delete"}
     assert "/api/secret/{thing_id}/" not in spec()["paths"]
+
+
+def test_the_subscription_shows_its_collection_method_and_card(api, session):
+    from portal.billing.collection import CardDetails, ChargeOutcome, begin_attempt, record_outcome, save_card
+    from portal.billing.settings import BillingSettings
+
+    assert api.get("/api/subscription/").status_code == 404
+    api.post("/api/subscribe/", {"plan": "pro"})
+    shown = api.get("/api/subscription/")
+    assert shown.json["collection_method"] == "send_invoice" and shown.json["payment_method"] is None
+    conforms(shown, "Subscription")
+    save_card(session, api.user.id, CardDetails("demo", "pm_demo_decline_1", "visa", "0341", 12, 2034), utc(2024, 1, 2))
+    invoice_id = session.scalar(select(Invoice.id))
+    attempt = begin_attempt(session, invoice_id, utc(2024, 1, 2, 9))
+    record_outcome(
+        session,
+        attempt.id,
+        ChargeOutcome("failed", "demo", "x", "card_declined"),
+        utc(2024, 1, 2, 9),
+        BillingSettings(),
+    )
+    session.commit()
+    shown = api.get("/api/subscription/")
+    assert shown.json["collection_method"] == "charge_automatically"
+    assert shown.json["payment_method"] == {"brand": "visa", "last4": "0341", "exp_month": 12, "exp_year": 2034}
+    conforms(shown, "Subscription")
+    invoice = api.get(f"/api/invoices/{invoice_id}/")
+    [tried] = invoice.json["payment_attempts"]
+    assert (tried["attempt"], tried["status"], tried["failure_code"]) == (1, "failed", "card_declined")
+    assert tried["failure_reason"] == "your bank declined the card"
+    assert tried["next_attempt_at"] == "2024-01-03T00:00:00+00:00"
+    conforms(invoice, "Invoice")

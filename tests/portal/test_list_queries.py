@@ -44,7 +44,7 @@ def many(session, customer, settings):
 
 
 def test_the_account_page_reads_its_invoice_lists_in_one_statement(app, client, many):
-    """The subscription, the plans on offer, and both lists (to pay, recent) in one statement."""
+    """The subscription, the plans on offer, the saved card, and both lists (to pay, recent) in one statement."""
     client.get("/account")
     # The tests' app context outlives requests: start from an empty identity map, and no
     # user cached by Flask-Login on `g` from the first request.
@@ -53,7 +53,8 @@ def test_the_account_page_reads_its_invoice_lists_in_one_statement(app, client, 
     with counted(app) as seen:
         html = client.get("/account").get_data(as_text=True)
     assert len([s for s in seen["statements"] if "FROM invoices" in s]) == 1
-    assert len(seen["statements"]) <= 4, seen["statements"]  # and the user, when not loaded yet
+    # ...the saved card, and the user when not loaded yet
+    assert len(seen["statements"]) <= 5, seen["statements"]
     to_pay = html[html.index('id="to-pay"') : html.index('id="recent-invoices"')]
     recent = html[html.index('id="recent-invoices"') :]
     assert [
