@@ -80,6 +80,10 @@ def from_env() -> dict:
         "BILLING_REMINDER_DAYS": _ints("BILLING_REMINDER_DAYS", "-3,0,3,7"),
         "BILLING_PAST_DUE_AFTER_DAYS": _int("BILLING_PAST_DUE_AFTER_DAYS", 7),
         "BILLING_CHUNK_SIZE": _int("BILLING_CHUNK_SIZE", 10_000),
+        # Taxes and invoice numbers (the seller's other details are configured beside these).
+        "SELLER_COUNTRY": os.environ.get("SELLER_COUNTRY", "").strip().upper(),
+        "INVOICE_PREFIX": os.environ.get("INVOICE_PREFIX", "INV").strip() or "INV",
+        "INVOICE_NUMBER_PER_YEAR": _flag("INVOICE_NUMBER_PER_YEAR"),
         # Mail: console unless MAIL_SERVER is set
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
         "MAIL_PORT": _int("MAIL_PORT", 25),

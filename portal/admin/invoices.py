@@ -19,7 +19,7 @@ from ..billing.statuses import INVOICE_LABELS
 from ..extensions import db
 from ..inputs import int64
 from ..jobs import queues, tasks
-from ..models import Invoice, parse_invoice_number
+from ..models import Invoice
 from ..runtime import billing_settings, now
 from .base import StaffModelView, ids_of, money
 
@@ -57,9 +57,14 @@ class InvoiceView(StaffModelView):
     details_template = "staff/invoice_details.html"
 
     def _apply_search(self, query, count_query, joins, count_joins, search):
-        number = parse_invoice_number(search)
-        if number is not None:
-            return query.filter(Invoice.id == number), count_query.filter(Invoice.id == number), joins, count_joins
+        number = search.strip().upper()
+        if number and db.session.scalar(select(Invoice.id).where(Invoice.number == number)) is not None:
+            return (
+                query.filter(Invoice.number == number),
+                count_query.filter(Invoice.number == number),
+                joins,
+                count_joins,
+            )
         return super()._apply_search(query, count_query, joins, count_joins, search)
 
     def _selected(self, ids) -> Sequence[Invoice]:

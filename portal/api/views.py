@@ -121,7 +121,7 @@ def body() -> dict:
 
 
 def invoice_json(inv: Invoice | InvoiceRow, detail: bool = False) -> dict[str, Any]:
-    out = {
+    out: dict[str, Any] = {
         "id": inv.id,
         "number": inv.number,
         "status": inv.status,

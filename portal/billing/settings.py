@@ -13,6 +13,9 @@ class BillingSettings:
     reminder_days: tuple[int, ...] = (-3, 0, 3, 7)  # reminder steps, days relative to due
     past_due_after_days: int = 7  # overdue this long -> subscription past_due
     chunk_size: int = 10_000  # subscriptions per transaction in a run
+    seller_country: str = ""  # ISO alpha-2; decides EU reverse charge (billing/taxes.py)
+    invoice_prefix: str = "INV"  # invoice numbers read "INV-000042" (billing/numbering.py)
+    invoice_number_per_year: bool = False  # "INV-2026-000042", starting at 1 each year
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BillingSettings:
@@ -21,4 +24,7 @@ class BillingSettings:
             reminder_days=tuple(sorted(config["BILLING_REMINDER_DAYS"])),
             past_due_after_days=config["BILLING_PAST_DUE_AFTER_DAYS"],
             chunk_size=config["BILLING_CHUNK_SIZE"],
+            seller_country=(config.get("SELLER_COUNTRY") or "").upper(),
+            invoice_prefix=config.get("INVOICE_PREFIX") or "INV",
+            invoice_number_per_year=bool(config.get("INVOICE_NUMBER_PER_YEAR", False)),
         )
