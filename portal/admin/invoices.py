@@ -37,7 +37,13 @@ class InvoiceView(StaffModelView):
     column_choices = {"status": list(INVOICE_LABELS.items())}
     column_searchable_list = ("user.email",)
     search_placeholder = lambda self: "Invoice number or customer email"  # noqa: E731
-    column_formatters = {"total": money, "number": lambda v, c, m, n: m.number}
+    column_formatters = {
+        "total": money,
+        "subtotal_cents": money,
+        "tax_cents": money,
+        "number": lambda v, c, m, n: m.number,
+    }
+    column_labels = {"subtotal_cents": "Subtotal", "tax_cents": "Tax", "tax_note": "Tax note"}
     column_details_list = (
         "number",
         "user",
@@ -45,7 +51,10 @@ class InvoiceView(StaffModelView):
         "description",
         "period_start",
         "period_end",
+        "subtotal_cents",
+        "tax_cents",
         "total",
+        "tax_note",
         "currency",
         "status",
         "issued_at",

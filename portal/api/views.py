@@ -12,11 +12,13 @@ from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError
 
 from .. import inputs, tokens
+from ..billing import customers
 from ..billing.errors import BillingError
 from ..billing.invoice_queries import InvoiceRow, invoice_page, own_invoice
 from ..billing.invoices import unpayable_reason
 from ..billing.money import format_money
 from ..billing.subscriptions import cancel, find_plan, live_subscription, subscribe
+from ..billing.taxes import format_percent
 from ..extensions import csrf, db
 from ..models import INV_STATUSES, Invoice, Subscription
 from ..payments.errors import PaymentError
@@ -130,6 +132,8 @@ def invoice_json(inv: Invoice | InvoiceRow, detail: bool = False) -> dict[str, A
         "period_start": inv.period_start.isoformat(),
         "period_end": inv.period_end.isoformat(),
         "total": inv.total,
+        "subtotal": inv.subtotal_cents,
+        "tax": inv.tax_cents,
         "currency": inv.currency,
         "total_display": format_money(inv.total, inv.currency),
         "issued_at": inv.issued_at.isoformat(),
@@ -145,9 +149,13 @@ def invoice_json(inv: Invoice | InvoiceRow, detail: bool = False) -> dict[str, A
                 "amount": line.amount,
                 "period_start": line.period_start.isoformat() if line.period_start else None,
                 "period_end": line.period_end.isoformat() if line.period_end else None,
+                "tax": line.tax_cents,
+                "tax_rate_percent": format_percent(line.tax_rate_percent),
+                "tax_name": line.tax_name,
             }
             for line in inv.display_lines
         ]
+        out["tax_note"] = inv.tax_note or None
         out["payments"] = [
             {
                 "id": p.id,
@@ -231,6 +239,42 @@ def api_invoices():
 @api_auth
 def api_invoice(invoice_id: int):
     return jsonify(invoice_json(own_invoice(db.session, g.api_user.id, invoice_id) or abort(404), detail=True))
+
+
+def billing_details_json(user) -> dict[str, Any]:
+    details = customers.details_of(user)
+    return {
+        "name": details.name,
+        "company": details.company,
+        "address": details.address,
+        "country": details.country,
+        "tax_id": details.tax_id,
+    }
+
+
+@route("GET", "/billing-details/")
+@api_auth
+def api_billing_details():
+    return jsonify(billing_details_json(g.api_user))
+
+
+@route("PATCH", "/billing-details/")
+@api_auth
+def api_update_billing_details():
+    """Change the fields sent (null or "" clears one); the others stay as they are."""
+    data = body()
+    unknown = sorted(set(data) - set(customers.DETAIL_FIELDS))
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid",
+            f"Unknown field(s): {', '.join(unknown)}; send any of: {', '.join(customers.DETAIL_FIELDS)}.",
+        )
+    merged = {**billing_details_json(g.api_user), **{k: ("" if v is None else v) for k, v in data.items()}}
+    errors = customers.update_details(db.session, g.api_user, merged)
+    if errors:
+        raise ApiError(422, "invalid", " ".join(f"{field}: {message}" for field, message in errors.items()))
+    return jsonify(billing_details_json(g.api_user))
 
 
 @route("POST", "/pay/")

@@ -30,6 +30,7 @@ _TAX_MODULES = ("vat", "mva", "gst", "tva", "uid", "tin", "ein", "abn", "bn", "c
 _FREE_FORM = re.compile(r"^[A-Z0-9][A-Z0-9./-]{1,38}$")
 
 MAX_NAME, MAX_ADDRESS = 200, 1000
+DETAIL_FIELDS = ("name", "company", "address", "country", "tax_id")
 
 
 @lru_cache(maxsize=1)
@@ -42,6 +43,11 @@ def countries() -> tuple[tuple[str, str], ...]:
             key=lambda item: item[1],
         )
     )
+
+
+def country_name(code: str | None) -> str:
+    """'DE' -> 'Germany'; an unknown code as it is."""
+    return dict(countries()).get(code or "", code or "")
 
 
 def _country_codes() -> frozenset[str]:
@@ -72,7 +78,7 @@ def normalise_tax_id(raw: str, country: str | None) -> str | None:
         raise BillingError("Choose your country before entering a tax ID.", "invalid_tax_id", 422)
     if country in EU_COUNTRIES:
         prefix = _VAT_PREFIX.get(country, country)
-        number = eu_vat.compact(text)
+        number = re.sub(r"[\s.\-/]", "", text)
         if not number[:2].isalpha():
             number = prefix + number
         if number[:2] != prefix:

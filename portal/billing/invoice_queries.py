@@ -49,6 +49,8 @@ class InvoiceRow(NamedTuple):
     due_date: dt.date
     paid_at: dt.datetime | None
     number: str | None
+    subtotal_cents: int
+    tax_cents: int
 
 
 @dataclass(frozen=True)

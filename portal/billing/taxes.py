@@ -118,8 +118,13 @@ class TaxGroup:
 
     @property
     def label(self) -> str:
-        percent = f"{self.percent.normalize():f}" if self.percent else "0"
-        return f"{self.name or 'Tax'} {percent} %"
+        return f"{self.name or 'Tax'} {format_percent(self.percent)} %"
+
+
+def format_percent(value: Decimal | int | str | None) -> str:
+    """Decimal('25.5000') -> '25.5'; Decimal('19.0000') -> '19'; None -> '0'."""
+    number = Decimal(value or 0).normalize()
+    return f"{number:f}" if number else "0"
 
 
 def tax_summary(lines: Any) -> list[TaxGroup]:
