@@ -225,6 +225,12 @@ class Subscription(Base):
         return f"#{self.id} {self.plan.code if self.plan else ''} ({self.status})"
 
 
+def _untaxed_subtotal(context: Any) -> int:
+    """An invoice made without a subtotal: its total less its tax (none given: no tax)."""
+    given = context.get_current_parameters()
+    return int(given.get("total") or 0) - int(given.get("tax_cents") or 0)
+
+
 class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
@@ -277,7 +283,7 @@ class Invoice(Base):
     # The gapless number ("INV-000042"), given once the invoice is final (billing/numbering.py).
     number: Mapped[str | None] = mapped_column(String(40))  # unique: uq_invoices_number
     # The sum of the lines' net amounts and of their tax: total = subtotal + tax (billing/taxes.py).
-    subtotal_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    subtotal_cents: Mapped[int] = mapped_column(BigInteger, default=_untaxed_subtotal, server_default="0")
     tax_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     tax_note: Mapped[str] = mapped_column(Text, default="", server_default="")  # e.g. reverse charge
 
