@@ -54,3 +54,48 @@ def test_billing_details_on_a_phone(served, open_page, make_customer):
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone: {width}px"
     shot(page, "billing-details-phone")
+
+
+@pytest.mark.parametrize("phone", [False, True], ids=["desktop", "phone"])
+def test_a_taxed_invoice_shows_its_lines_tax_and_total(served, open_page, phone):
+    """Reached by clicking: Invoices, then the invoice's number."""
+    from decimal import Decimal
+
+    from werkzeug.security import generate_password_hash
+
+    from portal.billing.settings import BillingSettings
+    from portal.billing.subscriptions import find_plan, subscribe
+    from portal.extensions import db
+    from portal.models import TaxRate, User, utcnow
+
+    app, base = served
+    email, password = f"taxed-{next(_emails)}@example.com", "a long password"
+    with app.app_context():
+        if db.session.query(TaxRate).filter_by(country="FI", active=True).first() is None:
+            db.session.add(TaxRate(name="VAT", percent=Decimal("25.5"), country="FI", inclusive=False, active=True))
+        user = User(
+            email=email,
+            password_hash=generate_password_hash(password),
+            created_at=utcnow(),
+            billing_name="Veikko Virtanen",
+            billing_company="Virtanen Oy",
+            billing_address="Mannerheimintie 1\n00100 Helsinki",
+            billing_country="FI",
+            tax_id="FI20774740",
+        )
+        db.session.add(user)
+        db.session.flush()
+        subscribe(db.session, user, find_plan(db.session, "pro"), utcnow(), BillingSettings(seller_country="FI"))
+        db.session.commit()
+    page = open_page(phone=phone)
+    log_in(page, base, email, password)
+    click(page, "Invoices")
+    page.get_by_role("heading", name="Invoices").first.wait_for()
+    page.get_by_role("link", name="INV-").first.click()
+    page.get_by_role("heading", name="INV-").first.wait_for()
+    text = page.inner_text("main")
+    # (On a phone the table's labels are drawn from data-label attributes, not text.)
+    labels = () if phone else ("Subtotal", "VAT 25.5 % on $29.00")
+    for expected in ("Virtanen Oy", "Tax ID FI20774740", "25.5 %", "$7.40", "$36.40", *labels):
+        assert expected in text, expected
+    shot(page, f"invoice-taxed-{'phone' if phone else 'desktop'}")
