@@ -13,6 +13,14 @@ still waiting, in id order, in the SAME transaction that issued them:
 So a number is used once the transaction commits and never again; a chunk that
 rolls back takes its invoices AND its counter bump with it (no gap); and two workers
 never read the same counter value. Voided invoices keep their number.
+
+Cost: the UPDATE rewrites every invoice a chunk inserted (PostgreSQL re-checks its
+foreign keys too, the row being the transaction's own), about a third of a billing
+run. A faster path, not built: a chunk that gets the counter at once (NOWAIT, inside a
+savepoint) writes the numbers in its INSERT; but it then holds the counter while its
+INSERT may wait on another run's uncommitted invoices for the same periods, and that run
+waits for the counter: a deadlock unless the fast path gives up the counter (rolls
+back to the savepoint) on a lock timeout and falls back to this UPDATE.
 """
 
 from __future__ import annotations
