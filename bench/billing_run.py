@@ -6,7 +6,11 @@ Seeds N customers with one due period each (bulk SQL, in a schema or file of its
 own, dropped after), then times, in one process and one run:
   raw     INSERT ... SELECT of the same invoice rows into a scratch table defined
           exactly as `invoices` (columns, keys, foreign keys, indexes, checks);
-  run     the billing run (invoices + lines + advancing subscriptions, chunked);
+  run     the billing run (invoices + their lines + numbers + advancing
+          subscriptions, chunked), no tax rates configured;
+  taxed   the same run with taxes on: tax rates for three countries (exclusive
+          19 %, inclusive 25.5 %, exclusive 10 %) and one customer in nine an
+          EU business under reverse charge;
   re-run  the same run again (must find nothing to do).
 Prints subscriptions/second for each, the ratios, and the peak RSS of this process.
 """
@@ -30,7 +34,7 @@ from portal.billing.catalog import seed_plans
 from portal.billing.invoicing import ISSUED_COLUMNS, run_billing
 from portal.billing.settings import BillingSettings
 from portal.extensions import db
-from portal.models import Base, Invoice, UTCDateTime
+from portal.models import Base, Invoice, TaxRate, UTCDateTime
 
 AS_OF = dt.datetime(2026, 1, 15, 0, 5, tzinfo=dt.UTC)
 FIRST_ANCHOR = dt.date(2025, 12, 16)  # anchors Dec 16 .. Jan 14: each due exactly once
@@ -72,6 +76,25 @@ def seed(conn, n: int) -> None:
     )
 
 
+def taxes_on(conn) -> None:
+    """Three countries with a rate; customers spread over them, every third an EU business
+    in another member state than the seller (reverse charge)."""
+    conn.execute(
+        sa.insert(TaxRate.__table__),
+        [
+            {"name": "VAT", "percent": 19, "country": "DE", "inclusive": False, "active": True, "created_at": AS_OF},
+            {"name": "VAT", "percent": 25.5, "country": "FI", "inclusive": True, "active": True, "created_at": AS_OF},
+            {"name": "VAT", "percent": 10, "country": "FR", "inclusive": False, "active": True, "created_at": AS_OF},
+        ],
+    )
+    conn.execute(
+        sa.text(
+            "UPDATE users SET billing_country = CASE id % 3 WHEN 0 THEN 'DE' WHEN 1 THEN 'FI' ELSE 'FR' END, "
+            "tax_id = CASE WHEN id % 9 = 0 THEN 'DE136695976' END"
+        )
+    )
+
+
 def scratch_copy_of_invoices(conn) -> sa.Table:
     """A table defined exactly as `invoices` (columns, keys, indexes, checks), empty."""
     md = sa.MetaData(naming_convention=Base.metadata.naming_convention)
@@ -106,6 +129,9 @@ def raw_insert_select(conn) -> float:
             sa.literal("open"),
             sa.literal(AS_OF, UTCDateTime),
             sa.literal(today + dt.timedelta(days=14), sa.Date),
+            p.c.price,
+            sa.literal(0),
+            sa.literal(""),
         )
         .select_from(s.join(p, p.c.id == s.c.plan_id))
         .where(s.c.status != "canceled", s.c.next_period_start <= today),
@@ -116,7 +142,7 @@ def raw_insert_select(conn) -> float:
     return time.perf_counter() - t0
 
 
-def fresh_database(url: str, n: int, chunk: int):
+def fresh_database(url: str, n: int, chunk: int, taxes: bool = False):
     """An app on a new schema (PostgreSQL) or file (SQLite) seeded with n due subscriptions."""
 
     class Fresh:
@@ -150,6 +176,8 @@ def fresh_database(url: str, n: int, chunk: int):
             t0 = time.perf_counter()
             with db.engine.connect() as conn:
                 seed(conn, n)
+                if taxes:
+                    taxes_on(conn)
                 conn.commit()
             self.seconds = time.perf_counter() - t0
             # Settle the new rows (hint bits, statistics) so neither contender pays for it.
@@ -167,7 +195,7 @@ def fresh_database(url: str, n: int, chunk: int):
 
 
 def bench(url: str, n: int, chunk_size: int) -> dict:
-    settings = BillingSettings(chunk_size=chunk_size)
+    settings = BillingSettings(chunk_size=chunk_size, seller_country="FI")
     with fresh_database(url, n, chunk_size) as fresh:
         with db.engine.connect() as conn:
             raw = raw_insert_select(conn)
@@ -182,15 +210,39 @@ def bench(url: str, n: int, chunk_size: int) -> dict:
         rerun = time.perf_counter() - t0
         assert first.invoices == n, f"expected {n} invoices, got {first.invoices}"
         assert second.invoices == 0
+    with fresh_database(url, n, chunk_size, taxes=True):
+        t0 = time.perf_counter()
+        taxed_run = run_billing(db.session, AS_OF, settings, db.session.commit)
+        taxed = time.perf_counter() - t0
+        assert taxed_run.invoices == n
+        check_taxed(n)
     return {
         "seed": seeded,
         "raw": raw,
         "run": run,
+        "taxed": taxed,
         "rerun": rerun,
         "rss_before": rss_before,
         "rss_after": peak_rss_mb(),
         "chunks": first.chunks,
     }
+
+
+def check_taxed(n: int) -> None:
+    """Every invoice numbered 1..n and taxed; total = subtotal + tax; one line each."""
+    numbers, lines, taxed, bad = db.session.execute(
+        sa.text(
+            "SELECT count(DISTINCT number), (SELECT count(*) FROM invoice_lines), "
+            "count(*) FILTER (WHERE tax_cents > 0), count(*) FILTER (WHERE total <> subtotal_cents + tax_cents) "
+            "FROM invoices"
+        )
+        if db.engine.dialect.name == "postgresql"
+        else sa.text(
+            "SELECT count(DISTINCT number), (SELECT count(*) FROM invoice_lines), "
+            "sum(tax_cents > 0), sum(total <> subtotal_cents + tax_cents) FROM invoices"
+        )
+    ).one()
+    assert numbers == lines == n and bad == 0 and taxed > n // 2, (numbers, lines, taxed, bad)
 
 
 def arguments(doc: str) -> argparse.ArgumentParser:
@@ -222,8 +274,11 @@ def main() -> None:
         f"  billing run              {med['run']:8.2f} s  {rate(med['run']):>12,.0f} subs/s  "
         f"({med['chunks']:.0f} chunks)"
     )
+    print(f"  billing run, taxes on    {med['taxed']:8.2f} s  {rate(med['taxed']):>12,.0f} subs/s")
     print(f"  re-run (nothing due)     {med['rerun']:8.3f} s")
     print(f"  run rate / raw rate      {med['raw'] / med['run']:8.2f}   (target >= 0.50)")
+    print(f"  taxed rate / raw rate    {med['raw'] / med['taxed']:8.2f}")
+    print(f"  taxed rate / run rate    {med['run'] / med['taxed']:8.2f}   (taxes on vs no rates)")
     print(f"  re-run / run             {med['rerun'] / med['run']:8.4f}   (target < 0.10)")
     print(f"  peak RSS before run      {med['rss_before']:8.1f} MB, after: {med['rss_after']:.1f} MB")
 

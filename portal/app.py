@@ -17,7 +17,7 @@ from .account.views import bp as account
 from .admin import init_admin
 from .api.views import bp as api
 from .auth.views import bp as auth
-from .billing import documents, invoices, statuses
+from .billing import customers, documents, invoices, statuses, taxes
 from .billing.money import format_money
 from .commands import init_cli
 from .extensions import csrf, db, login_manager, migrate
@@ -114,6 +114,9 @@ def register_templates(app: Flask) -> None:
     app.jinja_env.filters["subscription_status"] = statuses.SUBSCRIPTION_LABELS.__getitem__
     app.jinja_env.filters["payment_status"] = statuses.PAYMENT_LABELS.__getitem__
     app.jinja_env.globals["invoice_statuses"] = statuses.INVOICE_LABELS  # the invoice list's filter chips
+    app.jinja_env.filters["tax_summary"] = taxes.tax_summary  # an invoice's tax per rate
+    app.jinja_env.filters["percent"] = taxes.format_percent
+    app.jinja_env.filters["country_name"] = customers.country_name
     app.jinja_env.tests["payable"] = invoices.is_payable  # {% if invoice is payable %}: the core's answer
     app.jinja_env.globals["targets"] = targets
     # The seller's name, address and logo on every page and mail (SELLER_* settings).

@@ -85,6 +85,10 @@ def from_env() -> dict:
         "BILLING_RETRY_DAYS": _ints("BILLING_RETRY_DAYS", "1,3,5,7"),
         "BILLING_CANCEL_AFTER_DAYS": _int("BILLING_CANCEL_AFTER_DAYS", 0),
         "CHARGE_CHUNK_SIZE": _int("CHARGE_CHUNK_SIZE", 500),
+        # Taxes and invoice numbers (the seller's other details are configured beside these).
+        "SELLER_COUNTRY": os.environ.get("SELLER_COUNTRY", "").strip().upper(),
+        "INVOICE_PREFIX": os.environ.get("INVOICE_PREFIX", "INV").strip() or "INV",
+        "INVOICE_NUMBER_PER_YEAR": _flag("INVOICE_NUMBER_PER_YEAR"),
         # Mail: console unless MAIL_SERVER is set
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
         "MAIL_PORT": _int("MAIL_PORT", 25),
@@ -110,11 +114,9 @@ def from_env() -> dict:
         "SELLER_NAME": os.environ.get("SELLER_NAME") or DEFAULT_NAME,
         "SELLER_LEGAL_NAME": os.environ.get("SELLER_LEGAL_NAME", ""),
         "SELLER_ADDRESS": os.environ.get("SELLER_ADDRESS", ""),
-        "SELLER_COUNTRY": os.environ.get("SELLER_COUNTRY", ""),
         "SELLER_TAX_ID": os.environ.get("SELLER_TAX_ID", ""),
         "SELLER_EMAIL": os.environ.get("SELLER_EMAIL", ""),
         "SELLER_LOGO": os.environ.get("SELLER_LOGO", ""),
-        "INVOICE_PREFIX": os.environ.get("INVOICE_PREFIX", "INV-"),
         # Rate limits (Flask-Limiter notation: "300/minute", "10/minute;100/hour"); counted in
         # Redis when REDIS_URL or RATELIMIT_STORAGE_URI is set, else in each process's memory.
         "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT") or "300/minute",

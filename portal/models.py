@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from sqlalchemy import (
@@ -21,6 +22,8 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -130,6 +133,12 @@ class User(Base):
     stripe_customer_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     # Signed up, but has not opened the emailed link yet: cannot log in.
     awaiting_confirmation: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # Billing details printed on the customer's invoices (billing/customers.py checks them).
+    billing_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    billing_company: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    billing_address: Mapped[str] = mapped_column(Text, default="", server_default="")
+    billing_country: Mapped[str | None] = mapped_column(String(2))  # ISO 3166 alpha-2, upper case
+    tax_id: Mapped[str | None] = mapped_column(String(40))  # normalised by python-stdnum (EU VAT: with prefix)
 
     subscriptions: Mapped[list[Subscription]] = relationship(back_populates="user", foreign_keys="Subscription.user_id")
 
@@ -236,6 +245,12 @@ class Subscription(Base):
         return f"#{self.id} {self.plan.code if self.plan else ''} ({self.status})"
 
 
+def _untaxed_subtotal(context: Any) -> int:
+    """An invoice made without a subtotal: its total less its tax (none given: no tax)."""
+    given = context.get_current_parameters()
+    return int(given.get("total") or 0) - int(given.get("tax_cents") or 0)
+
+
 class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
@@ -253,23 +268,30 @@ class Invoice(Base):
         ),
         Index("ix_invoices_user", "user_id", "id"),
         Index("ix_invoices_status_due", "status", "due_date"),
-        {"sqlite_autoincrement": True},  # numbers never reused
+        # The invoices still waiting for their number (billing/numbering.py): few at any time.
+        Index(
+            "ix_invoices_unnumbered",
+            "id",
+            postgresql_where=text("number IS NULL"),
+            sqlite_where=text("number IS NULL"),
+        ),
+        Index("uq_invoices_number", "number", unique=True),
+        CheckConstraint("total = subtotal_cents + tax_cents", name="total_is_sum"),
+        {"sqlite_autoincrement": True},  # ids never reused
     )
 
-    # The id is the invoice number: allocated atomically by the database,
-    # unique and increasing, even when many workers issue invoices at once.
+    # The id is the invoice's address (URLs); `number` is what people see.
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
     plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"))
     kind: Mapped[str] = mapped_column(String(16), default=KIND_PERIOD)
-    # What the invoice is for, as it read when issued ("Pro plan"). A period
-    # invoice is this one charge; only invoices with several charges (prorations,
-    # manual adjustments) store InvoiceLine rows.
+    # What the invoice is for, as it read when issued ("Pro plan"). Its charges are
+    # its InvoiceLine rows (a period invoice has one, a proration one or more).
     description: Mapped[str] = mapped_column(String(255), default="")
     period_start: Mapped[dt.date] = mapped_column(Date)
     period_end: Mapped[dt.date] = mapped_column(Date)
-    total: Mapped[int] = mapped_column(BigInteger)  # minor units
+    total: Mapped[int] = mapped_column(BigInteger)  # minor units: what the customer pays, tax included
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(16), default=INV_OPEN)
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
@@ -278,6 +300,12 @@ class Invoice(Base):
     voided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # The latest checkout started for it, reused while still open (no double sessions).
     checkout_ref: Mapped[str | None] = mapped_column(String(255))
+    # The gapless number ("INV-000042"), given once the invoice is final (billing/numbering.py).
+    number: Mapped[str | None] = mapped_column(String(40))  # unique: uq_invoices_number
+    # The sum of the lines' net amounts and of their tax: total = subtotal + tax (billing/taxes.py).
+    subtotal_cents: Mapped[int] = mapped_column(BigInteger, default=_untaxed_subtotal, server_default="0")
+    tax_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    tax_note: Mapped[str] = mapped_column(Text, default="", server_default="")  # e.g. reverse charge
 
     user: Mapped[User] = relationship()
     subscription: Mapped[Subscription | None] = relationship()
@@ -287,40 +315,11 @@ class Invoice(Base):
     notices: Mapped[list[Notification]] = relationship(viewonly=True, order_by="Notification.id")
 
     @property
-    def number(self) -> str:
-        return format_invoice_number(self.id)
-
-    @property
     def display_lines(self) -> list[InvoiceLine]:
-        """The stored lines, or the single charge a period invoice stands for."""
-        if self.lines:
-            return list(self.lines)
-        return [
-            InvoiceLine(
-                position=1,
-                description=self.description,
-                quantity=1,
-                unit_amount=self.total,
-                amount=self.total,
-                period_start=self.period_start,
-                period_end=self.period_end,
-            )
-        ]
+        return list(self.lines)
 
     def __str__(self) -> str:
-        return self.number
-
-
-def format_invoice_number(invoice_id: int) -> str:
-    return f"INV-{invoice_id:06d}"
-
-
-def parse_invoice_number(text_: str) -> int | None:
-    """'INV-000042', 'inv-42' or '42' -> 42; anything else -> None."""
-    digits = text_.strip().upper().removeprefix("INV-").removeprefix("INV")
-    if not (digits.isascii() and digits.isdigit()) or int(digits) >= 2**63:
-        return None  # '²' or past BIGINT: no invoice has that number
-    return int(digits)
+        return self.number or f"draft #{self.id}"
 
 
 class InvoiceLine(Base):
@@ -333,9 +332,13 @@ class InvoiceLine(Base):
     description: Mapped[str] = mapped_column(String(255))
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     unit_amount: Mapped[int] = mapped_column(BigInteger)
-    amount: Mapped[int] = mapped_column(BigInteger)
+    amount: Mapped[int] = mapped_column(BigInteger)  # net: quantity x unit_amount, tax not included
     period_start: Mapped[dt.date | None] = mapped_column(Date)
     period_end: Mapped[dt.date | None] = mapped_column(Date)
+    # The line's tax (billing/taxes.py), its rate and name as they were when issued.
+    tax_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    tax_rate_percent: Mapped[Decimal] = mapped_column(Numeric(7, 4), default=Decimal(0), server_default="0")
+    tax_name: Mapped[str] = mapped_column(String(80), default="", server_default="")
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
 
@@ -770,3 +773,47 @@ class WebhookAttempt(Base):
     response_body: Mapped[str] = mapped_column(String(1000), default="")
     error: Mapped[str | None] = mapped_column(String(500))
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TaxRate(Base):
+    """A tax rate staff manage: it applies to customers whose billing country is `country`."""
+
+    __tablename__ = "tax_rates"
+    __table_args__ = (
+        CheckConstraint("percent >= 0 AND percent <= 100", name="percent_range"),
+        CheckConstraint("length(country) = 2", name="country_code"),
+        # One active rate per country: the billing run must never have to choose.
+        Index(
+            "uq_tax_rates_active_country",
+            "country",
+            unique=True,
+            postgresql_where=text("active"),
+            sqlite_where=text("active"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))  # "VAT", "MwSt."
+    percent: Mapped[Decimal] = mapped_column(Numeric(7, 4))  # 25.5 means 25.5 %
+    country: Mapped[str] = mapped_column(String(2))
+    inclusive: Mapped[bool] = mapped_column(Boolean, default=False)  # prices already include it
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.percent.normalize():f} % ({self.country})"
+
+
+class InvoiceNumberCounter(Base):
+    """The last invoice number given per prefix (and year, 0 when numbers run on across years).
+
+    Locked (SELECT ... FOR UPDATE) and bumped in the transaction that numbers invoices:
+    a rolled-back transaction gives its numbers back, so the sequence has no gaps.
+    """
+
+    __tablename__ = "invoice_number_counters"
+    __table_args__ = (PrimaryKeyConstraint("prefix", "year"),)
+
+    prefix: Mapped[str] = mapped_column(String(20))
+    year: Mapped[int] = mapped_column(Integer)
+    last_number: Mapped[int] = mapped_column(BigInteger, default=0)

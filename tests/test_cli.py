@@ -102,6 +102,10 @@ def test_invoices_export_csv_and_json(runner, session, make_user, settings):
             "status": "open",
             "due_date": "2024-01-24",
             "paid_at": "",
+            "subtotal": "2900",
+            "tax": "0",
+            "billing_country": "",
+            "tax_id": "",
         }
     ]
     data = json.loads(runner.invoke(args=["invoices", "export", "--format", "json"]).output)

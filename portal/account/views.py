@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
 
 from .. import inputs, runtime, tokens
+from ..billing import customers
 from ..billing.collection import attempts_of, collection_status, default_card
 from ..billing.documents import INVOICE, RECEIPT, invoice_document
 from ..billing.errors import BillingError
@@ -30,7 +33,7 @@ from ..models import SUB_TRIALING
 from ..runtime import billing_settings, now
 from ..web import page_or_partial, see_other, targets
 from . import queries
-from .forms import PlanForm, TokenForm
+from .forms import BillingDetailsForm, PlanForm, TokenForm
 
 bp = Blueprint("account", __name__)
 
@@ -199,6 +202,43 @@ def change_plan_view():
         )
 
     return _act(act)
+
+
+@bp.route("/account/billing", methods=["GET", "POST"])
+@login_required
+def billing_details():
+    """The name, address, country and tax ID printed on the customer's invoices."""
+    form = BillingDetailsForm(obj=None if request.method == "POST" else _details_form_data(current_user))
+    form.country.choices = [("", "Choose a country…"), *customers.countries()]
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            if "csrf_token" in form.errors:
+                abort(400)
+        else:
+            errors = customers.update_details(db.session, current_user, _submitted(form))
+            if not errors:
+                flash("Your billing details are saved; they appear on your next invoices.", "success")
+                return see_other(url_for("account.billing_details"))
+            for name, message in errors.items():
+                form[name].errors = [*form[name].errors, message]
+    html = render_template("account/billing.html", form=form)
+    return html, 422 if form.errors else 200
+
+
+def _details_form_data(user):
+    """The saved details under the form's field names."""
+    details = customers.details_of(user)
+    return SimpleNamespace(
+        name=details.name,
+        company=details.company,
+        address=details.address,
+        country=details.country or "",
+        tax_id=details.tax_id or "",
+    )
+
+
+def _submitted(form: BillingDetailsForm) -> dict:
+    return {name: form[name].data or "" for name in ("name", "company", "address", "country", "tax_id")}
 
 
 @bp.route("/invoices")

@@ -1,6 +1,6 @@
 """The staff console: Flask-Admin views, built per app in init_admin(app).
 
-One module per job: base (access, the model view base, formatters), customers, plans,
+One module per job: base (access, the model view base, formatters), customers, plans, taxes,
 subscriptions, invoices, records (read-only), jobs, webhooks (outbound), dashboard. Staff actions call the
 billing core, which writes their audit entries; the request's unit of work commits.
 """
@@ -12,7 +12,18 @@ from flask_admin.theme import Bootstrap4Theme
 
 from ..billing.seller import Seller
 from ..extensions import db
-from ..models import AuditEntry, Invoice, Notification, Payment, Plan, ServerKey, Subscription, User, WebhookEvent
+from ..models import (
+    AuditEntry,
+    Invoice,
+    Notification,
+    Payment,
+    Plan,
+    ServerKey,
+    Subscription,
+    TaxRate,
+    User,
+    WebhookEvent,
+)
 from ..security import csp_nonce
 from .customers import UserView
 from .dashboard import Dashboard
@@ -22,6 +33,7 @@ from .plans import PlanView
 from .records import AuditView, NotificationView, PaymentView, WebhookEventView
 from .server_keys import ServerKeyView
 from .subscriptions import SubscriptionView
+from .taxes import TaxRateView
 from .webhooks import WebhooksView
 
 
@@ -36,6 +48,7 @@ def init_admin(app) -> Admin:
     for view in (
         UserView(User, db, name="Users"),
         PlanView(Plan, db, name="Plans"),
+        TaxRateView(TaxRate, db, name="Tax rates", endpoint="taxrate"),
         SubscriptionView(Subscription, db, name="Subscriptions"),
         InvoiceView(Invoice, db, name="Invoices"),
         PaymentView(Payment, db, name="Payments"),

@@ -21,7 +21,7 @@ from ..documents import pdf
 from ..extensions import db
 from ..inputs import int64
 from ..jobs import queues, tasks
-from ..models import Invoice, parse_invoice_number
+from ..models import Invoice
 from ..payments.collect import card_provider, charge_invoice
 from ..runtime import billing_settings, now, seller
 from .base import StaffModelView, ids_of, money
@@ -40,7 +40,13 @@ class InvoiceView(StaffModelView):
     column_choices = {"status": list(INVOICE_LABELS.items())}
     column_searchable_list = ("user.email",)
     search_placeholder = lambda self: "Invoice number or customer email"  # noqa: E731
-    column_formatters = {"total": money, "number": lambda v, c, m, n: m.number}
+    column_formatters = {
+        "total": money,
+        "subtotal_cents": money,
+        "tax_cents": money,
+        "number": lambda v, c, m, n: m.number,
+    }
+    column_labels = {"subtotal_cents": "Subtotal", "tax_cents": "Tax", "tax_note": "Tax note"}
     column_details_list = (
         "number",
         "user",
@@ -48,7 +54,10 @@ class InvoiceView(StaffModelView):
         "description",
         "period_start",
         "period_end",
+        "subtotal_cents",
+        "tax_cents",
         "total",
+        "tax_note",
         "currency",
         "status",
         "issued_at",
@@ -60,9 +69,14 @@ class InvoiceView(StaffModelView):
     details_template = "staff/invoice_details.html"
 
     def _apply_search(self, query, count_query, joins, count_joins, search):
-        number = parse_invoice_number(search)
-        if number is not None:
-            return query.filter(Invoice.id == number), count_query.filter(Invoice.id == number), joins, count_joins
+        number = search.strip().upper()
+        if number and db.session.scalar(select(Invoice.id).where(Invoice.number == number)) is not None:
+            return (
+                query.filter(Invoice.number == number),
+                count_query.filter(Invoice.number == number),
+                joins,
+                count_joins,
+            )
         return super()._apply_search(query, count_query, joins, count_joins, search)
 
     def _selected(self, ids) -> Sequence[Invoice]:

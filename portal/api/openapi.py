@@ -121,19 +121,42 @@ SCHEMAS = {
         ],
         "properties": {
             "id": {"type": "integer"},
-            "number": {"type": "string", "pattern": "^INV-[0-9]{6,}$"},
+            "number": {
+                "type": "string",
+                "description": "The gapless invoice number (INVOICE_PREFIX, e.g. INV-000042 or INV-2026-000042)",
+            },
             "status": {"enum": list(INV_STATUSES)},
             "kind": {"enum": ["period", "proration"]},
             "description": {"type": "string"},
             "period_start": DATE,
             "period_end": DATE,
-            "total": {"type": "integer", "minimum": 0, "description": "minor units"},
+            "total": {"type": "integer", "minimum": 0, "description": "minor units, tax included: what is charged"},
+            "subtotal": {"type": "integer", "minimum": 0, "description": "minor units: the lines' net amounts"},
+            "tax": {"type": "integer", "minimum": 0, "description": "minor units: the sum of the lines' tax"},
+            "tax_note": {"type": ["string", "null"], "description": "e.g. the EU reverse-charge note"},
             "currency": {"type": "string", "minLength": 3, "maxLength": 3},
             "total_display": {"type": "string"},
             "issued_at": DATETIME,
             "due_date": DATE,
             "paid_at": {"type": ["string", "null"], "format": "date-time"},
-            "lines": {"type": "array", "items": {"type": "object", "required": ["description", "amount"]}},
+            "lines": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["description", "quantity", "unit_amount", "amount", "tax", "tax_rate_percent"],
+                    "properties": {
+                        "description": {"type": "string"},
+                        "quantity": {"type": "integer"},
+                        "unit_amount": {"type": "integer", "description": "minor units, net"},
+                        "amount": {"type": "integer", "description": "minor units, net"},
+                        "period_start": {"type": ["string", "null"], "format": "date"},
+                        "period_end": {"type": ["string", "null"], "format": "date"},
+                        "tax": {"type": "integer", "description": "minor units, rounded half up per line"},
+                        "tax_rate_percent": {"type": "string", "examples": ["25.5"]},
+                        "tax_name": {"type": "string"},
+                    },
+                },
+            },
             "payments": {"type": "array", "items": {"type": "object", "required": ["provider", "amount", "status"]}},
             "payment_attempts": {
                 "type": "array",
@@ -151,6 +174,22 @@ SCHEMAS = {
             "page": {"type": "integer"},
             "per_page": {"type": "integer"},
             "total": {"type": "integer"},
+        },
+    },
+    "BillingDetails": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "company", "address", "country", "tax_id"],
+        "properties": {
+            "name": {"type": "string", "maxLength": 200},
+            "company": {"type": "string", "maxLength": 200},
+            "address": {"type": "string", "maxLength": 1000},
+            "country": {"type": ["string", "null"], "pattern": "^[A-Z]{2}$", "description": "ISO 3166 alpha-2"},
+            "tax_id": {
+                "type": ["string", "null"],
+                "description": "Normalised (an EU VAT ID with its country prefix, e.g. DE136695976); "
+                "checked for format only, no online lookup",
+            },
         },
     },
     "Plan": {
@@ -505,6 +544,34 @@ def spec() -> dict:
                     _body({"email": {"type": "string", "format": "email"}, "name": {"type": "string"}}, ["email"]),
                     created=True,
                 ),
+            },
+            "/api/billing-details/": {
+                **_get(
+                    "getBillingDetails",
+                    "Your billing details (printed on your invoices; the country decides the tax)",
+                    ("BillingDetails", "Your billing details"),
+                ),
+                "patch": {
+                    "summary": "Change your billing details: the fields sent, null or empty clears one",
+                    "operationId": "updateBillingDetails",
+                    "requestBody": {
+                        **_body(
+                            {
+                                "name": {"type": ["string", "null"]},
+                                "company": {"type": ["string", "null"]},
+                                "address": {"type": ["string", "null"]},
+                                "country": {"type": ["string", "null"], "examples": ["DE"]},
+                                "tax_id": {"type": ["string", "null"], "examples": ["DE 136 695 976"]},
+                            },
+                            [],
+                        ),
+                        "required": False,
+                    },
+                    "responses": {
+                        "200": _json("BillingDetails", "Saved"),
+                        **_errors(400, 401, 403, 413, 415, 422, 429),
+                    },
+                },
             },
             "/api/customers/{customer_id}/": _get(
                 "getCustomer", "One customer", ("Customer", "The customer"), 404, params=[CUSTOMER_ID]

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from wtforms import ValidationError
 
 from .. import idempotency, inputs, limits, tokens
-from ..billing import entitlements
+from ..billing import customers, entitlements
 from ..billing.collection import attempts_of, default_card
 from ..billing.documents import INVOICE, RECEIPT, invoice_document
 from ..billing.errors import BillingError
@@ -32,6 +32,7 @@ from ..billing.subscriptions import (
     subscribe,
     unpause,
 )
+from ..billing.taxes import format_percent
 from ..documents import pdf
 from ..extensions import csrf, db
 from ..models import INV_STATUSES, SCOPE_WRITE, Invoice, Plan, ServerKey, Subscription, User
@@ -202,7 +203,7 @@ def body() -> dict:
 
 
 def invoice_json(inv: Invoice | InvoiceRow, detail: bool = False) -> dict[str, Any]:
-    out = {
+    out: dict[str, Any] = {
         "id": inv.id,
         "number": inv.number,
         "status": inv.status,
@@ -211,6 +212,8 @@ def invoice_json(inv: Invoice | InvoiceRow, detail: bool = False) -> dict[str, A
         "period_start": inv.period_start.isoformat(),
         "period_end": inv.period_end.isoformat(),
         "total": inv.total,
+        "subtotal": inv.subtotal_cents,
+        "tax": inv.tax_cents,
         "currency": inv.currency,
         "total_display": format_money(inv.total, inv.currency),
         "issued_at": inv.issued_at.isoformat(),
@@ -226,9 +229,13 @@ def invoice_json(inv: Invoice | InvoiceRow, detail: bool = False) -> dict[str, A
                 "amount": line.amount,
                 "period_start": line.period_start.isoformat() if line.period_start else None,
                 "period_end": line.period_end.isoformat() if line.period_end else None,
+                "tax": line.tax_cents,
+                "tax_rate_percent": format_percent(line.tax_rate_percent),
+                "tax_name": line.tax_name,
             }
             for line in inv.display_lines
         ]
+        out["tax_note"] = inv.tax_note or None
         out["payments"] = [
             {
                 "id": p.id,
@@ -527,6 +534,42 @@ def api_receipt_pdf(invoice_id: int):
     if not doc.is_paid:
         raise ApiError(404, "not_paid", "This invoice is not paid: it has no receipt yet.")
     return pdf.download(doc, RECEIPT)
+
+
+def billing_details_json(user) -> dict[str, Any]:
+    details = customers.details_of(user)
+    return {
+        "name": details.name,
+        "company": details.company,
+        "address": details.address,
+        "country": details.country,
+        "tax_id": details.tax_id,
+    }
+
+
+@route("GET", "/billing-details/")
+@api_auth
+def api_billing_details():
+    return jsonify(billing_details_json(g.api_user))
+
+
+@route("PATCH", "/billing-details/")
+@api_auth
+def api_update_billing_details():
+    """Change the fields sent (null or "" clears one); the others stay as they are."""
+    data = body()
+    unknown = sorted(set(data) - set(customers.DETAIL_FIELDS))
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid",
+            f"Unknown field(s): {', '.join(unknown)}; send any of: {', '.join(customers.DETAIL_FIELDS)}.",
+        )
+    merged = {**billing_details_json(g.api_user), **{k: ("" if v is None else v) for k, v in data.items()}}
+    errors = customers.update_details(db.session, g.api_user, merged)
+    if errors:
+        raise ApiError(422, "invalid", " ".join(f"{field}: {message}" for field, message in errors.items()))
+    return jsonify(billing_details_json(g.api_user))
 
 
 @route("POST", "/pay/")

@@ -397,9 +397,7 @@ def end_unpaid(session: DbSession, now: dt.datetime, settings: BillingSettings) 
     ending = and_(S.c.status == SUB_PAST_DUE, S.c.id.in_(exhausted))
     events.emit_ending(session, ending, now)
     result = session.execute(
-        update(S)
-        .where(ending)
-        .values(status=SUB_CANCELED, canceled_at=now, ended_at=now, cancel_at_period_end=False)
+        update(S).where(ending).values(status=SUB_CANCELED, canceled_at=now, ended_at=now, cancel_at_period_end=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

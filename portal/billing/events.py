@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import CTE, ColumnElement, Select, and_, literal, null, select, update
+from sqlalchemy import ColumnElement, Select, and_, literal, null, select, update
 
 from ..models import (
     INV_OVERDUE,
@@ -34,9 +34,8 @@ from ..models import (
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEndpointEvent,
-    format_invoice_number,
 )
-from .sql import const, insert_ignoring_duplicates, invoice_number_sql, json_bool_sql, json_object_sql, rows_changed
+from .sql import const, insert_ignoring_duplicates, json_bool_sql, json_object_sql, rows_changed
 
 CUSTOMER_CREATED = "customer.created"
 SUBSCRIPTION_CREATED = "subscription.created"
@@ -141,11 +140,13 @@ def subscription_data(sub: Subscription) -> dict[str, Any]:
 def invoice_data(invoice: Invoice) -> dict[str, Any]:
     return {
         "id": invoice.id,
-        "number": format_invoice_number(invoice.id),
+        "number": invoice.number,
         "customer_id": invoice.user_id,
         "subscription_id": invoice.subscription_id,
         "kind": invoice.kind,
         "status": invoice.status,
+        "subtotal": invoice.subtotal_cents,
+        "tax": invoice.tax_cents,
         "total": invoice.total,
         "currency": invoice.currency,
         "period_start": invoice.period_start,
@@ -154,22 +155,17 @@ def invoice_data(invoice: Invoice) -> dict[str, Any]:
     }
 
 
-# The invoice columns invoice_data() reads (and the billing run's INSERT returns).
-ISSUED_EVENT_COLUMNS = (
-    "id", "user_id", "subscription_id", "plan_id", "kind", "status", "total", "currency",
-    "period_start", "period_end", "due_date",
-)  # fmt: skip
-
-
 def _invoice_sql(status: ColumnElement[Any] | None = None, c: Any = I.c) -> ColumnElement[str]:
     """invoice_data() of each invoice row (of `c`: the table's columns, or a CTE's), built by the database."""
     return json_object_sql(
         const("id"), c.id,
-        const("number"), invoice_number_sql(c.id),
+        const("number"), c.number,
         const("customer_id"), c.user_id,
         const("subscription_id"), c.subscription_id,
         const("kind"), c.kind,
         const("status"), c.status if status is None else status,
+        const("subtotal"), c.subtotal_cents,
+        const("tax"), c.tax_cents,
         const("total"), c.total,
         const("currency"), c.currency,
         const("period_start"), c.period_start,
@@ -224,18 +220,6 @@ def emit_issued(session: DbSession, lo: int, hi: int, now: dt.datetime) -> int:
         )
         .order_by(I.c.id),
     )
-
-
-def issued_events_cte(session: DbSession, issued: CTE, now: dt.datetime) -> CTE:
-    """PostgreSQL: invoice.issued for each row of `issued` (an INSERT ... RETURNING of invoices),
-    as a data-modifying CTE to add to the billing run's statement."""
-    rows = select(
-        literal(INVOICE_ISSUED),
-        _invoice_sql(c=issued.c),
-        _key(INVOICE_ISSUED, issued.c.id),
-        literal(now, UTCDateTime),
-    ).order_by(issued.c.id)
-    return insert_ignoring_duplicates(session, E).from_select(EVENT_COLUMNS, rows).cte("issued_events")
 
 
 def emit_becoming_overdue(session: DbSession, becoming: ColumnElement[bool], now: dt.datetime) -> int:

@@ -21,6 +21,10 @@ EXPORT_FIELDS = (
     "status",
     "due_date",
     "paid_at",
+    "subtotal",
+    "tax",
+    "billing_country",
+    "tax_id",
 )
 
 # A spreadsheet runs a cell that begins with one of these as a formula (CSV injection).
@@ -31,7 +35,7 @@ def export_rows(session: DbSession) -> Iterator[dict[str, Any]]:
     """One dict per invoice, keyed by EXPORT_FIELDS, dates as ISO text; streamed in batches."""
     query = (
         select(
-            Invoice.id,
+            Invoice.number,
             User.email,
             Plan.code,
             Invoice.period_start,
@@ -41,15 +45,17 @@ def export_rows(session: DbSession) -> Iterator[dict[str, Any]]:
             Invoice.status,
             Invoice.due_date,
             Invoice.paid_at,
+            Invoice.subtotal_cents,
+            Invoice.tax_cents,
+            User.billing_country,
+            User.tax_id,
         )
         .join(User, User.id == Invoice.user_id)
         .outerjoin(Plan, Plan.id == Invoice.plan_id)
         .order_by(Invoice.id)
         .execution_options(yield_per=5000)
     )
-    for row in session.execute(query):
-        number, *rest = row
-        values = [f"INV-{number:06d}", *rest]
+    for values in session.execute(query):
         yield {
             k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v)
             for k, v in zip(EXPORT_FIELDS, values, strict=True)

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Select, bindparam, func, literal_column, select, union_all
 
-from ..models import INV_PAYABLE, INV_STATUSES, DbSession, Invoice, format_invoice_number
+from ..models import INV_PAYABLE, INV_STATUSES, DbSession, Invoice
 
 PER_PAGE = 10
 UNPAID = "unpaid"  # a filter of its own: open and overdue together
@@ -48,10 +48,9 @@ class InvoiceRow(NamedTuple):
     issued_at: dt.datetime
     due_date: dt.date
     paid_at: dt.datetime | None
-
-    @property
-    def number(self) -> str:
-        return format_invoice_number(self.id)
+    number: str | None
+    subtotal_cents: int
+    tax_cents: int
 
 
 @dataclass(frozen=True)

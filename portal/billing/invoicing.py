@@ -1,10 +1,12 @@
 """The billing run: issue every due period's invoice, catch up, end cancelled subs.
 
 The run is set-based: a chunk of subscriptions (an id range) is billed with a few
-INSERT ... SELECT and UPDATE statements (on PostgreSQL, one statement does both),
-one transaction per chunk. It is idempotent and restartable because the database
-refuses a second invoice for a period (uq_invoices_period) and a subscription only
-advances past a period whose invoice exists. Two runs at once, a re-run, or a run after a crash bill each period once.
+INSERT ... SELECT and UPDATE statements (on PostgreSQL, one statement writes the
+invoices, their lines with their tax, and advances the subscriptions), one
+transaction per chunk, whose last step numbers the new invoices (billing/numbering.py).
+It is idempotent and restartable because the database refuses a second invoice for a
+period (uq_invoices_period) and a subscription only advances past a period whose
+invoice exists. Two runs at once, a re-run, or a run after a crash bill each period once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Update, and_, case, func, literal, select, update
+from sqlalchemy import ColumnElement, Insert, Select, Update, and_, case, func, insert, literal, select, update
 
 from ..models import (
     INV_OPEN,
@@ -24,22 +26,33 @@ from ..models import (
     SUB_TRIALING,
     DbSession,
     Invoice,
+    InvoiceLine,
     Plan,
     Subscription,
+    User,
     UTCDateTime,
 )
-from . import events
+from . import events, taxes
+from .numbering import assign_numbers
 from .settings import BillingSettings
 from .sql import add_months_sql, const, insert_ignoring_duplicates, rows_changed, supports_dml_in_cte
 
 S = Subscription.__table__
 I = Invoice.__table__  # noqa: E741
 P = Plan.__table__
+U = User.__table__
+L = InvoiceLine.__table__
 
 # The columns a run writes for each invoice it issues (the benchmark's raw baseline writes the same).
 ISSUED_COLUMNS = [
     "user_id", "subscription_id", "plan_id", "kind", "description", "period_start",
     "period_end", "total", "currency", "status", "issued_at", "due_date",
+    "subtotal_cents", "tax_cents", "tax_note",
+]  # fmt: skip
+# ... and for its one line.
+LINE_COLUMNS = [
+    "invoice_id", "position", "description", "quantity", "unit_amount", "amount",
+    "period_start", "period_end", "tax_cents", "tax_rate_percent", "tax_name",
 ]  # fmt: skip
 
 # The plan and end of a subscription's next period: a pending downgrade applies
@@ -106,52 +119,110 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
         result.invoices += issued
         if not issued and not _advance_past_billed_periods(session, renewing):
             break
-    if result.invoices and not supports_dml_in_cte(session):
-        # One INSERT ... SELECT for the chunk's invoices (PostgreSQL wrote them with the invoices).
+    if result.invoices:
+        # Numbers last, in this chunk's transaction: the counter stays locked only for
+        # the moment between here and the caller's commit. The invoice.issued events
+        # follow, so each carries its number.
+        assign_numbers(session, settings)
         events.emit_issued(session, lo, hi, now)
     return result
+
+
+def _priced(renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSettings) -> Select[Any]:
+    """The next period's invoice of each `renewing` subscription, its one line and its tax."""
+    price = P.c.price  # one unit of the plan per period
+    rates = taxes.sql_active_rates()
+    tax = taxes.sql_line_tax(price, U, rates, settings.seller_country)
+    return (
+        select(
+            S.c.user_id,
+            S.c.id.label("subscription_id"),
+            P.c.id.label("plan_id"),
+            literal(KIND_PERIOD).label("kind"),
+            P.c.name.concat(" plan").label("description"),
+            S.c.next_period_start.label("period_start"),
+            NEXT_PERIOD_END.label("period_end"),
+            (tax.net + tax.tax).label("total"),
+            P.c.currency,
+            literal(INV_OPEN).label("status"),
+            literal(now, UTCDateTime).label("issued_at"),
+            literal(now.date() + dt.timedelta(days=settings.due_days), I.c.due_date.type).label("due_date"),
+            tax.net.label("subtotal_cents"),
+            tax.tax.label("tax_cents"),
+            tax.note.label("tax_note"),
+            tax.percent.label("tax_rate_percent"),
+            tax.name.label("tax_name"),
+        )
+        .select_from(
+            S.join(P, P.c.id == NEXT_PLAN)
+            .join(U, U.c.id == S.c.user_id)
+            .outerjoin(rates, taxes.sql_rate_join(U, rates, settings.seller_country))
+        )
+        .where(renewing)
+    )
+
+
+def _lines_from(source: Any, invoice_id: ColumnElement[Any], priced: Any) -> Insert:
+    """INSERT the one line of each invoice just issued (`source` joins its id to its priced row)."""
+    return insert(L).from_select(
+        LINE_COLUMNS,
+        select(
+            invoice_id,
+            literal(1),
+            priced.c.description,
+            literal(1),
+            priced.c.subtotal_cents,
+            priced.c.subtotal_cents,
+            priced.c.period_start,
+            priced.c.period_end,
+            priced.c.tax_cents,
+            priced.c.tax_rate_percent,
+            priced.c.tax_name,
+        ).select_from(source),
+    )
 
 
 def _issue_next_periods(
     session: DbSession, renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSettings
 ) -> int:
-    """Invoice the next period of each `renewing` subscription and advance it past that period.
+    """Invoice the next period of each `renewing` subscription, with its line and tax, and
+    advance it past that period.
 
     Returns how many were invoiced; a period invoiced already (a concurrent run
     won the insert) is not invoiced again.
     """
-    insert = insert_ignoring_duplicates(session, I).from_select(
-        ISSUED_COLUMNS,
-        select(
-            S.c.user_id,
-            S.c.id,
-            P.c.id,
-            literal(KIND_PERIOD),
-            P.c.name.concat(" plan"),
-            S.c.next_period_start,
-            NEXT_PERIOD_END,
-            P.c.price,
-            P.c.currency,
-            literal(INV_OPEN),
-            literal(now, UTCDateTime),
-            literal(now.date() + dt.timedelta(days=settings.due_days), I.c.due_date.type),
-        )
-        .select_from(S.join(P, P.c.id == NEXT_PLAN))
-        .where(renewing),
-    )
+    priced = _priced(renewing, now, settings)
     if supports_dml_in_cte(session):
-        # One statement: the subscriptions advanced are exactly the invoices this
-        # statement inserted, with no lookup of invoices (whose statistics lag
-        # far behind during a big run and mislead the planner).
-        # The invoice.issued events are written by the same statement, from the rows
-        # it inserted (a data-modifying CTE runs whether or not it is referenced).
-        issued = insert.returning(*(I.c[name] for name in events.ISSUED_EVENT_COLUMNS)).cte("issued")
-        advance = _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end)
-        count = rows_changed(session, advance.add_cte(events.issued_events_cte(session, issued, now)))
-        if count:
-            session.info[events.EMITTED] = True
-        return count
-    count = max(rows_changed(session, insert), 0)
+        # One statement: the subscriptions advanced and the lines written are exactly the
+        # invoices this statement inserted, with no lookup of invoices (whose statistics
+        # lag far behind during a big run and mislead the planner).
+        rows = priced.cte("priced")
+        issued = (
+            insert_ignoring_duplicates(session, I)
+            .from_select(ISSUED_COLUMNS, select(*(rows.c[name] for name in ISSUED_COLUMNS)))
+            .returning(I.c.id, I.c.subscription_id, I.c.plan_id, I.c.period_end)
+            .cte("issued")
+        )
+        lines = (
+            _lines_from(issued.join(rows, rows.c.subscription_id == issued.c.subscription_id), issued.c.id, rows)
+            .returning(L.c.id)
+            .cte("lined")
+        )
+        return rows_changed(
+            session,
+            _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end).add_cte(lines),
+        )
+    before = session.scalar(select(func.coalesce(func.max(I.c.id), 0)))
+    # (The select itself, not a subquery of it: SQLite would read `ON CONFLICT` after a
+    # subquery's alias as a join condition.)
+    insert_invoices = insert_ignoring_duplicates(session, I).from_select(
+        ISSUED_COLUMNS, priced.with_only_columns(*(priced.selected_columns[name] for name in ISSUED_COLUMNS))
+    )
+    count = max(rows_changed(session, insert_invoices), 0)
+    if count:
+        just_priced = priced.subquery("priced")
+        new = I.join(just_priced, and_(just_priced.c.subscription_id == I.c.subscription_id, I.c.id > before))
+        session.execute(_lines_from(new, I.c.id, just_priced))
     _advance_past_billed_periods(session, renewing)
     return count
 

@@ -22,7 +22,6 @@ class Seller:
     tax_id: str = ""  # VAT / GST / EIN number printed on invoices
     email: str = ""  # support address printed on invoices and mails
     logo: str = ""  # a file path or an http(s) URL
-    invoice_prefix: str = "INV-"
 
     @property
     def issuer(self) -> str:
@@ -44,5 +43,4 @@ class Seller:
             tax_id=str(config.get("SELLER_TAX_ID") or "").strip(),
             email=str(config.get("SELLER_EMAIL") or "").strip(),
             logo=str(config.get("SELLER_LOGO") or "").strip(),
-            invoice_prefix=str(config.get("INVOICE_PREFIX") or "INV-"),
         )

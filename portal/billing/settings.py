@@ -15,6 +15,9 @@ class BillingSettings:
     chunk_size: int = 10_000  # subscriptions per transaction in a run
     retry_days: tuple[int, ...] = (1, 3, 5, 7)  # a failed charge is tried again this many days after the first failure
     cancel_after_days: int = 0  # after the last failed retry: cancel this many days later (0: leave it past_due)
+    seller_country: str = ""  # ISO alpha-2; decides EU reverse charge (billing/taxes.py)
+    invoice_prefix: str = "INV"  # invoice numbers read "INV-000042" (billing/numbering.py)
+    invoice_number_per_year: bool = False  # "INV-2026-000042", starting at 1 each year
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BillingSettings:
@@ -25,4 +28,7 @@ class BillingSettings:
             chunk_size=config["BILLING_CHUNK_SIZE"],
             retry_days=tuple(sorted(config.get("BILLING_RETRY_DAYS", (1, 3, 5, 7)))),
             cancel_after_days=config.get("BILLING_CANCEL_AFTER_DAYS", 0),
+            seller_country=(config.get("SELLER_COUNTRY") or "").upper(),
+            invoice_prefix=config.get("INVOICE_PREFIX") or "INV",
+            invoice_number_per_year=bool(config.get("INVOICE_NUMBER_PER_YEAR", False)),
         )

@@ -119,23 +119,3 @@ def _pg_bool(element: json_bool_sql, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(json_bool_sql, "sqlite")
 def _sqlite_bool(element: json_bool_sql, compiler: SQLCompiler, **kw: Any) -> str:
     return f"json(CASE WHEN {compiler.process(element.clause_expr.element, **kw)} THEN 'true' ELSE 'false' END)"
-
-
-class invoice_number_sql(GenericFunction[Any]):
-    """The invoice number (models.format_invoice_number) of an invoice id, in SQL."""
-
-    type = Text()
-    inherit_cache = True
-    name = "billing_invoice_number"
-
-
-@compiles(invoice_number_sql, "postgresql")
-def _pg_number(element: invoice_number_sql, compiler: SQLCompiler, **kw: Any) -> str:
-    digits = f"CAST({compiler.process(element.clause_expr.element, **kw)} AS TEXT)"
-    # lpad cuts a longer string down: only pad the short ones.
-    return f"('INV-' || CASE WHEN length({digits}) < 6 THEN lpad({digits}, 6, '0') ELSE {digits} END)"
-
-
-@compiles(invoice_number_sql, "sqlite")
-def _sqlite_number(element: invoice_number_sql, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"printf('INV-%06d', {compiler.process(element.clause_expr.element, **kw)})"

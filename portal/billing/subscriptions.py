@@ -25,11 +25,12 @@ from ..models import (
     Subscription,
     User,
 )
-from . import audit, events
+from . import audit, events, taxes
 from .dunning import queue_issue_notices
 from .errors import BillingError
 from .invoicing import bill_chunk
 from .money import prorate
+from .numbering import number_issued
 from .periods import INTERVAL_MONTHS, days_between, period_bounds, periods_ended_by
 from .settings import BillingSettings
 from .sql import const
@@ -358,6 +359,8 @@ def _proration_invoice(
     settings: BillingSettings,
 ) -> Invoice:
     today = now.date()
+    treatment = taxes.treatment_for(session, sub.user, settings.seller_country)
+    net, tax = taxes.line_tax(change.amount, treatment.percent, treatment.inclusive)
     invoice = Invoice(
         user_id=sub.user_id,
         subscription_id=sub.id,
@@ -366,7 +369,10 @@ def _proration_invoice(
         description=f"{new_plan.name} plan (upgrade)",
         period_start=today,
         period_end=sub.current_period_end,
-        total=change.amount,
+        total=net + tax,
+        subtotal_cents=net,
+        tax_cents=tax,
+        tax_note=treatment.note,
         currency=change.currency,
         status=INV_OPEN,
         issued_at=now,
@@ -380,11 +386,15 @@ def _proration_invoice(
                 f"{change.days_left} of {change.period_days} days"
             ),
             quantity=1,
-            unit_amount=change.amount,
-            amount=change.amount,
+            unit_amount=net,
+            amount=net,
             period_start=today,
             period_end=sub.current_period_end,
+            tax_cents=tax,
+            tax_rate_percent=treatment.percent,
+            tax_name=treatment.name,
         )
     )
     session.add(invoice)
+    number_issued(session, settings)
     return invoice

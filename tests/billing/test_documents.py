@@ -40,7 +40,7 @@ def test_the_seller_comes_from_configuration():
     )
     assert (seller.name, seller.issuer, seller.country) == ("Nimbus", "Nimbus Software Oy", "FI")
     assert seller.address == ("Street 1", "00100 Helsinki")
-    assert seller.logo_is_url and seller.invoice_prefix == "NIM-"
+    assert seller.logo_is_url
     assert Seller.from_config({}) == Seller() and Seller().issuer == DEFAULT_NAME
 
 

@@ -38,7 +38,7 @@ def staff(make_user):
 )
 def test_whether_an_invoice_is_payable_and_why_not(status, paid_at, reason):
     """A plain question about an invoice: no session, no app."""
-    assert unpayable_reason(Invoice(id=7, status=status, paid_at=paid_at)) == reason
+    assert unpayable_reason(Invoice(id=7, number="INV-000007", status=status, paid_at=paid_at)) == reason
 
 
 def test_marking_paid_records_one_manual_payment_and_its_audit_entry(session, invoice, staff, settings):

@@ -32,7 +32,10 @@ def test_subscribe_issues_the_first_invoice_at_once(session, make_user, settings
     [inv] = invoices_of(session, sub)
     assert (inv.period_start, inv.period_end, inv.total, inv.currency) == (D(2024, 1, 31), D(2024, 2, 29), 2900, "USD")
     assert inv.status == "open" and inv.due_date == D(2024, 2, 14)
-    assert inv.lines == []  # a period invoice is one charge, described on the invoice
+    [line] = inv.lines  # a period invoice has its one line: plan, period, quantity, unit price
+    assert (line.description, line.quantity, line.unit_amount, line.amount) == ("Pro plan", 1, 2900, 2900)
+    assert (line.period_start, line.period_end) == (D(2024, 1, 31), D(2024, 2, 29))
+    assert inv.number == "INV-000001" and (inv.subtotal_cents, inv.tax_cents) == (2900, 0)
     assert [(line.description, line.amount) for line in inv.display_lines] == [("Pro plan", 2900)]
 
 

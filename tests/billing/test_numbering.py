@@ -1,0 +1,162 @@
+"""Gapless invoice numbers: 1..N, no gap, no repeat, whatever rolls back or runs at once."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from portal.billing.invoicing import bill_chunk, id_chunks, run_billing
+from portal.billing.numbering import assign_numbers, format_number
+from portal.billing.settings import BillingSettings
+from portal.billing.subscriptions import change_plan, find_plan, subscribe
+from portal.models import Invoice, InvoiceNumberCounter, Subscription
+from tests.conftest import utc
+
+
+def make_subs(session, make_user, settings, n, start=utc(2024, 1, 31, 8)):
+    plan = find_plan(session, "pro")
+    subs = [subscribe(session, make_user(), plan, start, settings) for _ in range(n)]
+    session.commit()
+    return subs
+
+
+def numbers_in_id_order(session):
+    return session.scalars(select(Invoice.number).order_by(Invoice.id)).all()
+
+
+def assert_gapless(session, prefix="INV-"):
+    numbers = session.scalars(select(Invoice.number)).all()
+    count = session.scalar(select(func.count()).select_from(Invoice))
+    assert None not in numbers, "every issued invoice has its number"
+    assert sorted(numbers) == [f"{prefix}{n:06d}" for n in range(1, count + 1)], "1..N, no gap, no repeat"
+    return count
+
+
+def test_numbers_run_one_by_one_in_the_order_invoices_were_issued(session, make_user, settings):
+    make_subs(session, make_user, settings, 3)
+    run_billing(session, utc(2024, 3, 1), settings, session.commit)
+    assert numbers_in_id_order(session) == [format_number("INV", 0, n) for n in range(1, 7)]
+    assert session.get(InvoiceNumberCounter, ("INV", 0)).last_number == 6
+
+
+def test_a_rolled_back_chunk_gives_its_numbers_back(session, make_user, settings):
+    make_subs(session, make_user, settings, 4)  # INV-000001..4, committed
+    # A chunk bills and numbers, then its transaction fails: nothing of it stays.
+    [(lo, hi)] = list(id_chunks(1, 4, 10))
+    issued = bill_chunk(session, lo, hi, utc(2024, 3, 1), settings)
+    assert issued.invoices == 4
+    assert len(set(numbers_in_id_order(session))) == 8  # numbered inside the chunk's transaction
+    session.rollback()
+    assert assert_gapless(session) == 4
+    # The next attempt gives the very numbers the failed one had.
+    run_billing(session, utc(2024, 3, 1), settings, session.commit)
+    assert assert_gapless(session) == 8
+
+
+def test_a_run_failing_after_some_chunks_leaves_no_gap(session, make_user):
+    settings = BillingSettings(chunk_size=2)
+    make_subs(session, make_user, settings, 6)
+    commits = iter(range(100))
+
+    def commit_then_fail_on_the_third_chunk():
+        if next(commits) == 2:
+            raise RuntimeError("worker killed")
+        session.commit()
+
+    with pytest.raises(RuntimeError):
+        run_billing(session, utc(2024, 2, 29, 8), settings, commit_then_fail_on_the_third_chunk)
+    session.rollback()
+    assert assert_gapless(session) == 6 + 4  # two chunks of the run are in
+    run_billing(session, utc(2024, 2, 29, 8), settings, session.commit)
+    assert assert_gapless(session) == 12
+
+
+def test_numbers_per_year_restart_at_one(session, make_user):
+    settings = BillingSettings(invoice_prefix="ACME", invoice_number_per_year=True)
+    plan = find_plan(session, "pro")
+    subscribe(session, make_user(), plan, utc(2024, 12, 1, 8), settings)
+    session.commit()
+    run_billing(session, utc(2025, 2, 1, 8), settings, session.commit)
+    assert numbers_in_id_order(session) == ["ACME-2024-000001", "ACME-2025-000001", "ACME-2025-000002"]
+
+
+def test_an_invoice_left_without_a_number_gets_the_next_one(session, make_user, settings):
+    [sub] = make_subs(session, make_user, settings, 1)
+    session.execute(Invoice.__table__.update().values(number=None))  # e.g. written by a restore
+    session.commit()
+    assert assign_numbers(session, settings) == 1
+    session.commit()
+    assert numbers_in_id_order(session) == ["INV-000002"]  # number 1 was given once: never again
+    change_plan(session, sub, find_plan(session, "enterprise"), utc(2024, 2, 10), settings)
+    session.commit()
+    assert numbers_in_id_order(session) == ["INV-000002", "INV-000003"]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite has one writer
+def test_concurrent_workers_and_a_rolled_back_chunk_leave_numbers_1_to_n(session, new_session, make_user):
+    """Four workers bill chunks at once (one of them rolls its first chunk back, as a killed
+    worker's transaction would), while two whole runs and plan upgrades race them."""
+    settings = BillingSettings(chunk_size=5)
+    subs = make_subs(session, make_user, settings, 60)
+    upgrades = [s.id for s in subs[:10]]
+    now = utc(2024, 4, 2)
+    chunks: queue.Queue[tuple[int, int]] = queue.Queue()
+    for chunk in id_chunks(subs[0].id, subs[-1].id, settings.chunk_size):
+        chunks.put(chunk)
+    barrier = threading.Barrier(7)
+    errors: list[BaseException] = []
+    rolled_back = []
+
+    def chunk_worker(rolls_back_first: bool):
+        with new_session() as own:
+            barrier.wait()
+            while True:
+                try:
+                    lo, hi = chunks.get_nowait()
+                except queue.Empty:
+                    return
+                bill_chunk(own, lo, hi, now, settings)
+                if rolls_back_first and not rolled_back:
+                    own.rollback()  # the chunk's invoices and its numbers are gone...
+                    rolled_back.append((lo, hi))
+                    chunks.put((lo, hi))  # ...and billed again later
+                else:
+                    own.commit()
+
+    def whole_run():
+        with new_session() as own:
+            barrier.wait()
+            run_billing(own, now, settings, own.commit)
+
+    def upgrader():
+        with new_session() as own:
+            barrier.wait()
+            enterprise = find_plan(own, "enterprise")
+            for sub_id in upgrades:
+                change_plan(own, own.get(Subscription, sub_id), enterprise, now, settings)
+                own.commit()
+
+    def guarded(target, *args):
+        def run():
+            try:
+                target(*args)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        return threading.Thread(target=run)
+
+    threads = [guarded(chunk_worker, i == 0) for i in range(4)]
+    threads += [guarded(whole_run), guarded(whole_run), guarded(upgrader)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert errors == []
+    assert rolled_back, "one chunk was rolled back"
+    session.expire_all()
+    count = assert_gapless(session)
+    periods = session.scalar(select(func.count()).select_from(Invoice).where(Invoice.kind == "period"))
+    assert periods == 60 * 3  # the first invoices and two renewals each, once
+    # (and a proration for each upgrade made after its subscription's renewal)
+    assert session.get(InvoiceNumberCounter, ("INV", 0)).last_number == count
