@@ -93,12 +93,13 @@ class Clock:
 
 
 @pytest.fixture()
-def clock(app):
+def clock(app, config):
+    """The app's clock, set by the test; loopback endpoints allowed (restored afterwards)."""
     c = Clock(utc(2024, 1, 31, 8))
-    app.config.update(CLOCK=c, WEBHOOKS_ALLOW_PRIVATE_URLS=True, WEBHOOKS_TIMEOUT=2)
+    config.update(CLOCK=c, WEBHOOKS_ALLOW_PRIVATE_URLS=True, WEBHOOKS_TIMEOUT=2)
     context.use_app(app)
     yield c
-    app.config.pop("CLOCK")
+    context.use_app(None)
 
 
 def register(session, receiver, event_types=None, clock=None):
