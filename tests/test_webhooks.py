@@ -93,13 +93,13 @@ class Clock:
 
 
 @pytest.fixture()
-def clock(app, config):
-    """The app's clock, set by the test; loopback endpoints allowed (restored afterwards)."""
+def clock(app, monkeypatch):
     c = Clock(utc(2024, 1, 31, 8))
-    config.update(CLOCK=c, WEBHOOKS_ALLOW_PRIVATE_URLS=True, WEBHOOKS_TIMEOUT=2)
+    # The app is shared by the whole session: these settings must not outlive the test.
+    for key, value in {"CLOCK": c, "WEBHOOKS_ALLOW_PRIVATE_URLS": True, "WEBHOOKS_TIMEOUT": 2}.items():
+        monkeypatch.setitem(app.config, key, value)
     context.use_app(app)
-    yield c
-    context.use_app(None)
+    return c
 
 
 def register(session, receiver, event_types=None, clock=None):
