@@ -70,7 +70,8 @@ def test_adding_an_endpoint_shows_its_secret_once_and_is_audited(client, staff, 
         ({**FORM, "url": "https://" + "a" * 2000 + ".example.com/"}, "Field cannot be longer"),
     ],
 )
-def test_a_bad_form_is_refused_with_the_reason(client, staff, session, form, message, public_dns):
+def test_a_bad_form_is_refused_with_the_reason(client, staff, session, form, message, public_dns, config):
+    config["WEBHOOKS_ALLOW_PRIVATE_URLS"] = False  # production's setting
     response = client.post(f"{BASE}/new", data=form)
     assert response.status_code == 422
     assert message in response.text
