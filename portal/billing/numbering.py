@@ -15,12 +15,10 @@ rolls back takes its invoices AND its counter bump with it (no gap); and two wor
 never read the same counter value. Voided invoices keep their number.
 
 Cost: the UPDATE rewrites every invoice a chunk inserted (PostgreSQL re-checks its
-foreign keys too, the row being the transaction's own), about a third of a billing
-run. A faster path, not built: a chunk that gets the counter at once (NOWAIT, inside a
-savepoint) writes the numbers in its INSERT; but it then holds the counter while its
-INSERT may wait on another run's uncommitted invoices for the same periods, and that run
-waits for the counter: a deadlock unless the fast path gives up the counter (rolls
-back to the savepoint) on a lock timeout and falls back to this UPDATE.
+foreign keys too, the row being the transaction's own). Writing the numbers in the
+INSERT instead, when the counter could be locked at once (NOWAIT, in a savepoint with a
+lock timeout so as never to wait on another run while holding the counter), was tried:
+no measurable gain in the billing benchmark, and more ways to go wrong, so not kept.
 """
 
 from __future__ import annotations
