@@ -334,6 +334,7 @@ def openapi():
 
 @route("GET", "/subscription/")
 @api_auth
+@customer_only
 def api_subscription():
     sub = live_subscription(db.session, g.api_user.id)
     if sub is None:
