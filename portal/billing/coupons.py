@@ -160,6 +160,12 @@ def active_redemption(session: DbSession, sub: Subscription) -> CouponRedemption
     )
 
 
+def lock_for_redemption(session: DbSession, sub: Subscription) -> None:
+    """Lock the subscription's row: two codes entered at once on one account queue here, and
+    the second sees the first's redemption (`already_discounted`)."""
+    session.refresh(sub, with_for_update=True)
+
+
 def _take_one(session: DbSession, model: Any, row_id: int, now: dt.datetime) -> bool:
     """Count one redemption on the row unless it is paused, expired or used up (atomically)."""
     table = model.__table__
