@@ -273,3 +273,38 @@ def sql_discount(price: ColumnElement[Any]) -> ColumnElement[Any]:
     percent = (2 * price * p + MILLION) // (2 * MILLION)
     raw = case((C.c.percent_off.is_not(None), percent), else_=func.coalesce(C.c.amount_off, 0))
     return case((C.c.id.is_(None), literal(0)), (raw > price, price), else_=raw)
+
+
+def coupon_problem(coupon: Coupon) -> str | None:
+    """What is wrong with a coupon staff are saving (None: nothing), in words for the form."""
+    if (coupon.percent_off is None) == (coupon.amount_off is None):
+        return "Give either a percent off or a fixed amount off, not both."
+    if coupon.percent_off is not None:
+        percent = Decimal(coupon.percent_off)
+        if not Decimal(0) < percent <= Decimal(100) or percent.as_tuple().exponent < -4:  # type: ignore[operator]
+            return "A percent off is more than 0 and at most 100, with up to four decimals (12.5)."
+    if coupon.amount_off is not None:
+        if coupon.amount_off <= 0:
+            return "A fixed amount off is more than 0 (minor units, e.g. cents)."
+        if not coupon.currency or len(coupon.currency) != 3 or not coupon.currency.isupper():
+            return "A fixed amount off needs its currency, a three-letter code in capitals (USD)."
+    elif coupon.currency:
+        coupon.currency = None  # a percent applies in every currency
+    if coupon.duration == DUR_REPEATING:
+        if not coupon.duration_periods or coupon.duration_periods <= 0:
+            return "A repeating coupon needs its number of billing periods (1 or more)."
+    else:
+        coupon.duration_periods = None
+    if coupon.max_redemptions is not None and coupon.max_redemptions < max(coupon.times_redeemed or 0, 1):
+        return "The maximum redemptions is at least 1 and at least the redemptions so far."
+    return None
+
+
+def code_problem(promo: PromotionCode) -> str | None:
+    """What is wrong with a promotion code staff are saving; the code is stored upper-case."""
+    promo.code = normalize_code(promo.code)
+    if not promo.code or len(promo.code) > MAX_CODE_LENGTH or not all(c.isalnum() or c in "-_" for c in promo.code):
+        return "A code is 1 to 64 letters, digits, '-' or '_' (customers may type it in any case)."
+    if promo.max_redemptions is not None and promo.max_redemptions < max(promo.times_redeemed or 0, 1):
+        return "The maximum redemptions is at least 1 and at least the redemptions so far."
+    return None
