@@ -843,21 +843,15 @@ class Coupon(Base):
     __tablename__ = "coupons"
     __table_args__ = (
         CheckConstraint(_in("duration", COUPON_DURATIONS), name="duration_known"),
-        CheckConstraint(
-            "(percent_off IS NULL) <> (amount_off IS NULL)", name="percent_or_amount"
-        ),
+        CheckConstraint("(percent_off IS NULL) <> (amount_off IS NULL)", name="percent_or_amount"),
         CheckConstraint("percent_off IS NULL OR (percent_off > 0 AND percent_off <= 100)", name="percent_range"),
-        CheckConstraint(
-            "amount_off IS NULL OR (amount_off > 0 AND currency IS NOT NULL)", name="amount_positive"
-        ),
+        CheckConstraint("amount_off IS NULL OR (amount_off > 0 AND currency IS NOT NULL)", name="amount_positive"),
         CheckConstraint(
             "(duration = 'repeating') = (duration_periods IS NOT NULL) AND "
             "(duration_periods IS NULL OR duration_periods > 0)",
             name="periods_if_repeating",
         ),
-        CheckConstraint(
-            "max_redemptions IS NULL OR times_redeemed <= max_redemptions", name="within_max"
-        ),
+        CheckConstraint("max_redemptions IS NULL OR times_redeemed <= max_redemptions", name="within_max"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -886,9 +880,7 @@ class PromotionCode(Base):
     __tablename__ = "promotion_codes"
     __table_args__ = (
         CheckConstraint("code = upper(code)", name="code_upper"),
-        CheckConstraint(
-            "max_redemptions IS NULL OR times_redeemed <= max_redemptions", name="within_max"
-        ),
+        CheckConstraint("max_redemptions IS NULL OR times_redeemed <= max_redemptions", name="within_max"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

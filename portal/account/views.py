@@ -160,7 +160,12 @@ def promotion_code_view():
                 flash(f"Code {redemption.promotion_code} applied: {coupons.describe(redemption.coupon)}.", "success")
                 return see_other(url_for("account.account"))
     html = render_template(
-        "account/promotion_code.html", form=form, sub=sub, plan=plan, discount=discount, active=coupons.active_redemption(db.session, sub)
+        "account/promotion_code.html",
+        form=form,
+        sub=sub,
+        plan=plan,
+        discount=discount,
+        active=coupons.active_redemption(db.session, sub),
     )
     return html, 422 if form.errors else 200
 

@@ -13,14 +13,14 @@ from flask_admin.theme import Bootstrap4Theme
 from ..billing.seller import Seller
 from ..extensions import db
 from ..models import (
+    AuditEntry,
     Coupon,
     CouponRedemption,
-    PromotionCode,
-    AuditEntry,
     Invoice,
     Notification,
     Payment,
     Plan,
+    PromotionCode,
     ServerKey,
     Subscription,
     TaxRate,

@@ -35,11 +35,12 @@ def _percent(view, context, model, name):
 
 
 class _Pausable:
-    model_class: type
+    model_class: type[Coupon] | type[PromotionCode]
 
     def _set_active(self, ids, active: bool) -> None:
         moment = now()
-        rows = db.session.scalars(select(self.model_class).where(self.model_class.id.in_(ids_of(ids)))).all()
+        model = self.model_class
+        rows: list[Coupon | PromotionCode] = list(db.session.scalars(select(model).where(model.id.in_(ids_of(ids)))))
         for row in rows:
             if row.active != active:
                 coupons.set_active(db.session, row, active, moment, current_user.id)

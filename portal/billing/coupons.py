@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, cast, and_, case, func, literal, or_, select, update
+from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..models import (
@@ -51,6 +51,7 @@ from ..models import (
 )
 from . import audit
 from .errors import BillingError
+from .money import format_money
 from .taxes import MILLION, rate_millionths
 
 MAX_CODE_LENGTH = 64
@@ -92,8 +93,6 @@ def discount_of(price: int, coupon: Coupon) -> int:
 
 def describe(coupon: Coupon) -> str:
     """'25 % off for 3 periods', '5.00 EUR off once' (the console and the preview say this)."""
-    from .money import format_money
-
     if coupon.percent_off is not None:
         off = f"{Decimal(coupon.percent_off).normalize():f} % off"
     else:
@@ -122,7 +121,9 @@ def _usable(row: Coupon | PromotionCode, now: dt.datetime) -> str | None:
     return None
 
 
-def check_code(session: DbSession, user_id: int | None, plan: Plan, code: str | None, now: dt.datetime) -> PromotionCode:
+def check_code(
+    session: DbSession, user_id: int | None, plan: Plan, code: str | None, now: dt.datetime
+) -> PromotionCode:
     """The promotion code a customer may redeem on `plan` now, or a CouponError saying why not."""
     wanted = normalize_code(code)
     if not wanted or len(wanted) > MAX_CODE_LENGTH or "\x00" in wanted:

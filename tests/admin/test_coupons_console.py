@@ -21,7 +21,9 @@ def test_staff_create_a_coupon_and_a_code_and_pause_them(client, staff, session,
     assert made.status_code == 302, made.get_data(as_text=True)
     coupon = session.scalars(select(Coupon)).one()
     assert (coupon.percent_off, coupon.duration_periods, coupon.currency) == (Decimal("12.5"), 3, None)
-    code = client.post("/admin/promotioncode/new/", data={"code": "spring-25 ", "coupon": str(coupon.id), "active": "y"})
+    code = client.post(
+        "/admin/promotioncode/new/", data={"code": "spring-25 ", "coupon": str(coupon.id), "active": "y"}
+    )
     assert code.status_code == 302
     promo = session.scalars(select(PromotionCode)).one()
     assert promo.code == "SPRING-25"

@@ -22,7 +22,9 @@ def newcomer(session, make_user, client):
 @pytest.fixture()
 def codes(session):
     coupon = Coupon(name="Launch 20 %", percent_off=Decimal(20), duration="repeating", duration_periods=3)
-    session.add_all([PromotionCode(coupon=coupon, code="LAUNCH"), PromotionCode(coupon=coupon, code="OFF", active=False)])
+    session.add_all(
+        [PromotionCode(coupon=coupon, code="LAUNCH"), PromotionCode(coupon=coupon, code="OFF", active=False)]
+    )
     session.commit()
 
 
@@ -30,7 +32,7 @@ def test_apply_shows_the_new_price_and_subscribes_nothing(client, newcomer, code
     page = client.post("/subscribe", data={"plan": "pro", "promotion_code": "launch", "apply": "1"})
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "−$5.80" in html and "$23.20" in html and "20 % off for 3 billing periods" in html
+    assert "\u2212$5.80" in html and "$23.20" in html and "20 % off for 3 billing periods" in html
     assert session.scalar(select(func.count()).select_from(Subscription)) == 0
 
 
@@ -50,7 +52,7 @@ def test_the_htmx_preview_answers_the_fragment(client, newcomer, codes):
     headers = {"HX-Request": "true", "HX-Target": "subscribe-quote"}
     good = client.post("/subscribe/preview", data={"plan": "pro", "promotion_code": "LAUNCH"}, headers=headers)
     assert good.status_code == 200 and "<html" not in good.get_data(as_text=True)
-    assert 'id="subscribe-quote"' in good.get_data(as_text=True) and "−$5.80" in good.get_data(as_text=True)
+    assert 'id="subscribe-quote"' in good.get_data(as_text=True) and "\u2212$5.80" in good.get_data(as_text=True)
     bad = client.post("/subscribe/preview", data={"plan": "pro", "promotion_code": "off"}, headers=headers)
     assert bad.status_code == 422 and "This code is not available at the moment." in bad.get_data(as_text=True)
     assert client.post("/subscribe/preview", data={"plan": "nope"}, headers=headers).status_code == 404
