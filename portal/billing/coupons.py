@@ -231,6 +231,7 @@ class DiscountPreview:
     price: int
     discount: int
     currency: str
+    recurring: bool  # beyond the first invoice (repeating or forever)
 
     @property
     def discounted(self) -> int:
@@ -240,8 +241,10 @@ class DiscountPreview:
 def preview(session: DbSession, user_id: int | None, plan: Plan, code: str | None, now: dt.datetime) -> DiscountPreview:
     """The discount of `code` on `plan` for this customer, or a CouponError saying why not."""
     promo = check_code(session, user_id, plan, code, now)
+    coupon = promo.coupon
+    recurring = coupon.duration == DUR_FOREVER or (coupon.duration_periods or 1) > 1
     return DiscountPreview(
-        promo.code, describe(promo.coupon), plan.price, discount_of(plan.price, promo.coupon), plan.currency
+        promo.code, describe(coupon), plan.price, discount_of(plan.price, coupon), plan.currency, recurring
     )
 
 

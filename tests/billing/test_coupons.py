@@ -292,3 +292,23 @@ def test_ten_customers_at_once_never_exceed_the_maximum(session, make_user, new_
     assert session.scalar(select(Coupon.times_redeemed)) == 3
     assert session.scalar(select(func.count()).select_from(CouponRedemption)) == 3
     assert session.scalar(select(func.count()).select_from(Subscription)) == 3
+
+
+def test_the_document_shows_the_discount_line_and_the_tax_of_the_discounted_net(session, make_user):
+    """The page, the PDF and the mails render this Document: the discount is its own line, same rate."""
+    from portal.billing.documents import invoice_document
+    from portal.billing.seller import Seller
+
+    settings = BillingSettings(seller_country="FI")
+    session.add(TaxRate(name="VAT", percent=Decimal(19), country="DE"))
+    make_code(session, "DOC", percent="12.5")
+    user = make_user(billing_country="DE")
+    subscribe(session, user, find_plan(session, "pro"), NOW, settings, promotion_code="doc")
+    session.commit()
+    doc = invoice_document(session.scalars(select(Invoice)).one(), Seller())
+    assert [(line.description, line.amount, line.tax_amount) for line in doc.lines] == [
+        ("Pro plan", 2900, 551),
+        ("Discount: DOC coupon", -363, -69),
+    ]
+    assert [(row.name, row.amount) for row in doc.taxes] == [("VAT", 482)]
+    assert (doc.subtotal, doc.tax, doc.total) == (2537, 482, 3019)
