@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from portal.billing.settings import BillingSettings
 from portal.billing.subscriptions import find_plan, subscribe
-from portal.models import AuditEntry, Coupon, PromotionCode
+from portal.models import AuditEntry, Coupon, Invoice, PromotionCode
 from tests.conftest import utc
 
 
@@ -47,8 +47,9 @@ def test_staff_create_a_coupon_and_a_code_and_pause_them(client, staff, session,
     listing = client.get("/admin/couponredemption/").get_data(as_text=True)
     assert "ada@example.com" in listing and "SPRING-25" in listing
     assert "1 / 100" in client.get("/admin/coupon/").get_data(as_text=True)
-    invoice_page = client.get("/admin/invoice/").get_data(as_text=True)
-    assert invoice_page
+    invoice = session.scalars(select(Invoice).where(Invoice.user_id == customer.id)).one()
+    details = client.get(f"/admin/invoice/details/?id={invoice.id}").get_data(as_text=True)
+    assert "Discount: Spring 12.5" in details and "-$3.63" in details and "$25.37" in details
 
 
 def test_a_coupon_with_both_or_neither_discount_is_refused(client, staff, session):
