@@ -61,3 +61,15 @@ def test_a_coupon_with_both_or_neither_discount_is_refused(client, staff, sessio
     no_periods = client.post("/admin/coupon/new/", data={"name": "x", "percent_off": "10", "duration": "repeating"})
     assert "number of billing periods" in no_periods.get_data(as_text=True)
     assert session.scalars(select(Coupon)).all() == []
+
+
+def test_editing_a_coupon_keeps_its_discount(client, staff, session):
+    coupon = Coupon(name="Old", amount_off=500, currency="USD", duration="once")
+    session.add(coupon)
+    session.commit()
+    edited = client.post(f"/admin/coupon/edit/?id={coupon.id}", data={"name": "New", "max_redemptions": "7"})
+    assert edited.status_code == 302, edited.get_data(as_text=True)
+    session.expire_all()
+    assert (coupon.name, coupon.max_redemptions, coupon.amount_off, coupon.currency) == ("New", 7, 500, "USD")
+    entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "edit")).one()
+    assert entry.object_type == "Coupon" and entry.actor_id == staff.id
