@@ -11,6 +11,9 @@ own, dropped after), then times, in one process and one run:
   taxed   the same run with taxes on: tax rates for three countries (exclusive
           19 %, inclusive 25.5 %, exclusive 10 %) and one customer in nine an
           EU business under reverse charge;
+  coupons the taxed run again with a share of the subscriptions (--coupon-share, default
+          one in four) holding a redeemed coupon: 25 % forever, 12.5 % for 3 periods, or 5.00
+          off once; each of those invoices gets its discount line;
   re-run  the same run again (must find nothing to do).
 Prints subscriptions/second for each, the ratios, and the peak RSS of this process.
 """
@@ -95,6 +98,34 @@ def taxes_on(conn) -> None:
     )
 
 
+def coupons_on(conn, share: float) -> int:
+    """Three coupons, and a redemption for every subscription whose id falls in `share`
+    (spread evenly); returns how many subscriptions hold one."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO coupons (id, name, percent_off, amount_off, currency, duration, duration_periods, "
+            "times_redeemed, active, created_at) VALUES "
+            "(1, 'Quarter off', 25, NULL, NULL, 'forever', NULL, 0, true, :t), "
+            "(2, 'Launch', 12.5, NULL, NULL, 'repeating', 3, 0, true, :t), "
+            "(3, 'Welcome', NULL, 500, 'USD', 'once', NULL, 0, true, :t)"
+        ),
+        {"t": AS_OF},
+    )
+    every = max(round(1 / share), 1) if share > 0 else 0
+    if not every:
+        return 0
+    conn.execute(
+        sa.text(
+            "INSERT INTO coupon_redemptions (coupon_id, user_id, subscription_id, first_period, end_period, "
+            "redeemed_at) SELECT 1 + (s.id / :every) % 3, s.user_id, s.id, 0, "
+            "CASE (s.id / :every) % 3 WHEN 0 THEN NULL WHEN 1 THEN 3 ELSE 1 END, :t "
+            "FROM subscriptions s WHERE s.id % :every = 0"
+        ),
+        {"every": every, "t": AS_OF},
+    )
+    return conn.execute(sa.text("SELECT count(*) FROM coupon_redemptions")).scalar_one()
+
+
 def scratch_copy_of_invoices(conn) -> sa.Table:
     """A table defined exactly as `invoices` (columns, keys, indexes, checks), empty."""
     md = sa.MetaData(naming_convention=Base.metadata.naming_convention)
@@ -142,7 +173,7 @@ def raw_insert_select(conn) -> float:
     return time.perf_counter() - t0
 
 
-def fresh_database(url: str, n: int, chunk: int, taxes: bool = False):
+def fresh_database(url: str, n: int, chunk: int, taxes: bool = False, coupon_share: float = 0.0):
     """An app on a new schema (PostgreSQL) or file (SQLite) seeded with n due subscriptions."""
 
     class Fresh:
@@ -178,6 +209,7 @@ def fresh_database(url: str, n: int, chunk: int, taxes: bool = False):
                 seed(conn, n)
                 if taxes:
                     taxes_on(conn)
+                self.discounted = coupons_on(conn, coupon_share) if coupon_share else 0
                 conn.commit()
             self.seconds = time.perf_counter() - t0
             # Settle the new rows (hint bits, statistics) so neither contender pays for it.
@@ -194,7 +226,7 @@ def fresh_database(url: str, n: int, chunk: int, taxes: bool = False):
     return Fresh()
 
 
-def bench(url: str, n: int, chunk_size: int) -> dict:
+def bench(url: str, n: int, chunk_size: int, coupon_share: float = 0.25) -> dict:
     settings = BillingSettings(chunk_size=chunk_size, seller_country="FI")
     with fresh_database(url, n, chunk_size) as fresh:
         with db.engine.connect() as conn:
@@ -216,11 +248,19 @@ def bench(url: str, n: int, chunk_size: int) -> dict:
         taxed = time.perf_counter() - t0
         assert taxed_run.invoices == n
         check_taxed(n)
+    with fresh_database(url, n, chunk_size, taxes=True, coupon_share=coupon_share) as fresh:
+        t0 = time.perf_counter()
+        discounted_run = run_billing(db.session, AS_OF, settings, db.session.commit)
+        discounted = time.perf_counter() - t0
+        assert discounted_run.invoices == n
+        check_taxed(n, fresh.discounted)
     return {
         "seed": seeded,
         "raw": raw,
         "run": run,
         "taxed": taxed,
+        "coupons": discounted,
+        "discounted": fresh.discounted,
         "rerun": rerun,
         "rss_before": rss_before,
         "rss_after": peak_rss_mb(),
@@ -228,8 +268,9 @@ def bench(url: str, n: int, chunk_size: int) -> dict:
     }
 
 
-def check_taxed(n: int) -> None:
-    """Every invoice numbered 1..n and taxed; total = subtotal + tax; one line each."""
+def check_taxed(n: int, discounted: int = 0) -> None:
+    """Every invoice numbered 1..n and taxed; total = subtotal + tax; one line each, and a
+    discount line on each of the `discounted` subscriptions' invoices."""
     numbers, lines, taxed, bad = db.session.execute(
         sa.text(
             "SELECT count(DISTINCT number), (SELECT count(*) FROM invoice_lines), "
@@ -242,7 +283,7 @@ def check_taxed(n: int) -> None:
             "sum(tax_cents > 0), sum(total <> subtotal_cents + tax_cents) FROM invoices"
         )
     ).one()
-    assert numbers == lines == n and bad == 0 and taxed > n // 2, (numbers, lines, taxed, bad)
+    assert numbers == n and lines == n + discounted and bad == 0 and taxed > n // 2, (numbers, lines, taxed, bad)
 
 
 def arguments(doc: str) -> argparse.ArgumentParser:
@@ -261,9 +302,10 @@ def arguments(doc: str) -> argparse.ArgumentParser:
 def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--repeat", type=int, default=1, help="repeat on fresh data; medians are printed")
+    parser.add_argument("--coupon-share", type=float, default=0.25, help="share of subscriptions with a coupon")
     args = parser.parse_args()
 
-    results = [bench(args.database_url, args.n, args.chunk_size) for _ in range(args.repeat)]
+    results = [bench(args.database_url, args.n, args.chunk_size, args.coupon_share) for _ in range(args.repeat)]
     med = {k: statistics.median(r[k] for r in results) for k in results[0]}
     backend = "postgresql" if args.database_url.startswith("postgres") else "sqlite"
     rate = lambda seconds: args.n / seconds if seconds else float("inf")  # noqa: E731
@@ -275,10 +317,16 @@ def main() -> None:
         f"({med['chunks']:.0f} chunks)"
     )
     print(f"  billing run, taxes on    {med['taxed']:8.2f} s  {rate(med['taxed']):>12,.0f} subs/s")
+    print(
+        f"  billing run, coupons     {med['coupons']:8.2f} s  {rate(med['coupons']):>12,.0f} subs/s  "
+        f"({med['discounted']:,.0f} discounted, taxes on)"
+    )
     print(f"  re-run (nothing due)     {med['rerun']:8.3f} s")
     print(f"  run rate / raw rate      {med['raw'] / med['run']:8.2f}   (target >= 0.50)")
     print(f"  taxed rate / raw rate    {med['raw'] / med['taxed']:8.2f}")
     print(f"  taxed rate / run rate    {med['run'] / med['taxed']:8.2f}   (taxes on vs no rates)")
+    print(f"  coupons rate / raw rate  {med['raw'] / med['coupons']:8.2f}")
+    print(f"  coupons rate / taxed     {med['taxed'] / med['coupons']:8.2f}   (coupons on vs the same run without)")
     print(f"  re-run / run             {med['rerun'] / med['run']:8.4f}   (target < 0.10)")
     print(f"  peak RSS before run      {med['rss_before']:8.1f} MB, after: {med['rss_after']:.1f} MB")
 

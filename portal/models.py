@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Date,
     DateTime,
     ForeignKey,
@@ -339,6 +340,8 @@ class InvoiceLine(Base):
     tax_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     tax_rate_percent: Mapped[Decimal] = mapped_column(Numeric(7, 4), default=Decimal(0), server_default="0")
     tax_name: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    # A discount line (negative amount) names the coupon it applies (billing/coupons.py).
+    coupon_id: Mapped[int | None] = mapped_column(ForeignKey("coupons.id"))
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
 
@@ -817,3 +820,107 @@ class InvoiceNumberCounter(Base):
     prefix: Mapped[str] = mapped_column(String(20))
     year: Mapped[int] = mapped_column(Integer)
     last_number: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+DUR_ONCE, DUR_REPEATING, DUR_FOREVER = "once", "repeating", "forever"
+COUPON_DURATIONS = (DUR_ONCE, DUR_REPEATING, DUR_FOREVER)
+
+coupon_plans = Table(
+    "coupon_plans",
+    Base.metadata,
+    Column("coupon_id", ForeignKey("coupons.id", ondelete="CASCADE"), primary_key=True),
+    Column("plan_id", ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Coupon(Base):
+    """A discount staff define: percent or fixed amount, for once, N periods or forever.
+
+    `times_redeemed` is bumped by a conditional UPDATE (billing/coupons.py) and the check
+    below is the database's last word: a coupon is never redeemed past its maximum.
+    """
+
+    __tablename__ = "coupons"
+    __table_args__ = (
+        CheckConstraint(_in("duration", COUPON_DURATIONS), name="duration_known"),
+        CheckConstraint("(percent_off IS NULL) <> (amount_off IS NULL)", name="percent_or_amount"),
+        CheckConstraint("percent_off IS NULL OR (percent_off > 0 AND percent_off <= 100)", name="percent_range"),
+        CheckConstraint("amount_off IS NULL OR (amount_off > 0 AND currency IS NOT NULL)", name="amount_positive"),
+        CheckConstraint(
+            "(duration = 'repeating') = (duration_periods IS NOT NULL) AND "
+            "(duration_periods IS NULL OR duration_periods > 0)",
+            name="periods_if_repeating",
+        ),
+        CheckConstraint("max_redemptions IS NULL OR times_redeemed <= max_redemptions", name="within_max"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))  # shown on the invoice line: "Discount: <name>"
+    percent_off: Mapped[Decimal | None] = mapped_column(Numeric(7, 4))  # 12.5 means 12.5 %
+    amount_off: Mapped[int | None] = mapped_column(BigInteger)  # minor units of `currency`
+    currency: Mapped[str | None] = mapped_column(String(3))
+    duration: Mapped[str] = mapped_column(String(16), default=DUR_ONCE)
+    duration_periods: Mapped[int | None] = mapped_column(Integer)  # for 'repeating'
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # no redemption from then on
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)
+    times_redeemed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # False: paused, no new redemptions
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    plans: Mapped[list[Plan]] = relationship(secondary=coupon_plans)  # none: every plan
+    promotion_codes: Mapped[list[PromotionCode]] = relationship(back_populates="coupon")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PromotionCode(Base):
+    """A code customers type (case-insensitive: stored upper-case) that redeems a coupon."""
+
+    __tablename__ = "promotion_codes"
+    __table_args__ = (
+        CheckConstraint("code = upper(code)", name="code_upper"),
+        CheckConstraint("max_redemptions IS NULL OR times_redeemed <= max_redemptions", name="within_max"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    coupon_id: Mapped[int] = mapped_column(ForeignKey("coupons.id"))
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)
+    times_redeemed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    coupon: Mapped[Coupon] = relationship(back_populates="promotion_codes")
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class CouponRedemption(Base):
+    """A coupon applied to a subscription: it discounts the invoices of periods
+    first_period .. end_period - 1 (end_period NULL: forever). One per customer and coupon."""
+
+    __tablename__ = "coupon_redemptions"
+    __table_args__ = (
+        UniqueConstraint("coupon_id", "user_id", name="uq_coupon_redemptions_coupon_user"),
+        Index("ix_coupon_redemptions_subscription", "subscription_id", "first_period"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    coupon_id: Mapped[int] = mapped_column(ForeignKey("coupons.id"))
+    promotion_code_id: Mapped[int | None] = mapped_column(ForeignKey("promotion_codes.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id"))
+    first_period: Mapped[int] = mapped_column(Integer)
+    end_period: Mapped[int | None] = mapped_column(Integer)
+    redeemed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    coupon: Mapped[Coupon] = relationship()
+    promotion_code: Mapped[PromotionCode | None] = relationship()
+    user: Mapped[User] = relationship()
+    subscription: Mapped[Subscription] = relationship()
+
+    def __str__(self) -> str:
+        return f"{self.coupon} for {self.user}"

@@ -5,6 +5,12 @@ from wtforms.validators import DataRequired, Length
 
 class PlanForm(FlaskForm):
     plan = HiddenField(validators=[DataRequired()])
+    # Checked by the core (billing/coupons.py), which says why a code is refused.
+    promotion_code = StringField("Promotion code (optional)", validators=[Length(max=64)])
+
+
+class PromotionCodeForm(FlaskForm):
+    promotion_code = StringField("Promotion code", validators=[Length(max=64)])
 
 
 class TokenForm(FlaskForm):

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required
 
 from .. import inputs, runtime, tokens
-from ..billing import customers
+from ..billing import coupons, customers
 from ..billing.collection import attempts_of, collection_status, default_card
 from ..billing.documents import INVOICE, RECEIPT, invoice_document
 from ..billing.errors import BillingError
@@ -33,7 +33,7 @@ from ..models import SUB_TRIALING
 from ..runtime import billing_settings, now
 from ..web import page_or_partial, see_other, targets
 from . import queries
-from .forms import BillingDetailsForm, PlanForm, TokenForm
+from .forms import BillingDetailsForm, PlanForm, PromotionCodeForm, TokenForm
 
 bp = Blueprint("account", __name__)
 
@@ -70,13 +70,20 @@ def subscribe_view():
         flash(exc.message, "error")
         return see_other(url_for("account.pricing"))
     if request.method == "GET":
-        quote = quote_subscription(plan, now().date(), trial=trial_available(db.session, current_user.id))
-        return render_template("account/subscribe.html", quote=quote, form=form)
+        return _subscribe_page(form, plan)
     if not form.validate_on_submit():
-        abort(400)
+        if "csrf_token" in form.errors or "plan" in form.errors:
+            abort(400)
+        return _subscribe_page(form, plan)  # a code too long to be one: said under the field
+    code = (form.promotion_code.data or "").strip()
+    if request.form.get("apply") is not None:  # "Apply code" without JavaScript: the new price, no subscription
+        return _subscribe_page(form, plan)
     try:
         with db.session.begin_nested():  # a refusal undoes the attempt; the redirect below commits
-            sub = subscribe(db.session, current_user, plan, now(), billing_settings())
+            sub = subscribe(db.session, current_user, plan, now(), billing_settings(), promotion_code=code or None)
+    except coupons.CouponError as exc:
+        form.promotion_code.errors = [exc.message]
+        return _subscribe_page(form, plan)
     except BillingError as exc:
         flash(exc.message, "error")
         return see_other(url_for("account.account" if exc.code == "already_subscribed" else "account.pricing"))
@@ -88,6 +95,79 @@ def subscribe_view():
     else:
         flash(f"You are subscribed to {plan.name}. Your first invoice is ready to pay below.", "success")
     return see_other(url_for("account.account"))
+
+
+def _discount_for(form, plan):
+    """The discount the form's code gives on `plan`, or None; a refused code becomes the field's error."""
+    code = (form.promotion_code.data or "").strip()
+    if not code or form.promotion_code.errors:
+        return None
+    try:
+        return coupons.preview(db.session, current_user.id, plan, code, now())
+    except coupons.CouponError as exc:
+        form.promotion_code.errors = [exc.message]
+        return None
+
+
+def _subscribe_page(form, plan, partial: bool = False):
+    """The plan's summary with the code's discount (200), or the code's error under its field (422)."""
+    quote = quote_subscription(plan, now().date(), trial=trial_available(db.session, current_user.id))
+    discount = _discount_for(form, plan)
+    template = "account/_subscribe_quote.html" if partial else "account/subscribe.html"
+    html = render_template(template, quote=quote, form=form, discount=discount)
+    return html, 422 if form.errors else 200
+
+
+@bp.route("/subscribe/preview", methods=["POST"])
+@login_required
+def subscribe_preview():
+    """htmx: the summary with the new price for the code typed (the Apply button), before confirming."""
+    form = PlanForm()
+    if not form.validate_on_submit() and ("csrf_token" in form.errors or "plan" in form.errors):
+        abort(400)
+    try:
+        plan = find_plan(db.session, form.plan.data)
+    except BillingError:
+        abort(404)
+    return _subscribe_page(form, plan, partial=True)
+
+
+@bp.route("/account/promotion-code", methods=["GET", "POST"])
+@login_required
+def promotion_code_view():
+    """Redeem a promotion code on the live subscription: it discounts the next invoices."""
+    sub = live_subscription(db.session, current_user.id)
+    if sub is None:
+        flash("Choose a plan first; you can enter your code when you subscribe.", "error")
+        return see_other(url_for("account.pricing"))
+    plan = sub.pending_plan or sub.plan
+    form = PromotionCodeForm()
+    discount = None
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            if "csrf_token" in form.errors:
+                abort(400)
+        elif request.form.get("apply") is not None:  # see the new price first
+            discount = _discount_for(form, plan)
+        else:
+            try:
+                with db.session.begin_nested():  # a refusal undoes the attempt
+                    coupons.lock_for_redemption(db.session, sub)
+                    redemption = coupons.redeem(db.session, current_user, sub, plan, form.promotion_code.data, now())
+            except coupons.CouponError as exc:
+                form.promotion_code.errors = [exc.message]
+            else:
+                flash(f"Code {redemption.promotion_code} applied: {coupons.describe(redemption.coupon)}.", "success")
+                return see_other(url_for("account.account"))
+    html = render_template(
+        "account/promotion_code.html",
+        form=form,
+        sub=sub,
+        plan=plan,
+        discount=discount,
+        active=coupons.active_redemption(db.session, sub),
+    )
+    return html, 422 if form.errors else 200
 
 
 def _subscription_panel():

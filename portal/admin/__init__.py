@@ -14,10 +14,13 @@ from ..billing.seller import Seller
 from ..extensions import db
 from ..models import (
     AuditEntry,
+    Coupon,
+    CouponRedemption,
     Invoice,
     Notification,
     Payment,
     Plan,
+    PromotionCode,
     ServerKey,
     Subscription,
     TaxRate,
@@ -25,6 +28,7 @@ from ..models import (
     WebhookEvent,
 )
 from ..security import csp_nonce
+from .coupons import CouponRedemptionView, CouponView, PromotionCodeView
 from .customers import UserView
 from .dashboard import Dashboard
 from .invoices import InvoiceView
@@ -57,6 +61,9 @@ def init_admin(app) -> Admin:
         AuditView(AuditEntry, db, name="Audit log"),
         JobsView(name="Jobs", endpoint="jobs"),
         ServerKeyView(ServerKey, db, name="Server keys", endpoint="server_keys"),
+        CouponView(Coupon, db, name="Coupons", category="Discounts"),
+        PromotionCodeView(PromotionCode, db, name="Promotion codes", category="Discounts"),
+        CouponRedemptionView(CouponRedemption, db, name="Redemptions", category="Discounts"),
         WebhooksView(name="Outbound webhooks", endpoint="outbound", url="/admin/outbound-webhooks"),
     ):
         admin.add_view(view)

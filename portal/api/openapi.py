@@ -154,6 +154,10 @@ SCHEMAS = {
                         "tax": {"type": "integer", "description": "minor units, rounded half up per line"},
                         "tax_rate_percent": {"type": "string", "examples": ["25.5"]},
                         "tax_name": {"type": "string"},
+                        "kind": {
+                            "enum": ["item", "discount"],
+                            "description": "a discount line has a negative amount and tax (a coupon, before tax)",
+                        },
                     },
                 },
             },
@@ -415,6 +419,20 @@ def _post(
 
 
 PLAN_BODY = _body({"plan": {"type": "string", "examples": ["pro"]}}, ["plan"])
+SUBSCRIBE_BODY = _body(
+    {
+        "plan": {"type": "string", "examples": ["pro"]},
+        "promotion_code": {
+            "type": "string",
+            "maxLength": 64,
+            "examples": ["SUMMER25"],
+            "description": "A promotion code (case-insensitive); its discount is a line of the invoices it "
+            "covers, before tax. A code refused answers 422 with the reason as `code`: coupon_unknown, "
+            "coupon_paused, coupon_expired, coupon_used_up, coupon_not_for_plan, coupon_already_used.",
+        },
+    },
+    ["plan"],
+)
 CANCEL_BODY = {**_body({"at_once": {"type": "boolean", "default": False}}, []), "required": False}
 SUBSCRIPTION = ("Subscription", "The subscription")
 
@@ -486,7 +504,7 @@ def spec() -> dict:
                 404,
             ),
             "/api/subscribe/": _post(
-                "subscribe", "Subscribe to a plan", ("Subscription", "Subscribed"), PLAN_BODY, created=True
+                "subscribe", "Subscribe to a plan", ("Subscription", "Subscribed"), SUBSCRIBE_BODY, created=True
             ),
             "/api/unsubscribe/": _post(
                 "unsubscribe", "Cancel at period end, or at once", ("Subscription", "Canceled"), CANCEL_BODY, 404
@@ -588,7 +606,7 @@ def spec() -> dict:
                     "subscribeCustomer",
                     "Subscribe the customer to a plan",
                     ("Subscription", "Subscribed"),
-                    PLAN_BODY,
+                    SUBSCRIBE_BODY,
                     404,
                     params=[CUSTOMER_ID],
                     created=True,

@@ -232,6 +232,7 @@ def invoice_json(inv: Invoice | InvoiceRow, detail: bool = False) -> dict[str, A
                 "tax": line.tax_cents,
                 "tax_rate_percent": format_percent(line.tax_rate_percent),
                 "tax_name": line.tax_name,
+                "kind": "discount" if line.coupon_id else "item",
             }
             for line in inv.display_lines
         ]
@@ -373,8 +374,18 @@ def live_for(user: User) -> Subscription:
 # What a customer (for their own account) and a server key (for any customer) may do, once.
 
 
+def promotion_code_from_body() -> str | None:
+    code = body().get("promotion_code")
+    if code is None:
+        return None
+    if not isinstance(code, str):
+        raise ApiError(422, "invalid", "'promotion_code' must be a string.")
+    return code
+
+
 def subscribe_for(user: User):
-    sub = subscribe(db.session, user, plan_from_body(), now(), billing_settings())
+    code = promotion_code_from_body()
+    sub = subscribe(db.session, user, plan_from_body(), now(), billing_settings(), promotion_code=code)
     return jsonify(subscription_json(sub)), 201
 
 

@@ -32,7 +32,7 @@ from ..models import (
     User,
     UTCDateTime,
 )
-from . import events, taxes
+from . import coupons, events, taxes
 from .numbering import assign_numbers
 from .settings import BillingSettings
 from .sql import add_months_sql, const, insert_ignoring_duplicates, rows_changed, supports_dml_in_cte
@@ -129,10 +129,16 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
 
 
 def _priced(renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSettings) -> Select[Any]:
-    """The next period's invoice of each `renewing` subscription, its one line and its tax."""
+    """The next period's invoice of each `renewing` subscription, its line, its discount line
+    (a coupon redeemed for that period: billing/coupons.py) and their tax.
+
+    The invoice's net and tax are those of the discounted price; the plan's line keeps the
+    tax of the full price and the discount line carries the difference (both per-line rounded).
+    """
     price = P.c.price  # one unit of the plan per period
     rates = taxes.sql_active_rates()
-    tax = taxes.sql_line_tax(price, U, rates, settings.seller_country)
+    full = taxes.sql_line_tax(price, U, rates, settings.seller_country)
+    tax = taxes.sql_line_tax(price - coupons.sql_discount(price), U, rates, settings.seller_country)
     return (
         select(
             S.c.user_id,
@@ -152,18 +158,26 @@ def _priced(renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSe
             tax.note.label("tax_note"),
             tax.percent.label("tax_rate_percent"),
             tax.name.label("tax_name"),
+            full.net.label("line_amount"),
+            full.tax.label("line_tax_cents"),
+            (tax.net - full.net).label("discount_amount"),
+            (tax.tax - full.tax).label("discount_tax_cents"),
+            literal("Discount: ").concat(coupons.C.c.name).label("discount_description"),
+            coupons.C.c.id.label("coupon_id"),
         )
         .select_from(
             S.join(P, P.c.id == NEXT_PLAN)
             .join(U, U.c.id == S.c.user_id)
             .outerjoin(rates, taxes.sql_rate_join(U, rates, settings.seller_country))
+            .outerjoin(coupons.R, coupons.sql_redemption_join(S))
+            .outerjoin(coupons.C, coupons.C.c.id == coupons.R.c.coupon_id)
         )
         .where(renewing)
     )
 
 
 def _lines_from(source: Any, invoice_id: ColumnElement[Any], priced: Any) -> Insert:
-    """INSERT the one line of each invoice just issued (`source` joins its id to its priced row)."""
+    """INSERT the plan's line of each invoice just issued (`source` joins its id to its priced row)."""
     return insert(L).from_select(
         LINE_COLUMNS,
         select(
@@ -171,14 +185,37 @@ def _lines_from(source: Any, invoice_id: ColumnElement[Any], priced: Any) -> Ins
             literal(1),
             priced.c.description,
             literal(1),
-            priced.c.subtotal_cents,
-            priced.c.subtotal_cents,
+            priced.c.line_amount,
+            priced.c.line_amount,
             priced.c.period_start,
             priced.c.period_end,
-            priced.c.tax_cents,
+            priced.c.line_tax_cents,
             priced.c.tax_rate_percent,
             priced.c.tax_name,
         ).select_from(source),
+    )
+
+
+def _discount_lines_from(source: Any, invoice_id: ColumnElement[Any], priced: Any) -> Insert:
+    """INSERT the discount line (negative, same rate) of each invoice just issued with a coupon."""
+    return insert(L).from_select(
+        [*LINE_COLUMNS, "coupon_id"],
+        select(
+            invoice_id,
+            literal(2),
+            priced.c.discount_description,
+            literal(1),
+            priced.c.discount_amount,
+            priced.c.discount_amount,
+            priced.c.period_start,
+            priced.c.period_end,
+            priced.c.discount_tax_cents,
+            priced.c.tax_rate_percent,
+            priced.c.tax_name,
+            priced.c.coupon_id,
+        )
+        .select_from(source)
+        .where(priced.c.coupon_id.is_not(None), priced.c.discount_amount != 0),
     )
 
 
@@ -203,14 +240,14 @@ def _issue_next_periods(
             .returning(I.c.id, I.c.subscription_id, I.c.plan_id, I.c.period_end)
             .cte("issued")
         )
-        lines = (
-            _lines_from(issued.join(rows, rows.c.subscription_id == issued.c.subscription_id), issued.c.id, rows)
-            .returning(L.c.id)
-            .cte("lined")
-        )
+        joined = issued.join(rows, rows.c.subscription_id == issued.c.subscription_id)
+        lines = _lines_from(joined, issued.c.id, rows).returning(L.c.id).cte("lined")
+        discounts = _discount_lines_from(joined, issued.c.id, rows).returning(L.c.id).cte("discounted")
         return rows_changed(
             session,
-            _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end).add_cte(lines),
+            _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end).add_cte(
+                lines, discounts
+            ),
         )
     before = session.scalar(select(func.coalesce(func.max(I.c.id), 0)))
     # (The select itself, not a subquery of it: SQLite would read `ON CONFLICT` after a
@@ -223,6 +260,7 @@ def _issue_next_periods(
         just_priced = priced.subquery("priced")
         new = I.join(just_priced, and_(just_priced.c.subscription_id == I.c.subscription_id, I.c.id > before))
         session.execute(_lines_from(new, I.c.id, just_priced))
+        session.execute(_discount_lines_from(new, I.c.id, just_priced))
     _advance_past_billed_periods(session, renewing)
     return count
 

@@ -25,7 +25,7 @@ from ..models import (
     Subscription,
     User,
 )
-from . import audit, events, taxes
+from . import audit, coupons, events, taxes
 from .dunning import queue_issue_notices
 from .errors import BillingError
 from .invoicing import bill_chunk
@@ -102,14 +102,27 @@ def quote_subscription(plan: Plan, today: dt.date, trial: bool = True) -> Subscr
     return SubscriptionQuote(plan, 0, plan.price, first, first[1], plan.price)
 
 
-def subscribe(session: DbSession, user: User, plan: Plan, now: dt.datetime, settings: BillingSettings) -> Subscription:
-    """Start a subscription today: the first invoice now, or when the trial ends."""
+def subscribe(
+    session: DbSession,
+    user: User,
+    plan: Plan,
+    now: dt.datetime,
+    settings: BillingSettings,
+    promotion_code: str | None = None,
+) -> Subscription:
+    """Start a subscription today: the first invoice now, or when the trial ends.
+
+    A `promotion_code` is checked before anything is written (a bad code refuses the
+    subscription with its reason: billing/coupons.py) and discounts the first invoice on.
+    """
     if not plan.active:
         raise BillingError(f"The {plan.name} plan is no longer offered.", "unknown_plan", 422)
     # Lock the customer's row: concurrent subscribes of one customer queue here, and
     # the second sees the first's subscription (a no-op on SQLite, where writes queue anyway).
     session.execute(select(User.id).where(User.id == user.id).with_for_update())
     _ensure_no_live(session, user)
+    if promotion_code:
+        coupons.check_code(session, user.id, plan, promotion_code, now)
     quote = quote_subscription(plan, now.date(), trial=trial_available(session, user.id))
     today = now.date()
     trial_end = today + dt.timedelta(days=quote.trial_days)
@@ -130,6 +143,8 @@ def subscribe(session: DbSession, user: User, plan: Plan, now: dt.datetime, sett
             session.add(sub)
     except IntegrityError:
         raise BillingError("You already have a subscription; change its plan instead.", "already_subscribed") from None
+    if promotion_code:
+        coupons.redeem(session, user, sub, plan, promotion_code, now)
     events.emit(session, events.SUBSCRIPTION_CREATED, events.subscription_data(sub), now)
     if not quote.trial_days:
         bill_chunk(session, sub.id, sub.id, now, settings)  # the first invoice, at once
