@@ -106,6 +106,19 @@ def _text(obj: Any, name: str) -> str:
     return str(getattr(obj, name, None) or "").strip()
 
 
+def _buyer_as_issued(invoice: Invoice) -> Buyer:
+    """The buyer copied onto the invoice when it was numbered (billing/numbering.py)."""
+    address = invoice.buyer_address or ""
+    return Buyer(
+        email=invoice.buyer_email or "",
+        name=(invoice.buyer_name or "").strip(),
+        company=(invoice.buyer_company or "").strip(),
+        address=tuple(line.strip() for line in address.splitlines() if line.strip()),
+        country=(invoice.buyer_country or "").upper(),
+        tax_id=invoice.buyer_tax_id or "",
+    )
+
+
 def _buyer(user: Any) -> Buyer:
     address = _text(user, "billing_address")
     return Buyer(
@@ -178,7 +191,7 @@ def invoice_document(invoice: Invoice, seller: Seller) -> Document:
     last = paid[-1] if paid else None
     return Document(
         seller=seller,
-        buyer=_buyer(invoice.user),
+        buyer=_buyer_as_issued(invoice) if invoice.buyer_email else _buyer(invoice.user),
         invoice_id=invoice.id,
         number=display_number(invoice),
         status=invoice.status,
