@@ -60,6 +60,7 @@ class TaxRow:
     name: str
     rate_percent: Decimal | None
     amount: int
+    net: int = 0  # the taxable amount at this rate (the lines' net amounts)
 
 
 @dataclass(frozen=True)
@@ -171,13 +172,14 @@ def _lines(invoice: Invoice) -> tuple[Line, ...]:
 
 def _taxes(lines: tuple[Line, ...]) -> tuple[TaxRow, ...]:
     """The tax per rate, in the order the rates first appear on the lines."""
-    rows: dict[tuple[str, Decimal | None], int] = {}
+    rows: dict[tuple[str, Decimal | None], tuple[int, int]] = {}
     for line in lines:
         if line.tax_amount is None:
             continue
         key = (line.tax_name, line.tax_rate_percent)
-        rows[key] = rows.get(key, 0) + line.tax_amount
-    return tuple(TaxRow(name, rate, amount) for (name, rate), amount in rows.items())
+        tax, net = rows.get(key, (0, 0))
+        rows[key] = (tax + line.tax_amount, net + line.amount)
+    return tuple(TaxRow(name, rate, tax, net) for (name, rate), (tax, net) in rows.items())
 
 
 def invoice_document(invoice: Invoice, seller: Seller) -> Document:
