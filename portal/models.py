@@ -307,6 +307,15 @@ class Invoice(Base):
     subtotal_cents: Mapped[int] = mapped_column(BigInteger, default=_untaxed_subtotal, server_default="0")
     tax_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     tax_note: Mapped[str] = mapped_column(Text, default="", server_default="")  # e.g. reverse charge
+    # Who it was billed to, copied from the customer's billing details when it is numbered
+    # (billing/numbering.py): an issued invoice never changes when the customer's details do.
+    # NULL buyer_email: issued before the copy existed; its document reads the customer.
+    buyer_email: Mapped[str | None] = mapped_column(String(254))
+    buyer_name: Mapped[str | None] = mapped_column(String(200))
+    buyer_company: Mapped[str | None] = mapped_column(String(200))
+    buyer_address: Mapped[str | None] = mapped_column(Text)
+    buyer_country: Mapped[str | None] = mapped_column(String(2))
+    buyer_tax_id: Mapped[str | None] = mapped_column(String(40))
 
     user: Mapped[User] = relationship()
     subscription: Mapped[Subscription | None] = relationship()

@@ -235,6 +235,11 @@ def test_embedded_mode_delivers_after_the_commit(app, session, make_user, settin
         ("http://localhost/", False),
         ("http://exa mple.com/", False),
         ("http://example.com:99999/", False),
+        # IPv6 forms that carry a private IPv4 address: NAT64, 6to4.
+        ("http://[64:ff9b::7f00:1]/", False),
+        ("http://[64:ff9b::a01:203]/", False),
+        ("http://[2002:7f00:1::]/", False),
+        ("http://[64:ff9b::5db8:d70e]/", True),
     ],
 )
 def test_urls_must_be_http_and_public_in_production(url, allowed, monkeypatch):

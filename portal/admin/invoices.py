@@ -135,7 +135,11 @@ class InvoiceView(StaffModelView):
             actor_id=current_user.id,
         )
         if status is None:
-            flash(f"{inv.number}: nothing to charge (paid, no saved card, or a charge is in flight).", "error")
+            flash(
+                f"{inv.number}: nothing to charge (paid, no saved card, a charge in flight, "
+                "or the card was tried a moment ago).",
+                "error",
+            )
         else:
             db.session.refresh(inv)
             flash(

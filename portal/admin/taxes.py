@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from wtforms import SelectField
-from wtforms.validators import DataRequired, Length, NumberRange, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, ValidationError
 
 from ..billing.customers import countries
 from ..billing.taxes import format_percent
@@ -36,7 +36,8 @@ class TaxRateView(StaffModelView):
             "places": 4,
             "description": "e.g. 25.5 for 25.5 %; up to four decimals",
             "validators": [
-                DataRequired(message="Give the rate in percent, e.g. 19 or 25.5."),
+                # InputRequired, not DataRequired: 0 (a zero rate) is an answer.
+                InputRequired(message="Give the rate in percent, e.g. 19 or 25.5."),
                 NumberRange(min=0, max=100, message="A rate is from 0 to 100 %%."),
             ],
         },

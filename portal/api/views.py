@@ -133,7 +133,7 @@ def api_auth(view):
                     raise ApiError(403, "csrf_failed", "Send the X-CSRFToken header with session requests.") from None
         else:
             raise ApiError(401, "unauthorized", "Send 'Authorization: Bearer <token>'.")
-        if server_key is not None and server_key.scope != SCOPE_WRITE and request.method == "POST":
+        if server_key is not None and server_key.scope != SCOPE_WRITE and request.method not in SAFE_METHODS:
             raise ApiError(403, "insufficient_scope", "This server key may only read; writing needs a write key.")
         g.api_user, g.server_key = user, server_key
         if request.method == "POST" and IDEMPOTENCY_HEADER in request.headers:
@@ -146,6 +146,7 @@ def api_auth(view):
 
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def _idempotent(view, args, kwargs, principal: User | ServerKey):
@@ -561,12 +562,14 @@ def billing_details_json(user) -> dict[str, Any]:
 
 @route("GET", "/billing-details/")
 @api_auth
+@customer_only
 def api_billing_details():
     return jsonify(billing_details_json(g.api_user))
 
 
 @route("PATCH", "/billing-details/")
 @api_auth
+@customer_only
 def api_update_billing_details():
     """Change the fields sent (null or "" clears one); the others stay as they are."""
     data = body()

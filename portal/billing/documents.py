@@ -60,6 +60,7 @@ class TaxRow:
     name: str
     rate_percent: Decimal | None
     amount: int
+    net: int = 0  # the taxable amount at this rate (the lines' net amounts)
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,19 @@ def display_number(invoice: Invoice) -> str:
 
 def _text(obj: Any, name: str) -> str:
     return str(getattr(obj, name, None) or "").strip()
+
+
+def _buyer_as_issued(invoice: Invoice) -> Buyer:
+    """The buyer copied onto the invoice when it was numbered (billing/numbering.py)."""
+    address = invoice.buyer_address or ""
+    return Buyer(
+        email=invoice.buyer_email or "",
+        name=(invoice.buyer_name or "").strip(),
+        company=(invoice.buyer_company or "").strip(),
+        address=tuple(line.strip() for line in address.splitlines() if line.strip()),
+        country=(invoice.buyer_country or "").upper(),
+        tax_id=invoice.buyer_tax_id or "",
+    )
 
 
 def _buyer(user: Any) -> Buyer:
@@ -158,13 +172,14 @@ def _lines(invoice: Invoice) -> tuple[Line, ...]:
 
 def _taxes(lines: tuple[Line, ...]) -> tuple[TaxRow, ...]:
     """The tax per rate, in the order the rates first appear on the lines."""
-    rows: dict[tuple[str, Decimal | None], int] = {}
+    rows: dict[tuple[str, Decimal | None], tuple[int, int]] = {}
     for line in lines:
         if line.tax_amount is None:
             continue
         key = (line.tax_name, line.tax_rate_percent)
-        rows[key] = rows.get(key, 0) + line.tax_amount
-    return tuple(TaxRow(name, rate, amount) for (name, rate), amount in rows.items())
+        tax, net = rows.get(key, (0, 0))
+        rows[key] = (tax + line.tax_amount, net + line.amount)
+    return tuple(TaxRow(name, rate, tax, net) for (name, rate), (tax, net) in rows.items())
 
 
 def invoice_document(invoice: Invoice, seller: Seller) -> Document:
@@ -178,7 +193,7 @@ def invoice_document(invoice: Invoice, seller: Seller) -> Document:
     last = paid[-1] if paid else None
     return Document(
         seller=seller,
-        buyer=_buyer(invoice.user),
+        buyer=_buyer_as_issued(invoice) if invoice.buyer_email else _buyer(invoice.user),
         invoice_id=invoice.id,
         number=display_number(invoice),
         status=invoice.status,

@@ -7,7 +7,8 @@ still waiting, in id order, in the SAME transaction that issued them:
    serialises writers anyway): concurrent workers queue here, each for the short
    tail of its transaction;
 2. one set-based UPDATE gives the waiting invoices counter+1, counter+2, ...
-   ordered by id;
+   ordered by id, and copies each customer's billing details onto the invoice (the
+   buyer the document shows from then on);
 3. the counter moves on by as many, in the same transaction.
 
 So a number is used once the transaction commits and never again; a chunk that
@@ -30,12 +31,13 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import GenericFunction
 
-from ..models import DbSession, Invoice, InvoiceNumberCounter
+from ..models import DbSession, Invoice, InvoiceNumberCounter, User
 from .settings import BillingSettings
 from .sql import insert_ignoring_duplicates, rows_changed
 
 I = Invoice.__table__  # noqa: E741
 C = InvoiceNumberCounter.__table__
+U = User.__table__
 DIGITS = 6  # zero-padded to six digits; longer numbers simply grow
 
 
@@ -100,6 +102,19 @@ def _lock_counter(session: DbSession, prefix: str, year: int) -> int:
     )
 
 
+def _buyer_copy() -> dict[str, Any]:
+    """The customer's billing details as the invoice keeps them once it is final: a legal
+    document does not change when the customer later moves or changes their VAT ID."""
+    return {
+        "buyer_email": U.c.email,
+        "buyer_name": func.coalesce(func.nullif(U.c.billing_name, ""), U.c.name, ""),
+        "buyer_company": U.c.billing_company,
+        "buyer_address": U.c.billing_address,
+        "buyer_country": U.c.billing_country,
+        "buyer_tax_id": U.c.tax_id,
+    }
+
+
 def assign_numbers(session: DbSession, settings: BillingSettings) -> int:
     """Number every invoice that has none yet, in id order; returns how many were numbered.
 
@@ -123,8 +138,8 @@ def assign_numbers(session: DbSession, settings: BillingSettings) -> int:
         count = rows_changed(
             session,
             update(I)
-            .where(I.c.id == ranked.c.id)
-            .values(number=_head(prefix, year) + padded(last + ranked.c.rn))
+            .where(I.c.id == ranked.c.id, U.c.id == I.c.user_id)
+            .values(number=_head(prefix, year) + padded(last + ranked.c.rn), **_buyer_copy())
             .execution_options(synchronize_session=False),
         )
         if count > 0:
@@ -139,4 +154,4 @@ def number_issued(session: DbSession, settings: BillingSettings) -> None:
     if assign_numbers(session, settings):
         for obj in list(session.identity_map.values()):
             if isinstance(obj, Invoice) and obj.number is None:
-                session.expire(obj, ["number"])
+                session.expire(obj, ["number", *_buyer_copy()])

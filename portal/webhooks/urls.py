@@ -27,9 +27,18 @@ def _addresses(host: str, port: int) -> list[ipaddress.IPv4Address | ipaddress.I
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # An IPv4 address carried in IPv6 (mapped, 6to4, NAT64) is judged as that IPv4 address.
+        if address.ipv4_mapped:
+            address = address.ipv4_mapped
+        elif address.sixtofour:
+            address = address.sixtofour
+        elif address in NAT64:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address.is_global and not address.is_multicast
 
 

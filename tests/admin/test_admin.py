@@ -318,3 +318,22 @@ def test_archiving_plans_from_the_console_goes_through_the_core(client, staff, s
     assert session.get(Plan, pro.id).active is False
     [entry] = session.scalars(select(AuditEntry)).all()
     assert (entry.action, entry.object_id, entry.actor_id) == ("archive", pro.id, staff.id)
+
+
+def test_staff_may_create_a_zero_percent_tax_rate(client, staff, session):
+    """A zero rate (a zero-rated country, an exempt service) is a rate like any other: 0 is
+    an answer, not a missing one."""
+    from decimal import Decimal
+
+    from portal.models import TaxRate
+
+    answer = client.post(
+        "/admin/taxrate/new/",
+        data={"name": "VAT", "percent": "0", "country": "AE", "active": "y"},
+    )
+    assert "Give the rate in percent" not in answer.get_data(as_text=True)
+    rate = session.scalar(select(TaxRate).where(TaxRate.country == "AE"))
+    assert rate is not None and rate.percent == Decimal(0)
+    refused = client.post("/admin/taxrate/new/", data={"name": "VAT", "percent": "", "country": "BH", "active": "y"})
+    assert "Give the rate in percent" in refused.get_data(as_text=True)
+    assert session.scalar(select(TaxRate).where(TaxRate.country == "BH")) is None

@@ -127,3 +127,27 @@ def test_a_customer_changes_pauses_and_reads_plans(customer_token, session):
 def test_subscription_calls_without_one_are_404(customer_token, path):
     response = customer_token.post(path, {"plan": "pro"})
     assert response.status_code == 404 and response.json["error"]["code"] == "no_subscription"
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("GET", "/api/subscription/"), ("GET", "/api/billing-details/"), ("PATCH", "/api/billing-details/")],
+)
+def test_a_server_key_on_the_customers_own_routes_is_told_to_use_a_customer_token(server_key, method, path):
+    """A server key has no "own" account: every customer-only route answers 403 saying so
+    (these three answered 500)."""
+    response = server_key.client.open(
+        path, method=method, data="{}", headers=server_key.headers, content_type="application/json"
+    )
+    assert response.status_code == 403 and response.json["error"]["code"] == "customer_token_required"
+
+
+def test_a_read_key_writes_with_no_method_at_all(read_key):
+    """Read scope refuses every writing method, not only POST."""
+    for method in ("PATCH", "PUT", "DELETE"):
+        response = read_key.client.open(
+            "/api/billing-details/", method=method, data="{}", headers=read_key.headers, content_type="application/json"
+        )
+        assert response.status_code in (403, 405) and response.status_code != 500, (method, response.status_code)
+        if response.status_code == 403:
+            assert response.json["error"]["code"] in ("insufficient_scope", "customer_token_required")

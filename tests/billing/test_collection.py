@@ -169,6 +169,17 @@ def test_a_new_card_retries_failed_invoices_at_once(session, with_card):
     assert attempt.attempt == 2 and session.get(Invoice, 1).status == "paid"
 
 
+def test_charge_now_clicked_twice_does_not_try_the_same_card_again_at_once(session, with_card):
+    """Staff's "Charge now" pressed twice (or ten times at once): the card that was just
+    declined is not charged again within the minute; a new card still is, at once."""
+    charge(session, ISSUED, "failed", "card_declined", force=True)
+    assert collection.begin_attempt(session, 1, utc(2024, 1, 10, 9, 0, 30), force=True) is None
+    assert collection.begin_attempt(session, 1, utc(2024, 1, 10, 9, 2), force=True) is not None
+    session.rollback()
+    collection.save_card(session, with_card.id, CardDetails("demo", "pm_demo_ok_2", "visa", "4242", 1, 2031), ISSUED)
+    assert collection.begin_attempt(session, 1, utc(2024, 1, 10, 9, 0, 30), force=True) is not None
+
+
 def test_a_crashed_attempt_is_resumed_with_its_own_key_not_a_new_one(session, with_card):
     attempt = collection.begin_attempt(session, 1, ISSUED)
     session.commit()  # then the process dies before the provider answers

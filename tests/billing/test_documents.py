@@ -25,13 +25,6 @@ def invoice(session, make_user, settings) -> Invoice:
     return session.get(Invoice, 1)
 
 
-def drop_lines(session, invoice: Invoice) -> None:
-    for line in list(invoice.lines):
-        session.delete(line)
-    session.flush()
-    session.expire(invoice, ["lines"])
-
-
 def test_the_seller_comes_from_configuration():
     seller = Seller.from_config(
         {
@@ -51,7 +44,7 @@ def test_the_seller_comes_from_configuration():
     assert Seller.from_config({}) == Seller() and Seller().issuer == DEFAULT_NAME
 
 
-def test_a_period_invoice_is_its_stored_line_for_its_plan_and_period(session, invoice):
+def test_a_period_invoice_has_one_line_for_its_plan_and_period(session, invoice):
     doc = invoice_document(invoice, Seller())
     assert (doc.number, doc.status, doc.currency, doc.total) == ("INV-000001", "open", "USD", 2900)
     assert (doc.issued_on, doc.due_on) == (dt.date(2024, 1, 10), dt.date(2024, 1, 24))
@@ -60,23 +53,24 @@ def test_a_period_invoice_is_its_stored_line_for_its_plan_and_period(session, in
     ] == [("Pro plan", 1, 2900, 2900, dt.date(2024, 1, 10), dt.date(2024, 2, 10))]
     assert (doc.buyer.heading, doc.buyer.email, doc.buyer.address) == ("Ada Lovelace", "ada@example.com", ())
     assert (doc.subtotal, doc.tax, doc.is_paid, doc.paid_on) == (2900, 0, False, None)
+    assert sum(t.amount for t in doc.taxes) == 0
     assert doc.filename() == "INV-000001.pdf" and doc.filename(RECEIPT) == "Receipt-INV-000001.pdf"
 
 
-def test_an_invoice_without_stored_lines_is_one_line_for_its_plan_and_period(session, invoice):
-    """Lines are written with every invoice; one made by hand without them still reads whole."""
-    drop_lines(session, invoice)
-    doc = invoice_document(invoice, Seller())
-    assert [(ln.description, ln.amount, ln.period_start) for ln in doc.lines] == [
-        ("Pro plan", 2900, dt.date(2024, 1, 10))
-    ]
-
-
 def test_stored_lines_are_the_documents_lines(session, invoice):
-    invoice.lines.append(InvoiceLine(position=2, description="Seats", quantity=3, unit_amount=300, amount=900))
+    for stored in invoice.lines:
+        session.delete(stored)
+    session.flush()
+    session.expire(invoice, ["lines"])
+    invoice.lines.extend(
+        [
+            InvoiceLine(position=1, description="Pro plan", quantity=1, unit_amount=2000, amount=2000),
+            InvoiceLine(position=2, description="Seats", quantity=3, unit_amount=300, amount=900),
+        ]
+    )
     session.flush()
     doc = invoice_document(invoice, Seller())
-    assert [(ln.description, ln.amount) for ln in doc.lines] == [("Pro plan", 2900), ("Seats", 900)]
+    assert [(ln.description, ln.amount) for ln in doc.lines] == [("Pro plan", 2000), ("Seats", 900)]
 
 
 def test_a_paid_invoice_names_its_payment_date_and_method(session, invoice, settings):
@@ -85,12 +79,18 @@ def test_a_paid_invoice_names_its_payment_date_and_method(session, invoice, sett
     assert (doc.is_paid, doc.paid_on, doc.payment_method) == (True, dt.date(2024, 1, 12), "Card (Stripe)")
 
 
-def test_billing_details_and_tax_are_shown(session, invoice):
+def test_billing_details_and_tax_are_read_when_the_models_have_them(session, invoice):
+    """Columns the tax side of the product adds: shown once they exist, never required.
+    An invoice issued before invoices kept their buyer (no buyer_email) shows the customer's details."""
+    invoice.buyer_email = None
+    for stored in invoice.lines:
+        session.delete(stored)
+    session.flush()
+    session.expire(invoice, ["lines"])
     user = invoice.user
     user.billing_name, user.billing_company = "Ada Lovelace", "Analytical Engines Ltd"  # type: ignore[attr-defined]
     user.billing_address, user.billing_country, user.tax_id = "1 Engine Row\nLondon", "gb", "GB123456789"  # type: ignore[attr-defined]
     invoice.subtotal_cents, invoice.tax_cents, invoice.tax_note = 2417, 483, "Reverse charge"  # type: ignore[attr-defined]
-    drop_lines(session, invoice)
     line = InvoiceLine(position=1, description="Pro plan", quantity=1, unit_amount=2417, amount=2417)
     line.tax_cents, line.tax_rate_percent, line.tax_name = 483, Decimal("20.00"), "VAT"  # type: ignore[attr-defined]
     invoice.lines.append(line)
@@ -106,3 +106,32 @@ def test_billing_details_and_tax_are_shown(session, invoice):
     )
     assert (doc.subtotal, doc.tax, doc.total, doc.tax_note, doc.has_tax) == (2417, 483, 2900, "Reverse charge", True)
     assert [(t.name, str(t.rate_percent), t.amount) for t in doc.taxes] == [("VAT", "20", 483)]
+
+
+def test_an_issued_invoice_keeps_the_buyer_it_was_issued_to(session, make_user, settings):
+    """An issued invoice is a legal document: the customer changing their billing details
+    later (a move, a new company, a VAT ID removed) must not rewrite the invoices already
+    sent, whose tax (reverse charge or not) was decided on the details of that day."""
+    from portal.billing.customers import update_details
+
+    user = make_user(email="ada@example.com")
+    old = {"name": "Ada Lovelace", "company": "Engines GmbH", "address": "Hauptstr. 1\nBerlin"}
+    assert update_details(session, user, {**old, "country": "DE", "tax_id": "DE136695976"}) == {}
+    subscribe(session, user, find_plan(session, "pro"), utc(2024, 1, 10, 9), settings)
+    session.commit()
+    invoice = session.get(Invoice, 1)
+    assert invoice is not None and invoice.number
+
+    new = {"name": "Ada King", "company": "", "address": "1 Engine Row\nLondon", "country": "GB", "tax_id": ""}
+    assert update_details(session, user, new) == {}
+    session.commit()
+    session.expire_all()
+
+    buyer = invoice_document(session.get(Invoice, 1), Seller()).buyer
+    assert (buyer.name, buyer.company, buyer.address, buyer.country, buyer.tax_id) == (
+        "Ada Lovelace",
+        "Engines GmbH",
+        ("Hauptstr. 1", "Berlin"),
+        "DE",
+        "DE136695976",
+    )
