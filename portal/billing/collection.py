@@ -421,7 +421,7 @@ def begin_attempts(session: DbSession, invoice_ids: list[int], now: dt.datetime)
         .subquery("tried")
     )
     last = A.alias("last_attempt")
-    number = func.coalesce(tried.c.n, 0) + 1
+    number = (func.coalesce(tried.c.n, 0) + 1).self_group()  # SQLite's || binds tighter than +
     in_flight = exists().where(A.c.invoice_id == I.c.id, A.c.status.in_((ATT_PENDING, ATT_SUCCEEDED)))
     rows = (
         select(
