@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Exists, Select, and_, bindparam, exists, func, insert, literal, or_, select, update
+from sqlalchemy import Exists, Row, Select, and_, bindparam, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from ..models import (
@@ -528,7 +529,8 @@ def record_outcomes(
     )
     refs = {r.id: succeeded[r.id].provider_ref or f"{succeeded[r.id].provider}_{r.idempotency_key}" for r in rows}
     known = set(session.scalars(select(Payment.provider_ref).where(Payment.provider_ref.in_(refs.values()))))
-    clean, unusual = [], []
+    clean: list[Row[Any]] = []
+    unusual: list[Row[Any]] = []
     for r in rows:
         plain = (
             r.status in INV_PAYABLE
