@@ -11,8 +11,12 @@
 2. Charging the N invoices it issued: the day's `charge_due` job fans them out in chunks
    on the payments queue, then 1 and then 2 `python worker.py --burst` processes charge
    them through the real stripe SDK against the project's local Stripe fake (an HTTP
-   server in this process). Each attempt is committed before its call and its outcome
-   after. Prints seconds, charges/second and the 2-worker speed-up over 1.
+   server in this process). A chunk's attempts are committed before its calls and its
+   outcomes after. Prints seconds, charges/second and the 2-worker speed-up over 1.
+Between the two, the baseline of the same session: `--baseline-n` invoices charged in this
+process one at a time (charge_invoice: ~17 statements and two commits per charge) and a
+chunk at a time (charge_batch), `--repeat` times each; prints medians, ms per charge and
+the ratio.
 """
 
 from __future__ import annotations
