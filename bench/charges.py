@@ -11,12 +11,17 @@
 2. Charging the N invoices it issued: the day's `charge_due` job fans them out in chunks
    on the payments queue, then 1 and then 2 `python worker.py --burst` processes charge
    them through the real stripe SDK against the project's local Stripe fake (an HTTP
-   server in this process). Each attempt is committed before its call and its outcome
-   after. Prints seconds, charges/second and the 2-worker speed-up over 1.
+   server in this process). A chunk's attempts are committed before its calls and its
+   outcomes after. Prints seconds, charges/second and the 2-worker speed-up over 1.
+Between the two, the baseline of the same session: `--baseline-n` invoices charged in this
+process one at a time (charge_invoice: ~17 statements and two commits per charge) and a
+chunk at a time (charge_batch), `--repeat` times each; prints medians, ms per charge and
+the ratio.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import subprocess
@@ -27,12 +32,16 @@ from pathlib import Path
 import redis
 import sqlalchemy as sa
 from flask import current_app
+from werkzeug.serving import WSGIRequestHandler
 
 from bench.billing_run import AS_OF, arguments, fresh_database
+from portal.billing.collection import due_invoice_ids
 from portal.billing.invoicing import run_billing
 from portal.billing.settings import BillingSettings
 from portal.extensions import db
 from portal.jobs import context, tasks
+from portal.payments.collect import charge_batch, charge_invoices, chunks
+from portal.payments.gateway import StripeGateway
 from tests.payments.fake_stripe import FakeStripe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +73,10 @@ def seed_cards(n: int) -> None:
 
 def fake_with_cards(n: int) -> tuple[FakeStripe, str]:
     """The local Stripe fake, knowing each customer's attached test card."""
+    # The fake stands in for Stripe's API, which keeps connections alive and logs nothing
+    # here: a new TCP connection and a log line per request would be the fake's cost, not the app's.
+    WSGIRequestHandler.protocol_version = "HTTP/1.1"
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     fake = FakeStripe()
     for i in range(1, n + 1):
         fake.payment_methods[f"pm_{i}"] = {
@@ -143,6 +156,33 @@ def charging(url: str, redis_url: str, n: int, chunk: int, charge_chunk: int, wo
     return seconds
 
 
+def in_process(url: str, n: int, chunk: int, charge_chunk: int, batched: bool) -> float:
+    """Charge N issued invoices in this process: one charge_invoice() per invoice (an
+    attempt's commit before its call, an outcome's commit after it) or charge_batch() per
+    chunk (a chunk's attempts in one commit before the calls, its outcomes in one after)."""
+    with fresh_database(url, n, chunk):
+        seed_cards(n)
+        run_billing(db.session, AS_OF, BillingSettings(chunk_size=chunk), db.session.commit)
+        fake, base = fake_with_cards(n)
+        try:
+            provider = StripeGateway("sk_test_bench", "", base)
+            settings = BillingSettings(chunk_size=chunk)
+            ids = due_invoice_ids(db.session, AS_OF)
+            db.session.commit()
+            t0 = time.perf_counter()
+            if batched:
+                for part in chunks(ids, charge_chunk):
+                    charge_batch(db.session, provider, part, AS_OF, settings, db.session.commit)
+            else:
+                charge_invoices(db.session, provider, ids, AS_OF, settings, db.session.commit)
+            seconds = time.perf_counter() - t0
+            assert count("SELECT count(*) FROM invoices WHERE status = 'paid'") == n
+            assert len(fake.payment_intents) == n
+        finally:
+            fake.stop()
+    return seconds
+
+
 def main() -> None:
     parser = arguments(__doc__)
     parser.set_defaults(n=100_000)
@@ -150,6 +190,9 @@ def main() -> None:
     parser.add_argument("--charge-chunk", type=int, default=1_000, help="invoices per charge job")
     parser.add_argument("--charge-n", type=int, default=0, help="invoices to charge (default: --n)")
     parser.add_argument("--repeat", type=int, default=3, help="billing runs per variant (medians are printed)")
+    parser.add_argument(
+        "--baseline-n", type=int, default=2_000, help="invoices charged per invoice vs per chunk, in process"
+    )
     args = parser.parse_args()
     if not args.database_url.startswith("postgres"):
         parser.error("--database-url must be PostgreSQL (workers need a shared database)")
@@ -165,6 +208,24 @@ def main() -> None:
     )
     print(f"  collection off   {m_off:8.2f} s  {args.n / m_off:>10,.0f} subs/s")
     print(f"  collection on    {m_on:8.2f} s  {args.n / m_on:>10,.0f} subs/s  on/off x{m_on / m_off:.2f}")
+
+    base_n = min(args.baseline_n, args.n)
+    per_invoice, batched = [], []
+    for _ in range(args.repeat):
+        per_invoice.append(in_process(args.database_url, base_n, args.chunk_size, args.charge_chunk, batched=False))
+        batched.append(in_process(args.database_url, base_n, args.chunk_size, args.charge_chunk, batched=True))
+    m_one, m_batch = statistics.median(per_invoice), statistics.median(batched)
+    print(
+        f"charging in one process, one invoice at a time vs a chunk at a time: N={base_n:,}, "
+        f"charge chunk={args.charge_chunk:,}, repeats={args.repeat} (medians)"
+    )
+    print(
+        f"  per invoice      {m_one:8.2f} s  {base_n / m_one:>10,.0f} charges/s  {m_one / base_n * 1000:7.2f} ms/charge"
+    )
+    print(
+        f"  per chunk        {m_batch:8.2f} s  {base_n / m_batch:>10,.0f} charges/s  "
+        f"{m_batch / base_n * 1000:7.2f} ms/charge  x{m_one / m_batch:.2f} faster"
+    )
 
     n = args.charge_n or args.n
     one = charging(args.database_url, args.redis_url, n, args.chunk_size, args.charge_chunk, 1)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Exists, Select, and_, exists, func, or_, select, update
+from sqlalchemy import Exists, Row, Select, and_, bindparam, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from ..models import (
@@ -30,10 +31,13 @@ from ..models import (
     ATT_SUCCEEDED,
     COLLECT_AUTO,
     COLLECT_SEND,
+    INV_PAID,
     INV_PAYABLE,
     NOTE_ACTION_REQUIRED,
     NOTE_CARD_EXPIRING,
     NOTE_CHARGE_FAILED,
+    NOTE_RECEIPT,
+    PAY_SUCCEEDED,
     SUB_ACTIVE,
     SUB_CANCELED,
     SUB_LIVE,
@@ -41,12 +45,14 @@ from ..models import (
     DbSession,
     Invoice,
     Notification,
+    Payment,
     PaymentAttempt,
     PaymentMethod,
     Subscription,
     User,
+    UTCDateTime,
 )
-from . import audit, events
+from . import audit, dunning, events
 from .checkouts import PAID, Checkout
 from .errors import BillingError
 from .invoices import fulfil, locked
@@ -383,6 +389,200 @@ def record_outcome(
         session.execute(update(S).where(becoming).values(status=SUB_PAST_DUE))
     session.flush()
     return attempt
+
+
+# -- a chunk of charges at once (the payments queue) -------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingCharge:
+    """A recorded attempt and what the provider is sent for it."""
+
+    attempt_id: int
+    invoice_id: int
+    key: str
+    amount: int
+    currency: str
+    card_ref: str
+    customer_ref: str
+
+
+U = User.__table__
+
+
+def begin_attempts(session: DbSession, invoice_ids: list[int], now: dt.datetime) -> list[PendingCharge]:
+    """begin_attempt() of each of these invoices (without `force`), in a few set-based
+    statements: the invoices are locked, then one INSERT ... SELECT records the next attempt
+    of each one due at `now` (payable, collected automatically from a saved card, none in
+    flight or succeeded, never tried or its retry day come), with its own idempotency key.
+    The caller COMMITS them before calling the provider for any."""
+    ids = sorted(set(invoice_ids))
+    if not ids:
+        return []
+    session.flush()
+    # The same lock, in one order, as begin_attempt and fulfil take one invoice at a time.
+    session.execute(select(I.c.id).where(I.c.id.in_(ids)).order_by(I.c.id).with_for_update())
+    tried = (
+        select(A.c.invoice_id, func.max(A.c.attempt).label("n"))
+        .where(A.c.invoice_id.in_(ids))
+        .group_by(A.c.invoice_id)
+        .subquery("tried")
+    )
+    last = A.alias("last_attempt")
+    number = (func.coalesce(tried.c.n, 0) + 1).self_group()  # SQLite's || binds tighter than +
+    in_flight = exists().where(A.c.invoice_id == I.c.id, A.c.status.in_((ATT_PENDING, ATT_SUCCEEDED)))
+    rows = (
+        select(
+            I.c.id,
+            number,
+            literal("invoice-").concat(I.c.id).concat(literal("-attempt-")).concat(number),
+            PM.c.id,
+            I.c.total,
+            I.c.currency,
+            literal(ATT_PENDING),
+            literal(now, UTCDateTime),
+        )
+        .select_from(
+            I.join(S, S.c.id == I.c.subscription_id)
+            .join(PM, and_(PM.c.user_id == I.c.user_id, PM.c.is_default, PM.c.removed_at.is_(None)))
+            .outerjoin(tried, tried.c.invoice_id == I.c.id)
+            .outerjoin(last, and_(last.c.invoice_id == I.c.id, last.c.attempt == tried.c.n))
+        )
+        .where(
+            I.c.id.in_(ids),
+            I.c.status.in_(INV_PAYABLE),
+            S.c.collection_method == COLLECT_AUTO,
+            S.c.status.in_(SUB_LIVE),
+            ~in_flight,
+            or_(last.c.id.is_(None), and_(last.c.next_attempt_at.is_not(None), last.c.next_attempt_at <= now)),
+        )
+    )
+    columns = ["invoice_id", "attempt", "idempotency_key", "payment_method_id", "amount", "currency", "status"]
+    recorded = list(session.scalars(insert(A).from_select([*columns, "created_at"], rows).returning(A.c.id)))
+    if not recorded:
+        return []
+    return [
+        PendingCharge(*row)
+        for row in session.execute(
+            select(
+                A.c.id,
+                A.c.invoice_id,
+                A.c.idempotency_key,
+                A.c.amount,
+                A.c.currency,
+                PM.c.provider_ref,
+                func.coalesce(U.c.stripe_customer_id, ""),
+            )
+            .join(PM, PM.c.id == A.c.payment_method_id)
+            .join(U, U.c.id == PM.c.user_id)
+            .where(A.c.id.in_(recorded))
+            .order_by(A.c.invoice_id)
+        )
+    ]
+
+
+def record_outcomes(
+    session: DbSession, outcomes: list[tuple[int, ChargeOutcome]], now: dt.datetime, settings: BillingSettings
+) -> None:
+    """record_outcome() of each (attempt id, answer), the successes in set-based statements:
+    the attempts marked succeeded, then for invoices still payable whose amount matches,
+    one batch each of payments, invoice updates, receipts and invoice.paid events. Anything
+    unusual (paid another way meanwhile, voided, another amount, a payment already on
+    record) and every other answer goes through record_outcome/fulfil one at a time, which
+    flag it. Repeats are harmless, as with record_outcome; the caller commits."""
+    if not outcomes:
+        return
+    session.flush()
+    succeeded = {a: o for a, o in outcomes if o.status == SUCCEEDED}
+    for attempt_id, outcome in outcomes:
+        if outcome.status != SUCCEEDED:
+            record_outcome(session, attempt_id, outcome, now, settings)
+    if not succeeded:
+        return
+    # Lock the attempts still open (a webhook reporting one waits, then finds it succeeded).
+    open_ids = list(
+        session.scalars(
+            select(A.c.id)
+            .where(A.c.id.in_(sorted(succeeded)), A.c.status != ATT_SUCCEEDED)
+            .order_by(A.c.id)
+            .with_for_update()
+        )
+    )
+    if not open_ids:
+        return
+    session.execute(
+        update(A)
+        .where(A.c.id == bindparam("attempt_id"))
+        .values(
+            status=ATT_SUCCEEDED,
+            finished_at=now,
+            next_attempt_at=None,
+            failure_code=None,
+            failure_reason=None,
+            action_url=None,
+            provider_ref=func.coalesce(bindparam("ref"), A.c.provider_ref),
+        ),
+        [{"attempt_id": a, "ref": succeeded[a].provider_ref or None} for a in open_ids],
+    )
+    rows = list(
+        session.execute(
+            select(A.c.id, A.c.invoice_id, A.c.idempotency_key, A.c.amount, A.c.currency, I.c.status, I.c.total)
+            .add_columns(I.c.currency.label("invoice_currency"), I.c.subscription_id, I.c.user_id)
+            .join(I, I.c.id == A.c.invoice_id)
+            .where(A.c.id.in_(open_ids))
+            .order_by(I.c.id)
+            .with_for_update(of=I)
+        )
+    )
+    refs = {r.id: succeeded[r.id].provider_ref or f"{succeeded[r.id].provider}_{r.idempotency_key}" for r in rows}
+    known = set(session.scalars(select(Payment.provider_ref).where(Payment.provider_ref.in_(refs.values()))))
+    clean: list[Row[Any]] = []
+    unusual: list[Row[Any]] = []
+    for r in rows:
+        plain = (
+            r.status in INV_PAYABLE
+            and (r.amount, r.currency.upper()) == (r.total, r.invoice_currency)
+            and refs[r.id] not in known
+        )
+        (clean if plain else unusual).append(r)
+    for r in unusual:
+        outcome = succeeded[r.id]
+        fulfil(session, Checkout(outcome.provider, refs[r.id], r.invoice_id, r.amount, r.currency, PAID), now, settings)
+    if not clean:
+        return
+    invoice_ids = [r.invoice_id for r in clean]
+    session.execute(
+        insert(Payment.__table__),
+        [
+            {
+                "invoice_id": r.invoice_id,
+                "provider": succeeded[r.id].provider,
+                "provider_ref": refs[r.id],
+                "amount": r.amount,
+                "currency": r.currency,
+                "status": PAY_SUCCEEDED,
+                "note": "",
+                "created_at": now,
+                "updated_at": now,
+            }
+            for r in clean
+        ],
+    )
+    session.execute(update(I).where(I.c.id.in_(invoice_ids)).values(status=INV_PAID, paid_at=now))
+    session.execute(
+        insert(Notification.__table__),
+        [
+            {"user_id": r.user_id, "invoice_id": r.invoice_id, "kind": NOTE_RECEIPT, "step": 0, "created_at": now}
+            for r in clean
+        ],
+    )
+    events.emit_paid(session, I.c.id.in_(invoice_ids), now)
+    # A past_due subscription whose invoice is paid may be active again (rare: one at a time).
+    subs = {r.subscription_id for r in clean if r.subscription_id is not None}
+    for sub_id in session.scalars(select(S.c.id).where(S.c.id.in_(subs), S.c.status == SUB_PAST_DUE).order_by(S.c.id)):
+        dunning.settle(session, sub_id, now.date(), settings, now)
+    # The ORM's copies of what these statements changed are stale.
+    session.expire_all()
 
 
 def end_unpaid(session: DbSession, now: dt.datetime, settings: BillingSettings) -> int:

@@ -269,6 +269,22 @@ def emit_ending(session: DbSession, ending: ColumnElement[bool], now: dt.datetim
     )
 
 
+def emit_paid(session: DbSession, paid: ColumnElement[bool], now: dt.datetime) -> int:
+    """invoice.paid for the invoices `paid` (after the UPDATE that marks them): the same
+    data and key as emit(INVOICE_PAID, invoice_data(invoice)) of each, in one statement."""
+    return _insert_events(
+        session,
+        select(
+            literal(INVOICE_PAID),
+            _invoice_sql(),
+            _key(INVOICE_PAID, I.c.id),
+            literal(now, UTCDateTime),
+        )
+        .where(paid)
+        .order_by(I.c.id),
+    )
+
+
 # --- fan-out ---
 
 

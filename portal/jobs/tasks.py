@@ -144,10 +144,10 @@ def charge_due(as_of: str | None = None) -> dict:
 
 
 def charge_chunk(invoice_ids: list[int], as_of: str | None = None) -> dict:
-    """Charge a chunk of invoices: each attempt committed before its call, each outcome after.
+    """Charge a chunk of invoices: the attempts committed before any call, the outcomes after.
     Run twice (a requeued job), an invoice already charged or in flight is skipped."""
     with unit_of_work(context.app()) as session:
-        return collect.charge_invoices(
+        return collect.charge_batch(
             session, _cards(), invoice_ids, _as_of(as_of), runtime.billing_settings(), session.commit
         )
 

@@ -26,6 +26,10 @@ from .gateway import StripeGateway
 
 log = logging.getLogger(__name__)
 
+# Invoices charged per batch in this process (the CLI, embedded mode): one batch's
+# attempts are committed together before its calls, its outcomes together after them.
+BATCH = 500
+
 
 class CardProvider(Protocol):
     provider: str
@@ -154,6 +158,38 @@ def charge_invoices(
     return tally(charge_invoice(session, provider, i, now, settings, commit, force=force) for i in invoice_ids)
 
 
+def charge_batch(
+    session: DbSession,
+    provider: CardProvider,
+    invoice_ids: Iterable[int],
+    now: dt.datetime,
+    settings: BillingSettings,
+    commit: Callable[[], None],
+) -> dict[str, int]:
+    """charge_invoice() of each invoice due, the database work done per chunk: every
+    attempt recorded at once and COMMITTED before the provider hears of any, then one call
+    per attempt with its own idempotency key, then every answer recorded at once and
+    committed. A crash between the two commits leaves the chunk's attempts pending, resumed
+    later with their own keys (the provider answers a repeated key with the first charge)."""
+    charges = collection.begin_attempts(session, list(invoice_ids), now)
+    commit()  # the attempts are on record (and the invoices' locks released) before any call
+    statuses: list[str] = []
+    answered: list[tuple[int, ChargeOutcome]] = []
+    for c in charges:
+        try:
+            outcome = provider.charge(c.customer_ref, c.card_ref, c.amount, c.currency, c.key, c.invoice_id)
+        except PaymentError as exc:
+            # Not answered: the attempt stays pending and is resumed with the same key.
+            log.warning("charge %s not answered: %s", c.key, exc)
+            statuses.append(collection.PENDING)
+            continue
+        answered.append((c.attempt_id, outcome))
+        statuses.append(outcome.status)
+    collection.record_outcomes(session, answered, now, settings)
+    commit()
+    return tally(statuses)
+
+
 def resume_stale(
     session: DbSession, provider: CardProvider, now: dt.datetime, settings: BillingSettings, commit: Callable[[], None]
 ) -> dict[str, int]:
@@ -171,6 +207,8 @@ def charge_due(
 ) -> dict[str, int]:
     """Everything due at `now` in this process (the CLI, embedded mode): attempts cut off
     by a crash first (same key), then the invoices whose charge or retry day has come."""
-    resumed = resume_stale(session, provider, now, settings, commit)
-    counts = charge_invoices(session, provider, collection.due_invoice_ids(session, now), now, settings, commit)
-    return {k: counts[k] + resumed[k] for k in counts}
+    counts = resume_stale(session, provider, now, settings, commit)
+    for ids in chunks(collection.due_invoice_ids(session, now), BATCH):
+        done = charge_batch(session, provider, ids, now, settings, commit)
+        counts = {k: counts[k] + done[k] for k in counts}
+    return counts

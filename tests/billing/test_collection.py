@@ -269,3 +269,112 @@ def test_failed_charges_past_due_and_the_end_are_reported_to_webhook_receivers(s
         ("subscription.past_due", None, None, "past_due"),
         ("subscription.canceled", None, None, "canceled"),
     ]
+
+
+# -- a chunk at a time (the payments queue) ---------------------------------------------
+
+
+def _events(session):
+    import json
+
+    from portal.models import OutboundEvent
+
+    return [
+        (e.type, e.key, json.loads(e.data)) for e in session.scalars(select(OutboundEvent).order_by(OutboundEvent.id))
+    ]
+
+
+def test_a_chunk_is_recorded_at_once_then_paid_like_one_charge_at_a_time(session, with_card, make_user, settings):
+    other = make_user(email="bob@example.com")
+    subscribe(session, other, find_plan(session, "pro"), ISSUED, settings)
+    collection.save_card(session, other.id, CardDetails("demo", "pm_demo_ok_9", "visa", "4242", 1, 2031), ISSUED)
+    session.commit()
+    ids = sorted(session.scalars(select(Invoice.id)))
+    charges = collection.begin_attempts(session, [*ids, *ids, 999_999], ISSUED)  # repeats and unknown ids
+    session.commit()
+    assert [(c.invoice_id, c.key, c.amount, c.card_ref) for c in charges] == [
+        (ids[0], f"invoice-{ids[0]}-attempt-1", 2900, "pm_demo_ok_1"),
+        (ids[1], f"invoice-{ids[1]}-attempt-1", 2900, "pm_demo_ok_9"),
+    ]
+    before = len(_events(session))
+    outcomes = [(c.attempt_id, ChargeOutcome("succeeded", "demo", f"demo_ch_{c.key}")) for c in charges]
+    collection.record_outcomes(session, outcomes, ISSUED, settings)
+    session.commit()
+    assert {i.status for i in session.scalars(select(Invoice))} == {"paid"}
+    assert {a.status for a in session.scalars(select(PaymentAttempt))} == {"succeeded"}
+    payments = session.scalars(select(Payment).order_by(Payment.invoice_id)).all()
+    assert [(p.invoice_id, p.provider_ref, p.status, p.flag) for p in payments] == [
+        (c.invoice_id, f"demo_ch_{c.key}", "succeeded", None) for c in charges
+    ]
+    receipts = session.scalars(select(Notification).where(Notification.kind == "receipt")).all()
+    assert sorted(n.invoice_id for n in receipts) == ids
+    paid = [(t, k, d["status"], d["total"]) for t, k, d in _events(session)[before:]]
+    assert paid == [("invoice.paid", f"invoice.paid:{i}", "paid", 2900) for i in ids]
+    assert collection.collection_status(session, session.get(Invoice, ids[0]), ISSUED).state == "paid"
+
+
+def test_a_crash_between_recording_a_chunk_and_calling_never_charges_twice(session, with_card, settings):
+    [first] = collection.begin_attempts(session, [1], ISSUED)
+    session.commit()  # then the process dies before the provider is called
+    # The job run again, the day's pass, staff's "Charge now": nothing new is recorded.
+    assert collection.begin_attempts(session, [1], utc(2024, 1, 10, 9, 5)) == []
+    assert collection.due_invoice_ids(session, utc(2024, 1, 11)) == []
+    assert collection.begin_attempt(session, 1, utc(2024, 1, 11), force=True) is None
+    # Resumed later with the attempt's own key: the provider answers it with the first charge.
+    assert collection.stale_attempts(session, utc(2024, 1, 10, 9, 30)) == [first.attempt_id]
+    outcome = ChargeOutcome("succeeded", "demo", f"demo_ch_{first.key}")
+    collection.record_outcomes(session, [(first.attempt_id, outcome)], utc(2024, 1, 10, 9, 30), settings)
+    session.commit()
+    assert [a.idempotency_key for a in session.scalars(select(PaymentAttempt))] == ["invoice-1-attempt-1"]
+    assert len(session.scalars(select(Payment)).all()) == 1
+
+
+def test_a_duplicate_webhook_or_job_after_a_chunk_succeeded_is_harmless(session, with_card, settings):
+    [c] = collection.begin_attempts(session, [1], ISSUED)
+    session.commit()
+    outcome = ChargeOutcome("succeeded", "demo", f"demo_ch_{c.key}")
+    collection.record_outcomes(session, [(c.attempt_id, outcome)], ISSUED, settings)
+    session.commit()
+    events = len(_events(session))
+    collection.record_outcome(session, c.attempt_id, outcome, utc(2024, 1, 10, 10), settings)  # the webhook
+    collection.record_outcomes(session, [(c.attempt_id, outcome)], utc(2024, 1, 10, 11), settings)  # a requeued job
+    collection.record_outcome(
+        session, c.attempt_id, ChargeOutcome("failed", "demo", "", "card_declined"), ISSUED, settings
+    )  # a late, reordered failure
+    session.commit()
+    assert [(p.provider_ref, p.flag) for p in session.scalars(select(Payment))] == [(f"demo_ch_{c.key}", None)]
+    attempt = session.get(PaymentAttempt, c.attempt_id)
+    assert (attempt.status, attempt.finished_at) == ("succeeded", ISSUED)
+    assert len(_events(session)) == events
+    assert len(session.scalars(select(Notification).where(Notification.kind == "receipt")).all()) == 1
+
+
+def test_a_chunk_charge_succeeding_after_a_manual_payment_is_flagged_for_refund(
+    session, with_card, make_user, settings
+):
+    [c] = collection.begin_attempts(session, [1], ISSUED)
+    session.commit()
+    staff = make_user(email="staff@example.com", is_staff=True)
+    record_manual_payment(session, session.get(Invoice, 1), "wire", staff.id, ISSUED, settings)
+    session.commit()
+    outcome = ChargeOutcome("succeeded", "demo", "demo_ch_x")
+    collection.record_outcomes(session, [(c.attempt_id, outcome)], ISSUED, settings)
+    session.commit()
+    card_payment = session.scalar(select(Payment).where(Payment.provider == "demo"))
+    assert card_payment.flag == "invoice was already paid: refund the duplicate"
+    assert session.get(Invoice, 1).status == "paid"
+    assert len(session.scalars(select(Payment)).all()) == 2
+
+
+def test_a_chunk_failure_is_retried_on_its_day_with_the_next_key(session, with_card, settings):
+    [c] = collection.begin_attempts(session, [1], ISSUED)
+    session.commit()
+    failed = ChargeOutcome("failed", "demo", "", "insufficient_funds")
+    collection.record_outcomes(session, [(c.attempt_id, failed)], ISSUED, settings)
+    session.commit()
+    attempt = session.get(PaymentAttempt, c.attempt_id)
+    assert (attempt.status, attempt.next_attempt_at) == ("failed", utc(2024, 1, 11))
+    assert session.scalar(select(Notification).where(Notification.kind == "charge_failed")).step == 1
+    assert collection.begin_attempts(session, [1], utc(2024, 1, 10, 23)) == []
+    [again] = collection.begin_attempts(session, [1], utc(2024, 1, 11, 0, 30))
+    assert again.key == "invoice-1-attempt-2"
