@@ -311,12 +311,13 @@ def preview_change(sub: Subscription, new_plan: Plan, today: dt.date, *, at_once
         return _preview_interval_change(sub, new_plan, today, days_left, period_days, paid, at_once)
     if new_plan.id == old.id:
         kind, effective = "keep", today  # drop the scheduled downgrade
-    elif sub.status == SUB_TRIALING or new_plan.price == paid or sub.is_paused:
-        # Nothing to charge: a trial, an equal price, or paused collection (no invoices while
-        # paused; the next billed period is at the new plan's price).
-        kind, effective = "switch", today
+    elif sub.status == SUB_TRIALING or new_plan.price == paid:
+        kind, effective = "switch", today  # nothing to charge
     elif new_plan.price < paid:
         kind, effective = "downgrade", end  # no refunds: cheaper from next period
+    elif sub.is_paused:
+        # No invoices while paused: the upgrade applies now, the next billed period pays its price.
+        kind, effective = "switch", today
     else:
         amount = prorate(new_plan.price - paid, days_left, period_days)
         return PlanChange("upgrade", amount, old.currency, days_left, period_days, today)
