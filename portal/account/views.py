@@ -190,8 +190,14 @@ def change_plan_view():
 
     def act(sub):
         done, invoice = change_plan(db.session, sub, plan, now(), billing_settings())
-        if done.kind == "downgrade":
-            return f"You will move to {plan.name} on {done.effective:%b %-d, %Y}."
+        if done.kind in ("downgrade", "interval_later"):
+            return f"You will move to {plan.name} ({plan.interval}ly) on {done.effective:%b %-d, %Y}."
+        if done.kind == "interval_now" and invoice is not None:
+            return (
+                f"You are now on {plan.name}, billed {plan.interval}ly. Invoice {invoice.number} for "
+                f"{format_money(invoice.total, invoice.currency)} (the unused part of your last period taken off) "
+                "is ready to pay below."
+            )
         if done.kind == "keep":
             return f"You stay on {plan.name}."
         if invoice is None:

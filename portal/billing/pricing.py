@@ -42,6 +42,20 @@ class PriceChange:
     applies_from: dt.date | None  # EXISTING: periods starting on or after this day
 
 
+def paid_price(sub: Subscription) -> int:
+    """What the subscription pays per period now (its own price; older rows: the plan's)."""
+    return sub.price if sub.price is not None else sub.plan.price
+
+
+def next_period_price(sub: Subscription) -> int:
+    """The price of the next invoice: a scheduled plan's, an announced price due by then, or today's."""
+    if sub.pending_plan is not None:
+        return sub.pending_plan.price
+    if sub.pending_price is not None and sub.pending_price_from and sub.next_period_start >= sub.pending_price_from:
+        return sub.pending_price
+    return paid_price(sub)
+
+
 def price_change_date(sub: Subscription) -> dt.date | None:
     """The first day this subscription pays its announced new price (None: no change pending).
 

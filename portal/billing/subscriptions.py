@@ -32,6 +32,7 @@ from .invoicing import bill_chunk
 from .money import prorate
 from .numbering import number_issued
 from .periods import INTERVAL_MONTHS, days_between, period_bounds, periods_ended_by
+from .pricing import paid_price
 from .settings import BillingSettings
 from .sql import const
 
@@ -280,11 +281,6 @@ class PlanChange:
     credit: int = 0  # interval_now: the unused part of the paid period taken off the new invoice
     unused: int = 0  # interval_now: the unused part of the paid period (more than `credit` if capped)
     new_period_end: dt.date | None = None  # interval_now: the end of the period starting today
-
-
-def paid_price(sub: Subscription) -> int:
-    """What the subscription pays per period now (its own price; older rows: the plan's)."""
-    return sub.price if sub.price is not None else sub.plan.price
 
 
 def preview_change(sub: Subscription, new_plan: Plan, today: dt.date, *, at_once: bool = False) -> PlanChange:
