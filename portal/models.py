@@ -178,7 +178,7 @@ class Plan(Base):
     features: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
 
     def __str__(self) -> str:
-        return self.name
+        return f"{self.name} (yearly)" if self.interval == "year" else self.name
 
 
 class Subscription(Base):
