@@ -24,6 +24,7 @@ from ..billing.subscriptions import (
     resume,
     subscribe,
     trial_available,
+    pause,
     unpause,
 )
 from ..documents import pdf
@@ -151,6 +152,20 @@ def resume_view():
     def act(sub):
         resume(db.session, sub, now())
         return "Your subscription will continue."
+
+    return _act(act)
+
+
+@bp.route("/account/pause", methods=["POST"])
+@login_required
+def pause_view():
+    """Pause payments, where staff let customers do so themselves (CUSTOMER_CAN_PAUSE)."""
+    if not current_app.config.get("CUSTOMER_CAN_PAUSE"):
+        abort(404)
+
+    def act(sub):
+        pause(db.session, sub, now())
+        return "Payments are paused: no invoices until you resume them."
 
     return _act(act)
 

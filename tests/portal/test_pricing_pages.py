@@ -93,3 +93,18 @@ def test_staff_change_a_price_choosing_who_pays_it(client, session, make_user, c
     edit = client.get(f"/admin/plan/edit/?id={plan.id}").get_data(as_text=True)
     assert 'name="price"' not in edit
     assert client.get("/admin/plan/price/?id=99999999999999999999").status_code == 404
+
+
+def test_customers_pause_themselves_only_where_staff_allow_it(client, customer, session, config):
+    config["CLOCK"] = lambda: utc(2024, 1, 20)
+    assert "Pause payments" not in client.get("/account").get_data(as_text=True)
+    assert client.post("/account/pause").status_code == 404
+    config["CUSTOMER_CAN_PAUSE"] = True  # restored by the fixture
+    assert "Pause payments" in client.get("/account").get_data(as_text=True)
+    hx = {"HX-Request": "true", "HX-Target": "subscription"}
+    paused = client.post("/account/pause", headers=hx).get_data(as_text=True)
+    assert "Payments are paused" in paused and "Resume payments" in paused and "Pause payments" not in paused
+    session.expire_all()
+    assert session.scalar(select(Subscription)).paused_at is not None
+    again = client.post("/account/pause", follow_redirects=True).get_data(as_text=True)
+    assert "Collection is already paused." in again
