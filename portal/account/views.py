@@ -19,12 +19,12 @@ from ..billing.subscriptions import (
     change_plan,
     find_plan,
     live_subscription,
+    pause,
     preview_change,
     quote_subscription,
     resume,
     subscribe,
     trial_available,
-    pause,
     unpause,
 )
 from ..documents import pdf
