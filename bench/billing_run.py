@@ -3,7 +3,8 @@
     python bench/billing_run.py [--n 1000000] [--database-url URL] [--chunk-size 10000]
 
 Seeds N customers with one due period each (bulk SQL, in a schema or file of its
-own, dropped after), then times, in one process and one run:
+own, dropped after; each subscription with its own price, one in ten with an announced
+new price that applies to this period), then times, in one process and one run:
   raw     INSERT ... SELECT of the same invoice rows into a scratch table defined
           exactly as `invoices` (columns, keys, foreign keys, indexes, checks);
   run     the billing run (invoices + their lines + numbers + advancing
@@ -71,11 +72,14 @@ def seed(conn, n: int) -> None:
     conn.execute(
         sa.text(
             "INSERT INTO subscriptions (user_id, plan_id, status, interval_months, anchor, next_period, "
-            "next_period_start, current_period_start, current_period_end, cancel_at_period_end, created_at) "
-            "SELECT u.id, :plan, 'active', 1, d.day, 0, d.day, d.day, d.day, false, :created "
+            "next_period_start, current_period_start, current_period_end, cancel_at_period_end, created_at, "
+            "price, pending_price, pending_price_from) "
+            "SELECT u.id, :plan, 'active', 1, d.day, 0, d.day, d.day, d.day, false, :created, "
+            # Each pays its own price; one in ten was told of a new price that applies now.
+            "2900, CASE WHEN u.id % 10 = 0 THEN 3900 END, CASE WHEN u.id % 10 = 0 THEN :announced END "
             "FROM users u JOIN bench_days d ON d.k = u.id % 30"
         ),
-        {"plan": plan_id, "created": created},
+        {"plan": plan_id, "created": created, "announced": FIRST_ANCHOR},
     )
 
 

@@ -17,7 +17,7 @@ from .account.views import bp as account
 from .admin import init_admin
 from .api.views import bp as api
 from .auth.views import bp as auth
-from .billing import customers, documents, invoices, statuses, taxes
+from .billing import catalog, customers, documents, invoices, pricing, statuses, taxes
 from .billing.money import format_money
 from .commands import init_cli
 from .extensions import csrf, db, login_manager, migrate
@@ -113,6 +113,12 @@ def register_templates(app: Flask) -> None:
     app.jinja_env.filters["invoice_status"] = statuses.INVOICE_LABELS.__getitem__
     app.jinja_env.filters["subscription_status"] = statuses.SUBSCRIPTION_LABELS.__getitem__
     app.jinja_env.filters["payment_status"] = statuses.PAYMENT_LABELS.__getitem__
+    # A subscription's own price and an announced change of it (portal/billing/pricing.py).
+    app.jinja_env.filters["paid_price"] = pricing.paid_price
+    app.jinja_env.filters["price_change_date"] = pricing.price_change_date
+    app.jinja_env.filters["next_price"] = pricing.next_period_price
+    app.jinja_env.globals["plan_variants"] = catalog.variants
+    app.jinja_env.filters["yearly_saving"] = lambda pair: catalog.yearly_saving(*pair) if all(pair) else 0
     app.jinja_env.globals["invoice_statuses"] = statuses.INVOICE_LABELS  # the invoice list's filter chips
     app.jinja_env.filters["tax_summary"] = taxes.tax_summary  # an invoice's tax per rate
     app.jinja_env.filters["percent"] = taxes.format_percent

@@ -84,6 +84,8 @@ def from_env() -> dict:
         "BILLING_CHUNK_SIZE": _int("BILLING_CHUNK_SIZE", 10_000),
         "BILLING_RETRY_DAYS": _ints("BILLING_RETRY_DAYS", "1,3,5,7"),
         "BILLING_CANCEL_AFTER_DAYS": _int("BILLING_CANCEL_AFTER_DAYS", 0),
+        "PRICE_CHANGE_NOTICE_DAYS": _int("PRICE_CHANGE_NOTICE_DAYS", 30),
+        "CUSTOMER_CAN_PAUSE": _flag("CUSTOMER_CAN_PAUSE"),
         "CHARGE_CHUNK_SIZE": _int("CHARGE_CHUNK_SIZE", 500),
         # Taxes and invoice numbers (the seller's other details are configured beside these).
         "SELLER_COUNTRY": os.environ.get("SELLER_COUNTRY", "").strip().upper(),

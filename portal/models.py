@@ -179,7 +179,7 @@ class Plan(Base):
     features: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
 
     def __str__(self) -> str:
-        return self.name
+        return f"{self.name} (yearly)" if self.interval == "year" else self.name
 
 
 class Subscription(Base):
@@ -229,6 +229,13 @@ class Subscription(Base):
     # Collection paused since then: the billing run issues no invoices until it is resumed.
     paused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     collection_method: Mapped[str] = mapped_column(String(24), default=COLLECT_SEND, server_default=COLLECT_SEND)
+    # The price this subscription pays per period (minor units), fixed when it starts or changes
+    # plan: editing the plan's price never changes it silently. None: the plan's price.
+    price: Mapped[int | None] = mapped_column(BigInteger)
+    # A price change announced to the subscriber: `pending_price` applies to periods starting
+    # on or after `pending_price_from` (the notice's date plus the notice period).
+    pending_price: Mapped[int | None] = mapped_column(BigInteger)
+    pending_price_from: Mapped[dt.date | None] = mapped_column(Date)
 
     user: Mapped[User] = relationship(back_populates="subscriptions", foreign_keys=[user_id])
     plan: Mapped[Plan] = relationship(foreign_keys=[plan_id])
@@ -829,6 +836,10 @@ class InvoiceNumberCounter(Base):
     prefix: Mapped[str] = mapped_column(String(20))
     year: Mapped[int] = mapped_column(Integer)
     last_number: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# A plan's new price announced to its existing subscribers (billing/pricing.py): ready-written.
+NOTE_PRICE_CHANGE = "price_change"
 
 
 DUR_ONCE, DUR_REPEATING, DUR_FOREVER = "once", "repeating", "forever"

@@ -33,8 +33,8 @@ def test_billing_run_rejects_a_malformed_date(runner):
 
 
 def test_plans_seed_is_idempotent(runner, session):
-    assert "0 created, 3 already there" in runner.invoke(args=["plans", "seed"]).output
-    assert count(session, Plan) == 3
+    assert "0 created, 6 already there" in runner.invoke(args=["plans", "seed"]).output
+    assert count(session, Plan) == 6  # three plans, each monthly and yearly
 
 
 def test_import_creates_users_and_counts_paid_periods(runner, session, tmp_path, make_user):

@@ -19,6 +19,7 @@ from ..billing.subscriptions import (
     change_plan,
     find_plan,
     live_subscription,
+    pause,
     preview_change,
     quote_subscription,
     resume,
@@ -235,6 +236,20 @@ def resume_view():
     return _act(act)
 
 
+@bp.route("/account/pause", methods=["POST"])
+@login_required
+def pause_view():
+    """Pause payments, where staff let customers do so themselves (CUSTOMER_CAN_PAUSE)."""
+    if not current_app.config.get("CUSTOMER_CAN_PAUSE"):
+        abort(404)
+
+    def act(sub):
+        pause(db.session, sub, now())
+        return "Payments are paused: no invoices until you resume them."
+
+    return _act(act)
+
+
 @bp.route("/account/unpause", methods=["POST"])
 @login_required
 def unpause_view():
@@ -270,8 +285,14 @@ def change_plan_view():
 
     def act(sub):
         done, invoice = change_plan(db.session, sub, plan, now(), billing_settings())
-        if done.kind == "downgrade":
-            return f"You will move to {plan.name} on {done.effective:%b %-d, %Y}."
+        if done.kind in ("downgrade", "interval_later"):
+            return f"You will move to {plan.name} ({plan.interval}ly) on {done.effective:%b %-d, %Y}."
+        if done.kind == "interval_now" and invoice is not None:
+            return (
+                f"You are now on {plan.name}, billed {plan.interval}ly. Invoice {invoice.number} for "
+                f"{format_money(invoice.total, invoice.currency)} (the unused part of your last period taken off) "
+                "is ready to pay below."
+            )
         if done.kind == "keep":
             return f"You stay on {plan.name}."
         if invoice is None:

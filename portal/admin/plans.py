@@ -4,19 +4,42 @@ from __future__ import annotations
 
 import json
 
-from flask import flash
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import expose
 from flask_admin.actions import action
 from flask_login import current_user
-from sqlalchemy import select
-from wtforms import TextAreaField
-from wtforms.validators import NumberRange, Regexp
+from flask_wtf import FlaskForm
+from markupsafe import Markup
+from sqlalchemy import func, select
+from wtforms import IntegerField, RadioField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, NumberRange, Regexp
 
-from ..billing import catalog, entitlements
+from ..billing import catalog, entitlements, pricing
+from ..billing.errors import BillingError
+from ..billing.money import format_money
 from ..extensions import db
-from ..inputs import INT64_MAX
-from ..models import Plan
-from ..runtime import now
+from ..inputs import INT64_MAX, int64
+from ..models import SUB_CANCELED, Plan, Subscription
+from ..runtime import billing_settings, now
 from .base import StaffModelView, ids_of, money
+
+
+class PriceChangeForm(FlaskForm):
+    price = IntegerField(
+        "New price (minor units, e.g. cents)",
+        validators=[
+            InputRequired(message="Enter the new price."),
+            NumberRange(min=0, max=INT64_MAX, message=f"A price is a whole number from 0 to {INT64_MAX:,}."),
+        ],
+    )
+    mode = RadioField(
+        "Who pays the new price",
+        choices=[
+            (pricing.NEW_ONLY, "New subscribers only: existing subscribers keep the price they pay"),
+            (pricing.EXISTING, "Existing subscribers too, from their next period after the notice period (mailed now)"),
+        ],
+        validators=[DataRequired(message="Choose who pays the new price.")],
+    )
 
 
 class FeaturesField(TextAreaField):
@@ -39,7 +62,11 @@ class FeaturesField(TextAreaField):
 class PlanView(StaffModelView):
     can_delete = False  # archive instead: old subscriptions keep their plan
     column_list = ("code", "name", "price", "currency", "interval", "trial_days", "active")
-    column_formatters = {"price": money}
+    column_formatters = {
+        "price": lambda v, c, m, n: Markup('{} <a href="{}">change</a>').format(
+            money(v, c, m, n), url_for(".price_view", id=m.id)
+        )
+    }
     column_filters = ("active", "interval")
     form_columns = (
         "code",
@@ -102,3 +129,44 @@ class PlanView(StaffModelView):
             for plan in db.session.scalars(select(Plan).where(Plan.id.in_(ids_of(ids))))
         )
         flash(f"Archived {done} plan(s).", "success")
+
+    def edit_form(self, obj=None):
+        """The price is not edited here: the price-change page says who pays it and from when."""
+        form = super().edit_form(obj)
+        del form.price
+        return form
+
+    @expose("/price/", methods=("GET", "POST"))
+    def price_view(self):
+        plan = db.session.get(Plan, request.args.get("id", type=int64) or 0) or abort(404)
+        form = PriceChangeForm()
+        settings = billing_settings()
+        if form.validate_on_submit():
+            try:
+                with db.session.begin_nested():  # a refused change leaves nothing behind
+                    done = pricing.change_price(
+                        db.session, plan, form.price.data, form.mode.data, now(), settings, actor_id=current_user.id
+                    )
+            except BillingError as exc:
+                flash(exc.message, "error")
+            else:
+                new = format_money(done.new_price, plan.currency)
+                if done.mode == pricing.EXISTING:
+                    flash(
+                        f"{plan.name} now costs {new}. {done.notified} subscriber(s) notified; their price changes "
+                        f"from their first period starting on or after {done.applies_from:%b %-d, %Y}.",
+                        "success",
+                    )
+                else:
+                    flash(f"{plan.name} costs {new} for new subscribers; {done.subscribers} keep theirs.", "success")
+                return redirect(url_for(".index_view"))
+        subscribers = db.session.scalar(
+            select(func.count()).where(Subscription.plan_id == plan.id, Subscription.status != SUB_CANCELED)
+        )
+        return self.render(
+            "staff/plan_price.html",
+            plan=plan,
+            form=form,
+            subscribers=subscribers,
+            notice_days=settings.price_change_notice_days,
+        )

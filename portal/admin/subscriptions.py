@@ -9,7 +9,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
 from sqlalchemy import select
-from wtforms import SelectField
+from wtforms import BooleanField, SelectField
 from wtforms.validators import DataRequired
 
 from ..billing.collection import set_collection_method
@@ -26,6 +26,7 @@ from .base import StaffModelView, ids_of
 
 class ChangePlanForm(FlaskForm):
     plan = SelectField("New plan", validators=[DataRequired()])
+    at_once = BooleanField("Yearly to monthly: start now instead of when the paid year ends")
 
 
 class CollectionForm(FlaskForm):
@@ -101,7 +102,15 @@ class SubscriptionView(StaffModelView):
             plan = db.session.scalar(select(Plan).where(Plan.code == form.plan.data)) or abort(404)
             try:
                 with db.session.begin_nested():  # a refused change leaves nothing behind
-                    change, _ = change_plan(db.session, sub, plan, now(), billing_settings(), actor_id=current_user.id)
+                    change, _ = change_plan(
+                        db.session,
+                        sub,
+                        plan,
+                        now(),
+                        billing_settings(),
+                        actor_id=current_user.id,
+                        at_once=form.at_once.data,
+                    )
             except BillingError as exc:
                 flash(exc.message, "error")
             else:

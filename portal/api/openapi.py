@@ -37,6 +37,11 @@ SCHEMAS = {
             "paused_at",
             "collection_method",
             "payment_method",
+            "price",
+            "currency",
+            "interval",
+            "next_price",
+            "price_change",
         ],
         "properties": {
             "id": {"type": "integer"},
@@ -60,6 +65,22 @@ SCHEMAS = {
             "payment_method": {
                 "oneOf": [{"$ref": "#/components/schemas/PaymentMethod"}, {"type": "null"}],
                 "description": "The saved card invoices are charged to, or null",
+            },
+            "price": {"type": "integer", "description": "What this subscription pays per period, minor units"},
+            "currency": {"type": "string"},
+            "interval": {"enum": ["month", "year"]},
+            "next_price": {"type": "integer", "description": "The next invoice's price, minor units, before tax"},
+            "price_change": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["price", "on"],
+                        "properties": {"price": {"type": "integer"}, "on": DATE},
+                    },
+                    {"type": "null"},
+                ],
+                "description": "An announced new price and the first day it is paid, or null",
             },
         },
     },
@@ -236,15 +257,34 @@ SCHEMAS = {
     "PlanChange": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["kind", "amount", "currency", "amount_display", "days_left", "period_days", "effective"],
+        "required": [
+            "kind",
+            "amount",
+            "currency",
+            "amount_display",
+            "days_left",
+            "period_days",
+            "effective",
+            "credit",
+            "new_period_end",
+        ],
         "properties": {
-            "kind": {"enum": ["upgrade", "downgrade", "switch", "keep"]},
+            "kind": {
+                "enum": ["upgrade", "downgrade", "switch", "keep", "interval_now", "interval_later"],
+                "description": (
+                    "interval_now: a new period of the new plan starts today (monthly to yearly), the unused "
+                    "part of the paid period credited on its invoice; interval_later: from the end of the paid "
+                    "period (yearly to monthly)"
+                ),
+            },
             "amount": {"type": "integer", "minimum": 0, "description": "charged now, minor units"},
             "currency": {"type": "string"},
             "amount_display": {"type": "string"},
             "days_left": {"type": "integer"},
             "period_days": {"type": "integer"},
             "effective": DATE,
+            "credit": {"type": "integer", "minimum": 0, "description": "unused time credited on the invoice"},
+            "new_period_end": {"oneOf": [DATE, {"type": "null"}]},
             "subscription": {"$ref": "#/components/schemas/Subscription"},
             "invoice": {"oneOf": [{"$ref": "#/components/schemas/Invoice"}, {"type": "null"}]},
         },

@@ -20,6 +20,7 @@ from ..billing.errors import BillingError
 from ..billing.invoice_queries import InvoiceRow, invoice_page, own_invoice
 from ..billing.invoices import unpayable_reason
 from ..billing.money import format_money
+from ..billing.pricing import next_period_price, paid_price, price_change_date
 from ..billing.subscriptions import (
     PlanChange,
     cancel,
@@ -279,6 +280,15 @@ def subscription_json(sub: Subscription) -> dict:
         "customer_id": sub.user_id,
         "paused_at": sub.paused_at.isoformat() if sub.paused_at else None,
         "collection_method": sub.collection_method,
+        "price": paid_price(sub),
+        "currency": sub.plan.currency,
+        "interval": "month" if sub.interval_months == 1 else "year",
+        "next_price": next_period_price(sub),
+        "price_change": (
+            {"price": sub.pending_price, "on": changes_on.isoformat()}
+            if (changes_on := price_change_date(sub)) is not None
+            else None
+        ),
         "payment_method": (
             {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year}
             if card is not None
@@ -310,6 +320,8 @@ def change_json(change: PlanChange, invoice: Invoice | None = None, sub: Subscri
         "days_left": change.days_left,
         "period_days": change.period_days,
         "effective": change.effective.isoformat(),
+        "credit": change.credit,
+        "new_period_end": change.new_period_end.isoformat() if change.new_period_end else None,
     }
     if sub is not None:
         out["subscription"] = subscription_json(sub)

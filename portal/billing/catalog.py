@@ -1,9 +1,11 @@
 """The plans on offer: the three a new installation starts with (Basic, Pro, Enterprise),
+each billed monthly or yearly (a variant of its own, `<code>-yearly`, with its own price),
 and archiving one (no new subscribers; existing subscriptions keep it)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 from sqlalchemy import select
 
@@ -38,13 +40,26 @@ DEFAULT_PLANS = (
 )
 
 
+# Each plan billed yearly too, for ten months' price (two months free).
+YEARLY_MONTHS_CHARGED = 10
+YEARLY_PLANS = tuple(
+    dict(
+        spec,
+        code=f"{spec['code']}-yearly",
+        price=cast(int, spec["price"]) * YEARLY_MONTHS_CHARGED,
+        interval="year",
+    )
+    for spec in DEFAULT_PLANS
+)
+
+
 def seed_plans(session: DbSession) -> int:
     """Create the predefined plans that do not exist yet; edits by staff are kept."""
     existing = set(session.scalars(select(Plan.code)))
     created = 0
-    for spec in DEFAULT_PLANS:
+    for spec in (*DEFAULT_PLANS, *YEARLY_PLANS):
         if spec["code"] not in existing:
-            session.add(Plan(currency="USD", interval="month", trial_days=0, active=True, **spec))
+            session.add(Plan(currency="USD", **{"interval": "month", "trial_days": 0, "active": True, **spec}))
             created += 1
     session.flush()
     return created
@@ -58,3 +73,19 @@ def archive(session: DbSession, plan: Plan, now: dt.datetime, actor_id: int | No
     audit.record(session, actor_id, "archive", plan, now=now)
     session.flush()
     return True
+
+
+def yearly_saving(monthly: Plan, yearly: Plan) -> int:
+    """What paying yearly saves over twelve monthly payments (0 if nothing)."""
+    return max(monthly.price * 12 - yearly.price, 0)
+
+
+def variants(plans: list[Plan]) -> list[tuple[Plan | None, Plan | None]]:
+    """The plans on offer paired as (monthly, yearly) variants of one plan (same name and currency)."""
+    pairs: dict[tuple[str, str], list[Plan | None]] = {}
+    for plan in plans:
+        slot = pairs.setdefault((plan.name, plan.currency), [None, None])
+        index = 1 if plan.interval == "year" else 0
+        if slot[index] is None:
+            slot[index] = plan
+    return [(m, y) for m, y in pairs.values()]

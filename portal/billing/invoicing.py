@@ -16,7 +16,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, Select, Update, and_, case, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    Select,
+    Update,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 
 from ..models import (
     INV_OPEN,
@@ -59,6 +73,36 @@ LINE_COLUMNS = [
 # from that period on.
 NEXT_PLAN = func.coalesce(S.c.pending_plan_id, S.c.plan_id)
 NEXT_PERIOD_END = add_months_sql(S.c.anchor, (S.c.next_period + 1) * S.c.interval_months)
+
+# The price of the next period: a pending plan change brings that plan's price; a price
+# change announced to the subscriber applies to periods starting on or after its date;
+# otherwise the price the subscription pays (None on rows made before prices were kept:
+# the plan's). `P` is the next period's plan, joined in the run's select.
+PRICE_CHANGE_DUE = and_(S.c.pending_price.isnot(None), S.c.next_period_start >= S.c.pending_price_from)
+PRICE_CHANGE_PENDING = or_(S.c.pending_plan_id.isnot(None), PRICE_CHANGE_DUE)
+
+
+def next_price(plan_price: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The next period's price, given the next plan's price."""
+    return case(
+        (S.c.pending_plan_id.isnot(None), plan_price),
+        (PRICE_CHANGE_DUE, S.c.pending_price),
+        else_=func.coalesce(S.c.price, plan_price),
+    )
+
+
+# In the UPDATE that advances a subscription (no plan joined): the pending plan's price is
+# read only for the rare row that has one.
+_PENDING_PLAN_PRICE = select(P.c.price).where(P.c.id == S.c.pending_plan_id).scalar_subquery()
+ADVANCED_PRICE = case(
+    (S.c.pending_plan_id.isnot(None), _PENDING_PLAN_PRICE),
+    (PRICE_CHANGE_DUE, S.c.pending_price),
+    else_=S.c.price,
+)
+# A plan's interval in months, as SQL (periods.INTERVAL_MONTHS).
+_PENDING_PLAN_MONTHS = (
+    select(case((P.c.interval == const("year"), 12), else_=1)).where(P.c.id == S.c.pending_plan_id).scalar_subquery()
+)
 
 
 @dataclass
@@ -114,6 +158,7 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
     # one invoice per missed period, each with its own dates.
     # A subscription whose collection is paused gets no invoices until it is resumed.
     renewing = and_(due, ~S.c.cancel_at_period_end, S.c.paused_at.is_(None))
+    _switch_intervals(session, renewing)
     while True:
         issued = _issue_next_periods(session, renewing, now, settings)
         result.invoices += issued
@@ -128,6 +173,23 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
     return result
 
 
+def _switch_intervals(session: DbSession, renewing: ColumnElement[bool]) -> int:
+    """A scheduled move to a plan billed at another interval (yearly to monthly) takes effect
+    when the paid period ends: the subscription is anchored afresh on that day, so its
+    next period is the new plan's first, of the new plan's length."""
+    switching = and_(
+        renewing,
+        S.c.pending_plan_id.isnot(None),
+        S.c.interval_months != _PENDING_PLAN_MONTHS,
+    )
+    return rows_changed(
+        session,
+        update(S)
+        .where(switching)
+        .values(anchor=S.c.next_period_start, next_period=0, interval_months=_PENDING_PLAN_MONTHS),
+    )
+
+
 def _priced(renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSettings) -> Select[Any]:
     """The next period's invoice of each `renewing` subscription, its line, its discount line
     (a coupon redeemed for that period: billing/coupons.py) and their tax.
@@ -135,7 +197,7 @@ def _priced(renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSe
     The invoice's net and tax are those of the discounted price; the plan's line keeps the
     tax of the full price and the discount line carries the difference (both per-line rounded).
     """
-    price = P.c.price  # one unit of the plan per period
+    price = next_price(P.c.price)  # one unit of the plan per period, at the subscription's price
     rates = taxes.sql_active_rates()
     full = taxes.sql_line_tax(price, U, rates, settings.seller_country)
     tax = taxes.sql_line_tax(price - coupons.sql_discount(price), U, rates, settings.seller_country)
@@ -289,6 +351,9 @@ def _advance(where: ColumnElement[bool], plan_id: ColumnElement[Any], period_end
         .where(where)
         .values(
             plan_id=plan_id,
+            price=ADVANCED_PRICE,
+            pending_price=case((PRICE_CHANGE_PENDING, null()), else_=S.c.pending_price),
+            pending_price_from=case((PRICE_CHANGE_PENDING, null()), else_=S.c.pending_price_from),
             pending_plan_id=None,
             next_period=S.c.next_period + 1,
             current_period_start=S.c.next_period_start,

@@ -37,7 +37,7 @@ def mrr_by_plan(session: DbSession) -> list[dict[str, Any]]:
             Plan.currency,
             Subscription.interval_months,
             func.count(Subscription.id),
-            func.sum(Plan.price),
+            func.sum(func.coalesce(Subscription.price, Plan.price)),  # what each pays, not today's list price
         )
         .join(Subscription, Subscription.plan_id == Plan.id)
         .where(Subscription.status.in_((SUB_ACTIVE, SUB_PAST_DUE)))

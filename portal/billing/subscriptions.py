@@ -32,6 +32,7 @@ from .invoicing import bill_chunk
 from .money import prorate
 from .numbering import number_issued
 from .periods import INTERVAL_MONTHS, days_between, period_bounds, periods_ended_by
+from .pricing import paid_price
 from .settings import BillingSettings
 from .sql import const
 
@@ -130,6 +131,7 @@ def subscribe(
         user_id=user.id,
         plan_id=plan.id,
         interval_months=INTERVAL_MONTHS[plan.interval],
+        price=plan.price,
         status=SUB_TRIALING if quote.trial_days else SUB_ACTIVE,
         anchor=trial_end,
         next_period=0,
@@ -171,6 +173,7 @@ def start_imported(
         user_id=user.id,
         plan_id=plan.id,
         interval_months=months,
+        price=plan.price,
         status=SUB_ACTIVE,
         anchor=start,
         next_period=billed,
@@ -277,8 +280,11 @@ class PlanChange:
     """What changing plan would do today.
 
     kind: 'upgrade' (now, prorated invoice), 'downgrade' (from the next period),
-    'switch' (now, nothing to charge: a trial or an equal price), 'keep' (drop a
-    scheduled downgrade).
+    'switch' (now, nothing to charge: a trial, an equal price, or paused collection),
+    'keep' (drop a scheduled downgrade); between billing intervals, 'interval_now'
+    (a new period of the new plan starts today, the unused part of the paid period
+    credited on its invoice: monthly to yearly) and 'interval_later' (from the end of
+    the paid period: yearly to monthly).
     """
 
     kind: str
@@ -287,10 +293,17 @@ class PlanChange:
     days_left: int
     period_days: int
     effective: dt.date  # when the new price starts to apply in full
+    credit: int = 0  # interval_now: the unused part of the paid period taken off the new invoice
+    unused: int = 0  # interval_now: the unused part of the paid period (more than `credit` if capped)
+    new_period_end: dt.date | None = None  # interval_now: the end of the period starting today
 
 
-def preview_change(sub: Subscription, new_plan: Plan, today: dt.date) -> PlanChange:
-    """The rules of a plan change, without changing anything."""
+def preview_change(sub: Subscription, new_plan: Plan, today: dt.date, *, at_once: bool = False) -> PlanChange:
+    """The rules of a plan change, without changing anything.
+
+    `at_once` (staff only): a move to a shorter interval starts today like a move to a
+    longer one, instead of when the paid period ends.
+    """
     old = sub.plan
     if not sub.is_live:
         raise BillingError("This subscription has ended; subscribe again.", "not_live")
@@ -298,25 +311,53 @@ def preview_change(sub: Subscription, new_plan: Plan, today: dt.date) -> PlanCha
         raise BillingError(f"The {new_plan.name} plan is no longer offered.", "unknown_plan", 422)
     if new_plan.id == old.id and sub.pending_plan_id is None:
         raise BillingError(f"You are already on the {old.name} plan.", "same_plan")
-    if new_plan.currency != old.currency or INTERVAL_MONTHS[new_plan.interval] != sub.interval_months:
-        raise BillingError(
-            "Plans with another currency or billing interval need a new subscription.",
-            "incompatible_plan",
-            422,
-        )
+    if new_plan.currency != old.currency:
+        raise BillingError("Plans with another currency need a new subscription.", "incompatible_plan", 422)
     start, end = sub.current_period_start, sub.current_period_end
     period_days = max(days_between(start, end), 1)
     days_left = min(max(days_between(today, end), 0), period_days)
+    paid = paid_price(sub)
+    new_months = INTERVAL_MONTHS[new_plan.interval]
+    if new_plan.id != old.id and new_months != sub.interval_months:
+        return _preview_interval_change(sub, new_plan, today, days_left, period_days, paid, at_once)
     if new_plan.id == old.id:
         kind, effective = "keep", today  # drop the scheduled downgrade
-    elif sub.status == SUB_TRIALING or new_plan.price == old.price:
+    elif sub.status == SUB_TRIALING or new_plan.price == paid:
         kind, effective = "switch", today  # nothing to charge
-    elif new_plan.price < old.price:
+    elif new_plan.price < paid:
         kind, effective = "downgrade", end  # no refunds: cheaper from next period
+    elif sub.is_paused:
+        # No invoices while paused: the upgrade applies now, the next billed period pays its price.
+        kind, effective = "switch", today
     else:
-        amount = prorate(new_plan.price - old.price, days_left, period_days)
+        amount = prorate(new_plan.price - paid, days_left, period_days)
         return PlanChange("upgrade", amount, old.currency, days_left, period_days, today)
     return PlanChange(kind, 0, old.currency, days_left, period_days, effective)
+
+
+def _preview_interval_change(
+    sub: Subscription, new_plan: Plan, today: dt.date, days_left: int, period_days: int, paid: int, at_once: bool
+) -> PlanChange:
+    currency = new_plan.currency
+    if sub.is_paused:
+        raise BillingError(
+            "Payments are paused: resume them before moving between monthly and yearly billing.", "paused"
+        )
+    if sub.status == SUB_TRIALING:
+        # The trial runs on; billing starts when it ends, at the new plan's interval and price.
+        return PlanChange("switch", 0, currency, days_left, period_days, today)
+    if INTERVAL_MONTHS[new_plan.interval] < sub.interval_months and not at_once:
+        return PlanChange("interval_later", 0, currency, days_left, period_days, sub.current_period_end)
+    # A new period starts today. The unused part of the paid period is credited against
+    # the new invoice, never beyond it (the invoice's total is never negative); a period
+    # not invoiced (next_period_start still at its start) has nothing to credit.
+    billed = sub.next_period_start >= sub.current_period_end
+    unused = prorate(paid, days_left, period_days) if billed else 0
+    credit = min(unused, new_plan.price)
+    new_end = period_bounds(today, 0, INTERVAL_MONTHS[new_plan.interval])[1]
+    return PlanChange(
+        "interval_now", new_plan.price - credit, currency, days_left, period_days, today, credit, unused, new_end
+    )
 
 
 def change_plan(
@@ -327,6 +368,7 @@ def change_plan(
     settings: BillingSettings,
     *,
     actor_id: int | None = None,
+    at_once: bool = False,
 ) -> tuple[PlanChange, Invoice | None]:
     """Upgrade now with a prorated invoice; downgrade from the next period; audited when staff act.
 
@@ -335,13 +377,19 @@ def change_plan(
     new plan ("already on it"), so one change issues one invoice.
     """
     lock_subscription(session, sub)
-    change = preview_change(sub, new_plan, now.date())
+    change = preview_change(sub, new_plan, now.date(), at_once=at_once)
     invoice = None
-    if change.kind == "downgrade":
-        sub.pending_plan_id = new_plan.id
+    if change.kind in ("downgrade", "interval_later"):
+        sub.pending_plan_id = new_plan.id  # the billing run applies it when the paid period ends
+    elif change.kind == "interval_now":
+        invoice = _start_new_interval(session, sub, new_plan, change, now, settings)
     else:
         old_name = sub.plan.name
         sub.plan_id, sub.pending_plan_id = new_plan.id, None
+        if change.kind != "keep":
+            sub.price, sub.pending_price, sub.pending_price_from = new_plan.price, None, None
+        if INTERVAL_MONTHS[new_plan.interval] != sub.interval_months:  # during a trial
+            sub.interval_months = INTERVAL_MONTHS[new_plan.interval]
         if change.amount > 0:
             invoice = _proration_invoice(session, sub, old_name, new_plan, change, now, settings)
     session.flush()
@@ -362,6 +410,80 @@ def change_plan(
         session.flush()
     session.refresh(sub)
     return change, invoice
+
+
+def _start_new_interval(
+    session: DbSession,
+    sub: Subscription,
+    new_plan: Plan,
+    change: PlanChange,
+    now: dt.datetime,
+    settings: BillingSettings,
+) -> Invoice:
+    """Start the new plan's first period today: re-anchored on today, its invoice issued
+    now with the period's line and, below it, the unused part of the old period credited."""
+    today = now.date()
+    assert change.new_period_end is not None
+    old_name, old_interval = sub.plan.name, "monthly" if sub.interval_months == 1 else "yearly"
+    months = INTERVAL_MONTHS[new_plan.interval]
+    sub.plan_id, sub.pending_plan_id = new_plan.id, None
+    sub.price, sub.pending_price, sub.pending_price_from = new_plan.price, None, None
+    sub.interval_months, sub.anchor, sub.next_period = months, today, 1
+    sub.current_period_start, sub.current_period_end = today, change.new_period_end
+    sub.next_period_start = change.new_period_end
+    treatment = taxes.treatment_for(session, sub.user, settings.seller_country)
+    net, tax = taxes.line_tax(new_plan.price, treatment.percent, treatment.inclusive)
+    credit_net, credit_tax = taxes.line_tax(change.credit, treatment.percent, treatment.inclusive)
+    invoice = Invoice(
+        user_id=sub.user_id,
+        subscription_id=sub.id,
+        plan_id=new_plan.id,
+        kind=KIND_PRORATION,  # a plan change's invoice: the run's one-per-period index is for its own
+        description=f"{new_plan.name} plan ({new_plan.interval}ly billing from today)",
+        period_start=today,
+        period_end=change.new_period_end,
+        total=net + tax - credit_net - credit_tax,
+        subtotal_cents=net - credit_net,
+        tax_cents=tax - credit_tax,
+        tax_note=treatment.note,
+        currency=change.currency,
+        status=INV_OPEN,
+        issued_at=now,
+        due_date=today + dt.timedelta(days=settings.due_days),
+    )
+    line = dict(tax_rate_percent=treatment.percent, tax_name=treatment.name, quantity=1)
+    invoice.lines.append(
+        InvoiceLine(
+            position=1,
+            description=f"{new_plan.name} plan, {new_plan.interval}ly",
+            unit_amount=net,
+            amount=net,
+            period_start=today,
+            period_end=change.new_period_end,
+            tax_cents=tax,
+            **line,
+        )
+    )
+    if change.credit:
+        capped = " (up to this invoice's amount)" if change.credit < change.unused else ""
+        invoice.lines.append(
+            InvoiceLine(
+                position=2,
+                description=(
+                    f"Unused time on {old_name} ({old_interval}): {change.days_left} of "
+                    f"{change.period_days} days{capped}"
+                ),
+                unit_amount=-credit_net,
+                amount=-credit_net,
+                period_start=today,
+                period_end=today + dt.timedelta(days=change.days_left),
+                tax_cents=-credit_tax,
+                **line,
+            )
+        )
+    session.add(invoice)
+    number_issued(session, settings)
+    return invoice
 
 
 def _proration_invoice(
