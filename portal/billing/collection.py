@@ -307,7 +307,10 @@ def next_attempt_at(
     session: DbSession, attempt: PaymentAttempt, now: dt.datetime, settings: BillingSettings
 ) -> dt.datetime | None:
     """When a failed charge is tried again: `retry_days` after the day of the first failure,
-    at the start of that day (the day's run, whatever its hour, picks it up); None after the last."""
+    at the start of that day (the day's run, whatever its hour, picks it up); None after the last.
+
+    A retry whose day has passed unrun (the runs stopped for a while) is not dropped: it
+    happens on the next day, so the customer always gets every retry the settings promise."""
     failures = session.scalar(
         select(func.count()).where(
             A.c.invoice_id == attempt.invoice_id, A.c.status.in_(UNSUCCESSFUL), A.c.id != attempt.id
@@ -320,11 +323,10 @@ def next_attempt_at(
     )
     first_day = (first or now).date()
     days = sorted(settings.retry_days)
-    for d in days[failures or 0 :]:
-        day = first_day + dt.timedelta(days=d)
-        if day > now.date():
-            return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-    return None
+    if (failures or 0) >= len(days):
+        return None
+    day = max(first_day + dt.timedelta(days=days[failures or 0]), now.date() + dt.timedelta(days=1))
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
 def record_outcome(

@@ -94,6 +94,8 @@ def test_which_invoices_are_due_for_a_charge(session, customer, settings, make_u
         # day of each failure (days after issue) -> the retry day recorded on that failure
         ((1, 3, 5, 7), [0], [1]),
         ((1, 3, 5, 7), [0, 1, 3, 5, 7], [1, 3, 5, 7, None]),
+        # the runs stopped after day 1: the missed retries still come, one a day
+        ((1, 3, 5, 7), [0, 1, 14, 15, 16], [1, 3, 15, 16, None]),
         ((2,), [0, 2], [2, None]),
         ((), [0], [None]),
     ],
