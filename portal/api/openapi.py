@@ -433,7 +433,8 @@ def _subscription_paths(prefix: str, op: str, who: str, params: list) -> dict:
         ),
         f"{prefix}/change-plan/": _post(
             f"{op}ChangePlan",
-            f"Change {who} plan: upgrades now with a prorated invoice, downgrades from the next period",
+            f"Change {who} plan: upgrades now with a prorated invoice, "
+            "downgrades now with the unused time credited to the customer's balance",
             ("PlanChange", "Changed"),
             PLAN_BODY,
             404,

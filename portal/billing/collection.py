@@ -278,7 +278,7 @@ def begin_attempt(
         attempt=number,
         idempotency_key=f"invoice-{invoice_id}-attempt-{number}",
         payment_method_id=card.id,
-        amount=invoice.total,
+        amount=invoice.amount_due,
         currency=invoice.currency,
         status=ATT_PENDING,
         created_at=now,

@@ -18,6 +18,7 @@ class BillingSettings:
     seller_country: str = ""  # ISO alpha-2; decides EU reverse charge (billing/taxes.py)
     invoice_prefix: str = "INV"  # invoice numbers read "INV-000042" (billing/numbering.py)
     invoice_number_per_year: bool = False  # "INV-2026-000042", starting at 1 each year
+    credit_note_prefix: str = "CN"  # credit notes read "CN-000007": a gapless sequence of their own
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BillingSettings:
@@ -31,4 +32,5 @@ class BillingSettings:
             seller_country=(config.get("SELLER_COUNTRY") or "").upper(),
             invoice_prefix=config.get("INVOICE_PREFIX") or "INV",
             invoice_number_per_year=bool(config.get("INVOICE_NUMBER_PER_YEAR", False)),
+            credit_note_prefix=config.get("CREDIT_NOTE_PREFIX") or "CN",
         )

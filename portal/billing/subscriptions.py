@@ -25,7 +25,7 @@ from ..models import (
     Subscription,
     User,
 )
-from . import audit, events, taxes
+from . import audit, credits, events, taxes
 from .dunning import queue_issue_notices
 from .errors import BillingError
 from .invoicing import bill_chunk
@@ -261,13 +261,13 @@ def unpause(session: DbSession, sub: Subscription, now: dt.datetime, *, actor_id
 class PlanChange:
     """What changing plan would do today.
 
-    kind: 'upgrade' (now, prorated invoice), 'downgrade' (from the next period),
+    kind: 'upgrade' (now, prorated invoice), 'downgrade' (now, the unused time credited),
     'switch' (now, nothing to charge: a trial or an equal price), 'keep' (drop a
     scheduled downgrade).
     """
 
     kind: str
-    amount: int  # the prorated charge now, minor units (0 for a downgrade)
+    amount: int  # the prorated charge now (upgrade) or credit (downgrade, net of tax), minor units
     currency: str
     days_left: int
     period_days: int
@@ -297,7 +297,9 @@ def preview_change(sub: Subscription, new_plan: Plan, today: dt.date) -> PlanCha
     elif sub.status == SUB_TRIALING or new_plan.price == old.price:
         kind, effective = "switch", today  # nothing to charge
     elif new_plan.price < old.price:
-        kind, effective = "downgrade", end  # no refunds: cheaper from next period
+        # Cheaper at once: the unused time of the dearer plan goes to the credit balance.
+        amount = prorate(old.price - new_plan.price, days_left, period_days)
+        return PlanChange("downgrade", amount, old.currency, days_left, period_days, today)
     else:
         amount = prorate(new_plan.price - old.price, days_left, period_days)
         return PlanChange("upgrade", amount, old.currency, days_left, period_days, today)
@@ -313,7 +315,8 @@ def change_plan(
     *,
     actor_id: int | None = None,
 ) -> tuple[PlanChange, Invoice | None]:
-    """Upgrade now with a prorated invoice; downgrade from the next period; audited when staff act.
+    """Upgrade now with a prorated invoice; downgrade now with the unused time credited to the
+    customer's balance (billing/credits.py); audited when staff act.
 
     The subscription row is locked and re-read first: of several concurrent
     requests for the same change, the first applies it and the others see the
@@ -322,13 +325,15 @@ def change_plan(
     lock_subscription(session, sub)
     change = preview_change(sub, new_plan, now.date())
     invoice = None
+    old_plan = sub.plan
+    sub.plan_id, sub.pending_plan_id = new_plan.id, None
     if change.kind == "downgrade":
-        sub.pending_plan_id = new_plan.id
-    else:
-        old_name = sub.plan.name
-        sub.plan_id, sub.pending_plan_id = new_plan.id, None
-        if change.amount > 0:
-            invoice = _proration_invoice(session, sub, old_name, new_plan, change, now, settings)
+        credits.unused_time_credit(
+            session, sub, old_plan.price, new_plan.price, change.days_left, change.period_days, now, settings,
+            old_plan.name, new_plan.name,
+        )  # fmt: skip
+    elif change.amount > 0:
+        invoice = _proration_invoice(session, sub, old_plan.name, new_plan, change, now, settings)
     session.flush()
     session.refresh(sub)  # the plan relationships follow the new ids
     events.emit(session, events.SUBSCRIPTION_UPDATED, events.subscription_data(sub), now)
@@ -397,4 +402,5 @@ def _proration_invoice(
     )
     session.add(invoice)
     number_issued(session, settings)
+    credits.apply_balance(session, invoice, now, settings)
     return invoice
