@@ -57,7 +57,7 @@ from ..models import (
 )
 from . import audit, dunning, events, taxes
 from .errors import BillingError
-from .money import prorate
+from .money import format_money, prorate
 from .numbering import allocate
 from .settings import BillingSettings
 from .sql import rows_changed
@@ -342,7 +342,9 @@ def issue_credit_note(
             raise BillingError("That line is not on this invoice.", "unknown_line", 422)
         if amount < 0 or amount > item.net:
             raise BillingError(
-                f"Line {item.line.position} can be credited at most {item.net} (minor units).", "too_much", 422
+                f"Line {item.line.position} can be credited at most {format_money(item.net, invoice.currency)}.",
+                "too_much",
+                422,
             )
         note_lines.append(
             CreditNoteLine(
@@ -509,7 +511,9 @@ def start_refund(
     if amount <= 0:
         raise BillingError("A refund is a positive amount.", "invalid_amount", 422)
     if amount > rest:
-        raise BillingError(f"At most {rest} (minor units) of this payment can still be refunded.", "too_much", 422)
+        raise BillingError(
+            f"At most {format_money(rest, payment.currency)} of this payment can still be refunded.", "too_much", 422
+        )
     refund = _new_refund(session, payment, amount, reason or payment.flag or "", now, actor_id)
     audit.record(session, actor_id, "refund", payment, f"refund #{refund.id}: {amount} {payment.currency}", now)
     session.flush()
