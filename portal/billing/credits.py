@@ -559,6 +559,14 @@ def record_refund_outcome(
     return refund
 
 
+def credit_notes_of(session: DbSession, invoice_id: int) -> list[CreditNote]:
+    return list(session.scalars(select(CreditNote).where(CreditNote.invoice_id == invoice_id).order_by(CreditNote.id)))
+
+
+def refunds_of(session: DbSession, invoice_id: int) -> list[Refund]:
+    return list(session.scalars(select(Refund).where(Refund.invoice_id == invoice_id).order_by(Refund.id)))
+
+
 def note_of(session: DbSession, invoice_id: int, note_id: int) -> CreditNote | None:
     """A credit note of this invoice (None for another invoice's: the caller answers 404)."""
     return session.scalar(select(CreditNote).where(CreditNote.id == note_id, CreditNote.invoice_id == invoice_id))
