@@ -11,6 +11,9 @@ own, dropped after), then times, in one process and one run:
   taxed   the same run with taxes on: tax rates for three countries (exclusive
           19 %, inclusive 25.5 %, exclusive 10 %) and one customer in nine an
           EU business under reverse charge;
+  credit  the same run with credit balances present: one customer in three has a
+          balance (10, 20 or 30 dollars against a 29-dollar invoice: partly or wholly
+          paid by credit), applied set-based to the new invoices;
   re-run  the same run again (must find nothing to do).
 Prints subscriptions/second for each, the ratios, and the peak RSS of this process.
 """
@@ -95,6 +98,35 @@ def taxes_on(conn) -> None:
     )
 
 
+CREDITED = "id % 3 = 0"  # the customers given a balance: 1000, 2000 or 3000 cents by id % 9 / 3
+
+
+def credits_on(conn) -> None:
+    """One customer in three holds a credit balance (two ledger entries each, netting out)."""
+    for amount in ("(id % 9 / 3 + 1) * 1500", "-(id % 9 / 3 + 1) * 500"):
+        conn.execute(
+            sa.text(
+                "INSERT INTO credit_entries (user_id, currency, amount, reason, description, created_at) "
+                f"SELECT id, 'USD', {amount}, 'adjustment', 'bench', :at FROM users WHERE {CREDITED}"
+            ),
+            {"at": AS_OF - dt.timedelta(days=1)},
+        )
+
+
+def check_credited(n: int) -> None:
+    """Each credited customer's invoice used min(balance, 2900); balances never went negative."""
+    applied, paid, negative = db.session.execute(
+        sa.text(
+            "SELECT sum(credit_applied_cents), sum(CASE WHEN status = 'paid' THEN 1 ELSE 0 END), "
+            "(SELECT count(*) FROM (SELECT user_id FROM credit_entries GROUP BY user_id HAVING sum(amount) < 0) x) "
+            "FROM invoices"
+        )
+    ).one()
+    expected = sum(min((k % 9 // 3 + 1) * 1000, 2900) for k in range(1, n + 1) if k % 3 == 0)
+    assert (applied, negative) == (expected, 0), (applied, expected, negative)
+    assert paid == sum(1 for k in range(1, n + 1) if k % 3 == 0 and k % 9 // 3 == 2), paid
+
+
 def scratch_copy_of_invoices(conn) -> sa.Table:
     """A table defined exactly as `invoices` (columns, keys, indexes, checks), empty."""
     md = sa.MetaData(naming_convention=Base.metadata.naming_convention)
@@ -142,7 +174,7 @@ def raw_insert_select(conn) -> float:
     return time.perf_counter() - t0
 
 
-def fresh_database(url: str, n: int, chunk: int, taxes: bool = False):
+def fresh_database(url: str, n: int, chunk: int, taxes: bool = False, balances: bool = False):
     """An app on a new schema (PostgreSQL) or file (SQLite) seeded with n due subscriptions."""
 
     class Fresh:
@@ -178,6 +210,8 @@ def fresh_database(url: str, n: int, chunk: int, taxes: bool = False):
                 seed(conn, n)
                 if taxes:
                     taxes_on(conn)
+                if balances:
+                    credits_on(conn)
                 conn.commit()
             self.seconds = time.perf_counter() - t0
             # Settle the new rows (hint bits, statistics) so neither contender pays for it.
@@ -216,11 +250,18 @@ def bench(url: str, n: int, chunk_size: int) -> dict:
         taxed = time.perf_counter() - t0
         assert taxed_run.invoices == n
         check_taxed(n)
+    with fresh_database(url, n, chunk_size, balances=True):
+        t0 = time.perf_counter()
+        credited_run = run_billing(db.session, AS_OF, settings, db.session.commit)
+        credited = time.perf_counter() - t0
+        assert credited_run.invoices == n
+        check_credited(n)
     return {
         "seed": seeded,
         "raw": raw,
         "run": run,
         "taxed": taxed,
+        "credited": credited,
         "rerun": rerun,
         "rss_before": rss_before,
         "rss_after": peak_rss_mb(),
@@ -275,10 +316,13 @@ def main() -> None:
         f"({med['chunks']:.0f} chunks)"
     )
     print(f"  billing run, taxes on    {med['taxed']:8.2f} s  {rate(med['taxed']):>12,.0f} subs/s")
+    print(f"  billing run, balances    {med['credited']:8.2f} s  {rate(med['credited']):>12,.0f} subs/s")
     print(f"  re-run (nothing due)     {med['rerun']:8.3f} s")
     print(f"  run rate / raw rate      {med['raw'] / med['run']:8.2f}   (target >= 0.50)")
     print(f"  taxed rate / raw rate    {med['raw'] / med['taxed']:8.2f}")
     print(f"  taxed rate / run rate    {med['run'] / med['taxed']:8.2f}   (taxes on vs no rates)")
+    print(f"  credit rate / raw rate   {med['raw'] / med['credited']:8.2f}")
+    print(f"  credit rate / run rate   {med['run'] / med['credited']:8.2f}   (credit balances present vs none)")
     print(f"  re-run / run             {med['rerun'] / med['run']:8.4f}   (target < 0.10)")
     print(f"  peak RSS before run      {med['rss_before']:8.1f} MB, after: {med['rss_after']:.1f} MB")
 

@@ -40,6 +40,7 @@ def test_the_billing_run_benchmark_runs(backend):
     out = run_bench("bench.billing_run", "--n", "300", "--chunk-size", "100", "--database-url", database_url(backend))
     assert "run rate / raw rate" in out and "(3 chunks)" in out
     assert "taxed rate / run rate" in out  # the run with taxes on, checked for numbers and tax
+    assert "credit rate / run rate" in out  # the run with credit balances, checked for what they paid
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
