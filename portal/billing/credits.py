@@ -365,6 +365,12 @@ def issue_credit_note(
         outcome = CN_DUE
     elif outcome not in (CN_REFUND, CN_BALANCE):
         raise BillingError("The invoice is paid: choose a refund or a credit to the balance.", "outcome_required", 422)
+    elif total > (left := left_to_give_back(session, invoice)):
+        raise BillingError(
+            f"Only {format_money(max(left, 0), invoice.currency)} of this invoice's payments is left to give back.",
+            "too_much",
+            422,
+        )
     assert outcome in CN_OUTCOMES
     year = now.year if settings.invoice_number_per_year else 0
     note = CreditNote(
@@ -441,6 +447,28 @@ def _refund_for_note(
 # --- refunds ---
 
 
+def left_to_give_back(session: DbSession, invoice: Invoice) -> int:
+    """What of a paid invoice can still go back to the customer, by refund or to the balance:
+    its succeeded payments and the credit applied, less refunds (not failed) and credit notes
+    to the balance. Keeps a refund and a credit note from giving the same money back twice."""
+    paid = session.scalar(
+        select(func.coalesce(func.sum(Payment.amount), 0)).where(
+            Payment.invoice_id == invoice.id, Payment.status == PAY_SUCCEEDED
+        )
+    )
+    refunded = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.invoice_id == invoice.id, Refund.status != REF_FAILED
+        )
+    )
+    to_balance = session.scalar(
+        select(func.coalesce(func.sum(CreditNote.total), 0)).where(
+            CreditNote.invoice_id == invoice.id, CreditNote.outcome == CN_BALANCE
+        )
+    )
+    return int(paid or 0) + invoice.credit_applied_cents - int(refunded or 0) - int(to_balance or 0)
+
+
 def refundable(session: DbSession, payment: Payment) -> int:
     """What of a succeeded payment can still be given back (failed refunds give nothing back)."""
     if payment.status != PAY_SUCCEEDED:
@@ -507,6 +535,12 @@ def start_refund(
     rest = refundable(session, payment)
     if rest <= 0:
         raise BillingError("This payment is refunded in full already.", "already_refunded")
+    invoice = session.get(Invoice, payment.invoice_id)
+    assert invoice is not None
+    if payment.flag is None:  # money the invoice asked for: not what a credit note already gave back
+        rest = min(rest, max(left_to_give_back(session, invoice), 0))
+        if rest <= 0:
+            raise BillingError("This payment was already given back (refunds, credit notes).", "already_refunded")
     amount = rest if amount is None else amount
     if amount <= 0:
         raise BillingError("A refund is a positive amount.", "invalid_amount", 422)

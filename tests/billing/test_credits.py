@@ -285,3 +285,31 @@ def test_unpaid_invoice_partly_paid_by_credit_then_credited_in_full_returns_the_
     session.refresh(invoice)
     assert (invoice.status, invoice.amount_due) == ("paid", 0)
     assert credits.balance(session, user.id, "USD") == 1000
+
+
+# The same money never goes back twice: (first, then) -> what the second may still give back, or its refusal.
+GIVE_BACK_ONCE = [
+    ("credit to balance, then refund the payment", ("note", 2900, CN_BALANCE), ("refund", None), "already_refunded"),
+    ("refund part, then credit the rest to balance", ("refund", 1000), ("note", 1900, CN_BALANCE), 1900),
+    ("refund part, then credit more than the rest", ("refund", 1000), ("note", 2000, CN_BALANCE), "too_much"),
+    ("credit part to balance, then refund the rest", ("note", 900, CN_BALANCE), ("refund", None), 2000),
+]
+
+
+@pytest.mark.parametrize("situation, first, then, expected", GIVE_BACK_ONCE, ids=[row[0] for row in GIVE_BACK_ONCE])
+def test_the_same_money_never_goes_back_twice(session, make_user, settings, situation, first, then, expected):
+    invoice = _invoice(session, make_user, settings, paid_by="demo")
+    payment_id, line_id = invoice.payments[0].id, invoice.lines[0].id
+
+    def act(step):
+        if step[0] == "refund":
+            return credits.start_refund(session, payment_id, step[1], "r", NOW).amount
+        return credits.issue_credit_note(session, invoice.id, {line_id: step[1]}, "r", step[2], NOW, settings).total
+
+    act(first)
+    if isinstance(expected, str):
+        with pytest.raises(BillingError) as refused:
+            act(then)
+        assert refused.value.code == expected
+    else:
+        assert act(then) == expected
