@@ -365,9 +365,9 @@ def issue_credit_note(
         outcome = CN_DUE
     elif outcome not in (CN_REFUND, CN_BALANCE):
         raise BillingError("The invoice is paid: choose a refund or a credit to the balance.", "outcome_required", 422)
-    elif total > (left := left_to_give_back(session, invoice)):
+    elif total > (room := left_to_give_back(session, invoice)):
         raise BillingError(
-            f"Only {format_money(max(left, 0), invoice.currency)} of this invoice's payments is left to give back.",
+            f"Only {format_money(max(room, 0), invoice.currency)} of this invoice's payments is left to give back.",
             "too_much",
             422,
         )
