@@ -60,7 +60,7 @@ from .errors import BillingError
 from .money import format_money, prorate
 from .numbering import allocate
 from .settings import BillingSettings
-from .sql import rows_changed
+from .sql import rows_changed, supports_dml_in_cte
 
 I = Invoice.__table__  # noqa: E741
 CE = CreditEntry.__table__
@@ -157,13 +157,17 @@ def apply_balances_sql(session: DbSession, issued: ColumnElement[bool], now: dt.
     """Apply credit balances to the payable invoices matching `issued` (a chunk's new ones), set-based.
 
     A customer's invoices use the balance in id order (a running sum), so catching up several
-    periods never spends the same credit twice. Two statements: the invoices' credit (and
-    paid status when covered), then one ledger entry per invoice that used some. Returns how
-    many invoices used credit.
+    periods never spends the same credit twice. One UPDATE gives the invoices their credit (and
+    the paid status when covered) and returns what each used, which becomes one ledger entry per
+    invoice (on PostgreSQL in the same statement). Only the chunk's customers' entries are summed.
+    Meant for invoices just issued (no credit applied yet).
+    Returns how many invoices used credit.
     """
     session.flush()
+    customers = select(I.c.user_id).where(issued)
     bal = (
         select(CE.c.user_id, CE.c.currency, func.sum(CE.c.amount).label("balance"))
+        .where(CE.c.user_id.in_(customers))
         .group_by(CE.c.user_id, CE.c.currency)
         .having(func.sum(CE.c.amount) > 0)
         .subquery("bal")
@@ -183,8 +187,7 @@ def apply_balances_sql(session: DbSession, issued: ColumnElement[bool], now: dt.
     left = ranked.c.balance - ranked.c.before
     use = case((left >= ranked.c.due, ranked.c.due), else_=left)
     uses = select(ranked.c.id, use.label("used")).where(left > 0).subquery("uses")
-    count = rows_changed(
-        session,
+    applied = (
         update(I)
         .where(I.c.id == uses.c.id)
         .values(
@@ -192,26 +195,36 @@ def apply_balances_sql(session: DbSession, issued: ColumnElement[bool], now: dt.
             status=case((uses.c.used >= due, INV_PAID), else_=I.c.status),
             paid_at=case((uses.c.used >= due, now), else_=I.c.paid_at),
         )
-        .execution_options(synchronize_session=False),
+        # A new invoice had no credit before: what it holds now is what it used (SQLite cannot
+        # return the FROM clause's columns).
+        .returning(I.c.user_id, I.c.currency, I.c.credit_applied_cents.label("used"), I.c.id)
     )
-    if count and count > 0:
-        applied_now = and_(issued, I.c.credit_applied_cents > 0)
-        already = select(CE.c.invoice_id).where(CE.c.reason == CREDIT_APPLIED, CE.c.invoice_id.is_not(None))
-        session.execute(
-            insert(CE).from_select(
-                ["user_id", "currency", "amount", "reason", "description", "invoice_id", "created_at"],
-                select(
-                    I.c.user_id,
-                    I.c.currency,
-                    -I.c.credit_applied_cents,
-                    literal(CREDIT_APPLIED),
-                    literal("Applied to a new invoice"),
-                    I.c.id,
-                    literal(now, UTCDateTime),
-                ).where(applied_now, I.c.id.not_in(already)),
-            )
+    columns = ["user_id", "currency", "amount", "invoice_id", "reason", "description", "created_at"]
+    constants = (literal(CREDIT_APPLIED), literal("Applied to a new invoice"), literal(now, UTCDateTime))
+    if supports_dml_in_cte(session):
+        done = applied.cte("applied")
+        entries = insert(CE).from_select(
+            columns, select(done.c.user_id, done.c.currency, -done.c.used, done.c.id, *constants)
         )
-    return max(count or 0, 0)
+        return max(rows_changed(session, entries), 0)
+    rows = session.execute(applied.execution_options(synchronize_session=False)).all()
+    if rows:
+        session.execute(
+            insert(CE),
+            [
+                {
+                    "user_id": user_id,
+                    "currency": currency,
+                    "amount": -used,
+                    "invoice_id": invoice_id,
+                    "reason": CREDIT_APPLIED,
+                    "description": "Applied to a new invoice",
+                    "created_at": now,
+                }
+                for user_id, currency, used, invoice_id in rows
+            ],
+        )
+    return len(rows)
 
 
 def _settle_if_nothing_due(session: DbSession, invoice: Invoice, now: dt.datetime, settings: BillingSettings) -> bool:
