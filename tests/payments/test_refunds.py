@@ -201,3 +201,26 @@ def test_a_customer_never_sees_another_customers_credit_note(client, customer, c
     session.commit()
     login(client, other)
     assert client.get("/invoices/1/credit-notes/1/pdf").status_code == 404
+
+
+def test_the_credit_note_pdf_names_the_invoice_it_corrects(client, customer, console, session):
+    import io
+
+    from pypdf import PdfReader
+
+    from portal.documents import pdf
+
+    if not pdf.available():
+        pytest.fail("PDF rendering needs Pango on this machine")
+    console.post("/admin/invoice/credit-note/?id=1", data={"reason": "Billed twice", "whole": "", "line-1": "4.50"})
+    answer = client.get("/invoices/1/credit-notes/1/pdf")
+    assert answer.status_code == 200 and answer.mimetype == "application/pdf"
+    assert 'filename="CN-000001.pdf"' in answer.headers["Content-Disposition"]
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(answer.data)).pages)
+    for expected in ("credit note", "cn-000001", "corrects invoice", "inv-000001", "billed twice", "$4.50"):
+        assert expected in text.lower(), (expected, text)  # headings are upper-cased by the style sheet
+    assert "please pay" not in text.lower() and "PAID" not in text
+    invoice_pdf = client.get("/invoices/1/pdf")
+    text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(invoice_pdf.data)).pages)
+    assert "credit note cn-000001" in text.lower() and "amount due (usd) $24.50" in text.lower()
+    assert console.get("/admin/invoice/credit-note-pdf/?id=1").status_code == 200
