@@ -15,6 +15,9 @@ new price that applies to this period), then times, in one process and one run:
   coupons the taxed run again with a share of the subscriptions (--coupon-share, default
           one in four) holding a redeemed coupon: 25 % forever, 12.5 % for 3 periods, or 5.00
           off once; each of those invoices gets its discount line;
+  credit  the same run with credit balances present: one customer in three has a
+          balance (10, 20 or 30 dollars against a 29-dollar invoice: partly or wholly
+          paid by credit), applied set-based to the new invoices;
   re-run  the same run again (must find nothing to do).
 Prints subscriptions/second for each, the ratios, and the peak RSS of this process.
 """
@@ -130,6 +133,35 @@ def coupons_on(conn, share: float) -> int:
     return conn.execute(sa.text("SELECT count(*) FROM coupon_redemptions")).scalar_one()
 
 
+CREDITED = "id % 3 = 0"  # the customers given a balance: 1000, 2000 or 3000 cents by id % 9 / 3
+
+
+def credits_on(conn) -> None:
+    """One customer in three holds a credit balance (two ledger entries each, netting out)."""
+    for amount in ("(id % 9 / 3 + 1) * 1500", "-(id % 9 / 3 + 1) * 500"):
+        conn.execute(
+            sa.text(
+                "INSERT INTO credit_entries (user_id, currency, amount, reason, description, created_at) "
+                f"SELECT id, 'USD', {amount}, 'adjustment', 'bench', :at FROM users WHERE {CREDITED}"
+            ),
+            {"at": AS_OF - dt.timedelta(days=1)},
+        )
+
+
+def check_credited(n: int) -> None:
+    """Each credited customer's invoice used min(balance, 2900); balances never went negative."""
+    applied, paid, negative = db.session.execute(
+        sa.text(
+            "SELECT sum(credit_applied_cents), sum(CASE WHEN status = 'paid' THEN 1 ELSE 0 END), "
+            "(SELECT count(*) FROM (SELECT user_id FROM credit_entries GROUP BY user_id HAVING sum(amount) < 0) x) "
+            "FROM invoices"
+        )
+    ).one()
+    expected = sum(min((k % 9 // 3 + 1) * 1000, 2900) for k in range(1, n + 1) if k % 3 == 0)
+    assert (applied, negative) == (expected, 0), (applied, expected, negative)
+    assert paid == sum(1 for k in range(1, n + 1) if k % 3 == 0 and k % 9 // 3 == 2), paid
+
+
 def scratch_copy_of_invoices(conn) -> sa.Table:
     """A table defined exactly as `invoices` (columns, keys, indexes, checks), empty."""
     md = sa.MetaData(naming_convention=Base.metadata.naming_convention)
@@ -177,7 +209,9 @@ def raw_insert_select(conn) -> float:
     return time.perf_counter() - t0
 
 
-def fresh_database(url: str, n: int, chunk: int, taxes: bool = False, coupon_share: float = 0.0):
+def fresh_database(
+    url: str, n: int, chunk: int, taxes: bool = False, coupon_share: float = 0.0, balances: bool = False
+):
     """An app on a new schema (PostgreSQL) or file (SQLite) seeded with n due subscriptions."""
 
     class Fresh:
@@ -214,6 +248,8 @@ def fresh_database(url: str, n: int, chunk: int, taxes: bool = False, coupon_sha
                 if taxes:
                     taxes_on(conn)
                 self.discounted = coupons_on(conn, coupon_share) if coupon_share else 0
+                if balances:
+                    credits_on(conn)
                 conn.commit()
             self.seconds = time.perf_counter() - t0
             # Settle the new rows (hint bits, statistics) so neither contender pays for it.
@@ -258,6 +294,12 @@ def bench(url: str, n: int, chunk_size: int, coupon_share: float = 0.25) -> dict
         discounted = time.perf_counter() - t0
         assert discounted_run.invoices == n
         check_taxed(n, fresh.discounted)
+    with fresh_database(url, n, chunk_size, balances=True):
+        t0 = time.perf_counter()
+        credited_run = run_billing(db.session, AS_OF, settings, db.session.commit)
+        credited = time.perf_counter() - t0
+        assert credited_run.invoices == n
+        check_credited(n)
     return {
         "seed": seeded,
         "raw": raw,
@@ -265,6 +307,7 @@ def bench(url: str, n: int, chunk_size: int, coupon_share: float = 0.25) -> dict
         "taxed": taxed,
         "coupons": discounted,
         "discounted": fresh.discounted,
+        "credited": credited,
         "rerun": rerun,
         "rss_before": rss_before,
         "rss_after": peak_rss_mb(),
@@ -325,12 +368,15 @@ def main() -> None:
         f"  billing run, coupons     {med['coupons']:8.2f} s  {rate(med['coupons']):>12,.0f} subs/s  "
         f"({med['discounted']:,.0f} discounted, taxes on)"
     )
+    print(f"  billing run, balances    {med['credited']:8.2f} s  {rate(med['credited']):>12,.0f} subs/s")
     print(f"  re-run (nothing due)     {med['rerun']:8.3f} s")
     print(f"  run rate / raw rate      {med['raw'] / med['run']:8.2f}   (target >= 0.50)")
     print(f"  taxed rate / raw rate    {med['raw'] / med['taxed']:8.2f}")
     print(f"  taxed rate / run rate    {med['run'] / med['taxed']:8.2f}   (taxes on vs no rates)")
     print(f"  coupons rate / raw rate  {med['raw'] / med['coupons']:8.2f}")
     print(f"  coupons rate / taxed     {med['taxed'] / med['coupons']:8.2f}   (coupons on vs the same run without)")
+    print(f"  credit rate / raw rate   {med['raw'] / med['credited']:8.2f}")
+    print(f"  credit rate / run rate   {med['run'] / med['credited']:8.2f}   (credit balances present vs none)")
     print(f"  re-run / run             {med['rerun'] / med['run']:8.4f}   (target < 0.10)")
     print(f"  peak RSS before run      {med['rss_before']:8.1f} MB, after: {med['rss_after']:.1f} MB")
 

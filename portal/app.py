@@ -17,7 +17,7 @@ from .account.views import bp as account
 from .admin import init_admin
 from .api.views import bp as api
 from .auth.views import bp as auth
-from .billing import catalog, customers, documents, invoices, pricing, statuses, taxes
+from .billing import catalog, credits, customers, documents, invoices, pricing, statuses, taxes
 from .billing.money import format_money
 from .commands import init_cli
 from .extensions import csrf, db, login_manager, migrate
@@ -129,6 +129,9 @@ def register_templates(app: Flask) -> None:
     app.context_processor(lambda: {"seller": runtime.seller()})
     app.jinja_env.filters["country"] = country_name
     app.jinja_env.globals["payment_methods"] = documents.PAYMENT_METHODS
+    # Corrections (billing/credits.py): where a credit note's money went, what a payment can still give back.
+    app.jinja_env.filters["credit_outcome"] = lambda outcome: credits.OUTCOME_LABELS.get(outcome, outcome)
+    app.jinja_env.filters["refundable"] = lambda payment: credits.refundable(db.session, payment)
     # Checked once at start (`make run` installs it first), not on every render.
     app.jinja_env.globals["htmx_available"] = (config_module.ROOT / "static/vendor/htmx.min.js").exists()
 

@@ -91,6 +91,7 @@ def from_env() -> dict:
         "SELLER_COUNTRY": os.environ.get("SELLER_COUNTRY", "").strip().upper(),
         "INVOICE_PREFIX": os.environ.get("INVOICE_PREFIX", "INV").strip() or "INV",
         "INVOICE_NUMBER_PER_YEAR": _flag("INVOICE_NUMBER_PER_YEAR"),
+        "CREDIT_NOTE_PREFIX": os.environ.get("CREDIT_NOTE_PREFIX", "CN").strip() or "CN",
         # Mail: console unless MAIL_SERVER is set
         "MAIL_SERVER": os.environ.get("MAIL_SERVER", ""),
         "MAIL_PORT": _int("MAIL_PORT", 25),

@@ -323,6 +323,10 @@ class Invoice(Base):
     buyer_address: Mapped[str | None] = mapped_column(Text)
     buyer_country: Mapped[str | None] = mapped_column(String(2))
     buyer_tax_id: Mapped[str | None] = mapped_column(String(40))
+    # What the customer's credit balance paid of it (billing/credits.py), and what credit notes
+    # took off while it was unpaid: amount due = total - credited - credit applied - paid.
+    credit_applied_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    credited_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     user: Mapped[User] = relationship()
     subscription: Mapped[Subscription | None] = relationship()
@@ -334,6 +338,16 @@ class Invoice(Base):
     @property
     def display_lines(self) -> list[InvoiceLine]:
         return list(self.lines)
+
+    @property
+    def paid_cents(self) -> int:
+        """What succeeded payments brought in for it (refunds not deducted)."""
+        return sum(p.amount for p in self.payments if p.status == PAY_SUCCEEDED)
+
+    @property
+    def amount_due(self) -> int:
+        """What the customer still owes: the total less credit notes, credit applied and payments."""
+        return max(self.total - self.credited_cents - self.credit_applied_cents - self.paid_cents, 0)
 
     def __str__(self) -> str:
         return self.number or f"draft #{self.id}"
@@ -944,3 +958,138 @@ class CouponRedemption(Base):
 
     def __str__(self) -> str:
         return f"{self.coupon} for {self.user}"
+
+
+# Credit notes, the customer's credit balance, refunds (billing/credits.py).
+CN_DUE, CN_REFUND, CN_BALANCE = "reduce_due", "refund", "credit_balance"
+CN_OUTCOMES = (CN_DUE, CN_REFUND, CN_BALANCE)
+CREDIT_DOWNGRADE, CREDIT_NOTE, CREDIT_APPLIED, CREDIT_ADJUSTMENT = "downgrade", "credit_note", "applied", "adjustment"
+CREDIT_REASONS = (CREDIT_DOWNGRADE, CREDIT_NOTE, CREDIT_APPLIED, CREDIT_ADJUSTMENT)
+REF_PENDING, REF_SUCCEEDED, REF_FAILED = "pending", "succeeded", "failed"
+REF_STATUSES = (REF_PENDING, REF_SUCCEEDED, REF_FAILED)
+
+
+class CreditNote(Base):
+    """A correction of an issued invoice (never edited itself): some of its lines' amounts taken back.
+
+    Numbered from its own gapless counter (prefix CN). `outcome` says where the money goes:
+    off what is still due, back through the provider (a Refund), or to the credit balance.
+    """
+
+    __tablename__ = "credit_notes"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", CN_OUTCOMES), name="outcome_known"),
+        CheckConstraint("total > 0", name="total_positive"),
+        CheckConstraint("total = subtotal_cents + tax_cents", name="total_is_sum"),
+        Index("ix_credit_notes_invoice", "invoice_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal_cents: Mapped[int] = mapped_column(BigInteger)
+    tax_cents: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16))
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    invoice: Mapped[Invoice] = relationship(backref=backref("credit_notes", order_by="CreditNote.id"))
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    lines: Mapped[list[CreditNoteLine]] = relationship(back_populates="credit_note", order_by="CreditNoteLine.position")
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CreditNoteLine(Base):
+    __tablename__ = "credit_note_lines"
+    __table_args__ = (
+        UniqueConstraint("credit_note_id", "position", name="uq_credit_note_lines_position"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    credit_note_id: Mapped[int] = mapped_column(ForeignKey("credit_notes.id"))
+    invoice_line_id: Mapped[int] = mapped_column(ForeignKey("invoice_lines.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)  # net credited, tax not included
+    tax_cents: Mapped[int] = mapped_column(BigInteger)
+    tax_rate_percent: Mapped[Decimal] = mapped_column(Numeric(7, 4), default=Decimal(0))
+    tax_name: Mapped[str] = mapped_column(String(80), default="")
+
+    credit_note: Mapped[CreditNote] = relationship(back_populates="lines")
+    invoice_line: Mapped[InvoiceLine] = relationship()
+
+
+class CreditEntry(Base):
+    """One movement of a customer's credit balance (the ledger): positive adds credit, negative uses it.
+
+    The balance is the sum of a customer's entries in a currency.
+    """
+
+    __tablename__ = "credit_entries"
+    __table_args__ = (
+        CheckConstraint(_in("reason", CREDIT_REASONS), name="reason_known"),
+        CheckConstraint("amount <> 0", name="amount_not_zero"),
+        Index("ix_credit_entries_user", "user_id", "currency"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(String(255), default="")
+    # The source: the invoice it was applied to, the credit note or the subscription it came from.
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    credit_note_id: Mapped[int | None] = mapped_column(ForeignKey("credit_notes.id"))
+    subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    invoice: Mapped[Invoice | None] = relationship()
+    credit_note: Mapped[CreditNote | None] = relationship()
+
+
+class Refund(Base):
+    """Money given back on a payment, through its provider.
+
+    Recorded (pending) before the provider is called, its id the provider's idempotency key;
+    the payment row is locked while the refundable rest is computed, so concurrent clicks
+    never refund more than was paid.
+    """
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint(_in("status", REF_STATUSES), name="status_known"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_refunds_payment", "payment_id"),
+        Index("ix_refunds_invoice", "invoice_id"),
+        Index("uq_refunds_provider_ref", "provider_ref", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"))
+    credit_note_id: Mapped[int | None] = mapped_column(ForeignKey("credit_notes.id"))
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_ref: Mapped[str | None] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default=REF_PENDING)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    payment: Mapped[Payment] = relationship(backref=backref("refunds", order_by="Refund.id"))
+    invoice: Mapped[Invoice] = relationship(backref=backref("refunds", order_by="Refund.id"))
+    credit_note: Mapped[CreditNote | None] = relationship()
+
+    def __str__(self) -> str:
+        return f"refund {self.provider_ref or self.id}"

@@ -41,6 +41,7 @@ def test_the_billing_run_benchmark_runs(backend):
     assert "run rate / raw rate" in out and "(3 chunks)" in out
     assert "taxed rate / run rate" in out  # the run with taxes on, checked for numbers and tax
     assert "coupons rate / taxed" in out and "(75 discounted, taxes on)" in out  # checked for discount lines
+    assert "credit rate / run rate" in out  # the run with credit balances, checked for what they paid
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

@@ -8,9 +8,9 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user, login_required
 
 from .. import inputs, runtime, tokens
-from ..billing import coupons, customers
+from ..billing import coupons, credits, customers
 from ..billing.collection import attempts_of, collection_status, default_card
-from ..billing.documents import INVOICE, RECEIPT, invoice_document
+from ..billing.documents import CREDIT_NOTE, INVOICE, RECEIPT, credit_note_document, invoice_document
 from ..billing.errors import BillingError
 from ..billing.invoice_queries import FILTERS, account_invoices, invoice_page, own_invoice
 from ..billing.money import format_money
@@ -187,6 +187,8 @@ def _subscription_panel():
             recent=recent,
             card=default_card(db.session, current_user.id),
             card_canceled=request.args.get("card") == "canceled",
+            credit_balances=credits.balances(db.session, current_user.id),
+            credit_ledger=credits.ledger(db.session, current_user.id, limit=10),
         ),
     )
 
@@ -285,13 +287,18 @@ def change_plan_view():
 
     def act(sub):
         done, invoice = change_plan(db.session, sub, plan, now(), billing_settings())
-        if done.kind in ("downgrade", "interval_later"):
+        if done.kind == "interval_later":
             return f"You will move to {plan.name} ({plan.interval}ly) on {done.effective:%b %-d, %Y}."
         if done.kind == "interval_now" and invoice is not None:
             return (
                 f"You are now on {plan.name}, billed {plan.interval}ly. Invoice {invoice.number} for "
                 f"{format_money(invoice.total, invoice.currency)} (the unused part of your last period taken off) "
                 "is ready to pay below."
+            )
+        if done.kind == "downgrade":
+            return (
+                f"You are now on {plan.name}. The unused time of your previous plan "
+                f"({format_money(done.amount, done.currency)} before tax) is in your credit balance."
             )
         if done.kind == "keep":
             return f"You stay on {plan.name}."
@@ -379,6 +386,15 @@ def invoice(invoice_id: int):
 def invoice_pdf(invoice_id: int):
     inv = own_invoice(db.session, current_user.id, invoice_id) or abort(404)
     return pdf.download(invoice_document(inv, runtime.seller()), INVOICE)
+
+
+@bp.route("/invoices/<int:invoice_id>/credit-notes/<int:note_id>/pdf")
+@login_required
+def credit_note_pdf(invoice_id: int, note_id: int):
+    """A credit note of the customer's own invoice, as its PDF."""
+    inv = own_invoice(db.session, current_user.id, invoice_id) or abort(404)
+    note = credits.note_of(db.session, inv.id, note_id) or abort(404)
+    return pdf.download(credit_note_document(note, runtime.seller()), CREDIT_NOTE)
 
 
 @bp.route("/invoices/<int:invoice_id>/receipt/pdf")

@@ -1,4 +1,4 @@
-"""Invoices: find by number or email, void, remind, mark paid by hand."""
+"""Invoices: find by number or email, void, remind, mark paid by hand, credit notes and refunds."""
 
 from __future__ import annotations
 
@@ -13,16 +13,19 @@ from sqlalchemy import select
 from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from ..billing import invoices
-from ..billing.documents import INVOICE, RECEIPT, invoice_document
+from ..billing import credits, invoices
+from ..billing.documents import INVOICE, RECEIPT, credit_note_document, invoice_document
 from ..billing.errors import BillingError
+from ..billing.money import format_money, parse_major
 from ..billing.statuses import INVOICE_LABELS
 from ..documents import pdf
 from ..extensions import db
 from ..inputs import int64
 from ..jobs import queues, tasks
-from ..models import Invoice
+from ..models import CN_BALANCE, CN_REFUND, CreditNote, Invoice, Payment
+from ..payments import refunds
 from ..payments.collect import card_provider, charge_invoice
+from ..payments.errors import PaymentError
 from ..runtime import billing_settings, now, seller
 from .base import StaffModelView, ids_of, money
 
@@ -165,3 +168,100 @@ class InvoiceView(StaffModelView):
                 flash(f"{inv.number} marked paid.", "success")
             return redirect(url_for(".details_view", id=inv.id))
         return self.render("staff/mark_paid.html", invoice=inv, form=form)
+
+    # --- corrections: credit notes and refunds (billing/credits.py) ---
+
+    def _send_refunds(self, refund_ids: list[int]) -> str:
+        """Ask the provider for refunds just recorded. Commits inside, on purpose: each refund is
+        on record (its amount taken from what can still be refunded) before the provider is called."""
+        db.session.commit()
+        sent = refunds.send(db.session, self.admin.app.config, refund_ids, now(), db.session.commit)
+        return ", ".join(f"{format_money(r.amount, r.currency)} {r.status}" for r in sent)
+
+    @expose("/credit-note/", methods=("GET", "POST"))
+    def credit_note_view(self):
+        """Correct an issued invoice: credit the whole of it or some lines, with a reason."""
+        inv = db.session.get(Invoice, request.args.get("id", type=int64) or 0) or abort(404)
+        form = FlaskForm()
+        left = credits.lines_left(db.session, inv)
+        values = {"reason": "", "outcome": "", "whole": "1"}
+        error = None
+        if request.method == "POST":
+            if not form.validate_on_submit():
+                abort(400)
+            values = {k: (request.form.get(k) or "")[:2000] for k in ("reason", "outcome", "whole")}
+            try:
+                amounts = None if values["whole"] else self._line_amounts(inv, left)
+                note = credits.issue_credit_note(
+                    db.session,
+                    inv.id,
+                    amounts,
+                    values["reason"],
+                    values["outcome"] or None,
+                    now(),
+                    billing_settings(),
+                    actor_id=current_user.id,
+                )
+            except BillingError as exc:
+                error = exc.message
+            else:
+                message = f"Credit note {note.number} for {format_money(note.total, note.currency)} issued."
+                pending = credits.refunds_of_note(db.session, note.id)
+                if pending:
+                    message += " Refund: " + self._send_refunds(pending) + "."
+                flash(message, "success")
+                return redirect(url_for(".details_view", id=inv.id))
+        status = 422 if error else 200
+        page = self.render(
+            "staff/credit_note.html", invoice=inv, left=left, form=form, values=values, error=error,
+            refund=CN_REFUND, balance=CN_BALANCE,
+        )  # fmt: skip
+        return page, status
+
+    @staticmethod
+    def _line_amounts(inv: Invoice, left) -> dict[int, int]:
+        amounts = {}
+        for item in left:
+            text = (request.form.get(f"line-{item.line.id}") or "").strip()
+            if not text:
+                continue
+            try:
+                amounts[item.line.id] = parse_major(text, inv.currency)
+            except (ValueError, ArithmeticError):
+                raise BillingError(
+                    f"Line {item.line.position}: {text[:40]!r} is not an amount.", "bad_amount", 422
+                ) from None
+        return amounts
+
+    @expose("/refund/", methods=("POST",))
+    def refund_view(self):
+        """Refund a payment (all that is left of it, or the amount given) through its provider."""
+        payment = db.session.get(Payment, request.args.get("payment", type=int64) or 0) or abort(404)
+        if not FlaskForm().validate_on_submit():
+            abort(400)
+        text = (request.form.get("amount") or "").strip()[:40]
+        try:
+            amount = parse_major(text, payment.currency) if text else None
+            refund = credits.start_refund(
+                db.session,
+                payment.id,
+                amount,
+                (request.form.get("reason") or payment.flag or "")[:2000],
+                now(),
+                actor_id=current_user.id,
+            )
+        except BillingError as exc:
+            flash(exc.message, "error")
+        except (ValueError, ArithmeticError):
+            flash(f"{text!r} is not an amount.", "error")
+        else:
+            try:
+                flash(f"Refund of {self._send_refunds([refund.id])}.", "success")
+            except PaymentError as exc:
+                flash(f"Refund recorded but not sent: {exc}", "warning")
+        return redirect(url_for(".details_view", id=payment.invoice_id))
+
+    @expose("/credit-note-pdf/")
+    def credit_note_pdf_view(self):
+        note = db.session.get(CreditNote, request.args.get("id", type=int64) or 0) or abort(404)
+        return pdf.download(credit_note_document(note, seller()), "credit_note")

@@ -188,6 +188,71 @@ SCHEMAS = {
                 "description": "automatic charges of the saved card, oldest first (one invoice only)",
                 "items": {"$ref": "#/components/schemas/PaymentAttempt"},
             },
+            "credited": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "minor units taken off by credit notes while unpaid",
+            },
+            "credit_applied": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "minor units paid by the credit balance",
+            },
+            "amount_due": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "minor units still owed: total - credited - credit_applied - paid (what is charged)",
+            },
+            "credit_notes": {
+                "type": "array",
+                "description": "corrections of this invoice, oldest first (one invoice only)",
+                "items": {"$ref": "#/components/schemas/CreditNote"},
+            },
+            "refunds": {
+                "type": "array",
+                "description": "money given back on its payments (one invoice only)",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "amount", "currency", "status"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "amount": {"type": "integer", "minimum": 1},
+                        "currency": {"type": "string"},
+                        "status": {"enum": ["pending", "succeeded", "failed"]},
+                        "created_at": DATETIME,
+                    },
+                },
+            },
+        },
+    },
+    "CreditNote": {
+        "type": "object",
+        "required": ["id", "number", "issued_at", "reason", "outcome", "subtotal", "tax", "total", "currency", "lines"],
+        "properties": {
+            "id": {"type": "integer"},
+            "number": {"type": "string", "description": "its own gapless number (CREDIT_NOTE_PREFIX, e.g. CN-000007)"},
+            "issued_at": DATETIME,
+            "reason": {"type": "string"},
+            "outcome": {
+                "enum": ["reduce_due", "refund", "credit_balance"],
+                "description": "off what was due (unpaid invoice), refunded, or added to the credit balance",
+            },
+            "subtotal": {"type": "integer", "minimum": 1, "description": "minor units, net"},
+            "tax": {"type": "integer", "minimum": 0, "description": "the lines' tax credited in proportion, per line"},
+            "total": {"type": "integer", "minimum": 1},
+            "currency": {"type": "string"},
+            "lines": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["description", "amount", "tax"],
+                    "properties": {
+                        "description": {"type": "string"},
+                        "amount": {"type": "integer"},
+                        "tax": {"type": "integer"},
+                    },
+                },
+            },
         },
     },
     "InvoicePage": {
@@ -491,7 +556,8 @@ def _subscription_paths(prefix: str, op: str, who: str, params: list) -> dict:
         ),
         f"{prefix}/change-plan/": _post(
             f"{op}ChangePlan",
-            f"Change {who} plan: upgrades now with a prorated invoice, downgrades from the next period",
+            f"Change {who} plan: upgrades now with a prorated invoice, "
+            "downgrades now with the unused time credited to the customer's balance",
             ("PlanChange", "Changed"),
             PLAN_BODY,
             404,

@@ -15,6 +15,7 @@ from wtforms import ValidationError
 from .. import idempotency, inputs, limits, tokens
 from ..billing import customers, entitlements
 from ..billing.collection import attempts_of, default_card
+from ..billing.credits import credit_notes_of, refunds_of
 from ..billing.documents import INVOICE, RECEIPT, invoice_document
 from ..billing.errors import BillingError
 from ..billing.invoice_queries import InvoiceRow, invoice_page, own_invoice
@@ -262,6 +263,37 @@ def invoice_json(inv: Invoice | InvoiceRow, detail: bool = False) -> dict[str, A
                 "next_attempt_at": a.next_attempt_at.isoformat() if a.next_attempt_at else None,
             }
             for a in attempts_of(db.session, inv.id)
+        ]
+        # Corrections (billing/credits.py): what credit notes took off, what the balance paid, what is due.
+        out["credited"] = inv.credited_cents
+        out["credit_applied"] = inv.credit_applied_cents
+        out["amount_due"] = inv.amount_due
+        out["credit_notes"] = [
+            {
+                "id": n.id,
+                "number": n.number,
+                "issued_at": n.issued_at.isoformat(),
+                "reason": n.reason,
+                "outcome": n.outcome,
+                "subtotal": n.subtotal_cents,
+                "tax": n.tax_cents,
+                "total": n.total,
+                "currency": n.currency,
+                "lines": [
+                    {"description": line.description, "amount": line.amount, "tax": line.tax_cents} for line in n.lines
+                ],
+            }
+            for n in credit_notes_of(db.session, inv.id)
+        ]
+        out["refunds"] = [
+            {
+                "id": r.id,
+                "amount": r.amount,
+                "currency": r.currency,
+                "status": r.status,
+                "created_at": r.created_at.isoformat(),
+            }
+            for r in refunds_of(db.session, inv.id)
         ]
     return out
 

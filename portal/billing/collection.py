@@ -21,7 +21,21 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Exists, Row, Select, and_, bindparam, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Exists,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import selectinload
 
 from ..models import (
@@ -291,7 +305,7 @@ def begin_attempt(
         attempt=number,
         idempotency_key=f"invoice-{invoice_id}-attempt-{number}",
         payment_method_id=card.id,
-        amount=invoice.total,
+        amount=invoice.amount_due,
         currency=invoice.currency,
         status=ATT_PENDING,
         created_at=now,
@@ -301,6 +315,11 @@ def begin_attempt(
         audit.record(session, actor_id, "charge_now", invoice, f"attempt {number}", now=now)
     session.flush()
     return attempt
+
+
+def _amount_due() -> ColumnElement[Any]:
+    """Invoice.amount_due of a payable invoice (no payment yet), in SQL: what a charge asks for."""
+    return I.c.total - I.c.credited_cents - I.c.credit_applied_cents
 
 
 def next_attempt_at(
@@ -439,7 +458,7 @@ def begin_attempts(session: DbSession, invoice_ids: list[int], now: dt.datetime)
             number,
             literal("invoice-").concat(I.c.id).concat(literal("-attempt-")).concat(number),
             PM.c.id,
-            I.c.total,
+            _amount_due(),
             I.c.currency,
             literal(ATT_PENDING),
             literal(now, UTCDateTime),
@@ -528,7 +547,8 @@ def record_outcomes(
     )
     rows = list(
         session.execute(
-            select(A.c.id, A.c.invoice_id, A.c.idempotency_key, A.c.amount, A.c.currency, I.c.status, I.c.total)
+            select(A.c.id, A.c.invoice_id, A.c.idempotency_key, A.c.amount, A.c.currency, I.c.status)
+            .add_columns(_amount_due().label("due"))
             .add_columns(I.c.currency.label("invoice_currency"), I.c.subscription_id, I.c.user_id)
             .join(I, I.c.id == A.c.invoice_id)
             .where(A.c.id.in_(open_ids))
@@ -543,7 +563,7 @@ def record_outcomes(
     for r in rows:
         plain = (
             r.status in INV_PAYABLE
-            and (r.amount, r.currency.upper()) == (r.total, r.invoice_currency)
+            and (r.amount, r.currency.upper()) == (r.due, r.invoice_currency)
             and refs[r.id] not in known
         )
         (clean if plain else unusual).append(r)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from ..models import INV_PAID, PAY_SUCCEEDED, Invoice, InvoiceLine
+from ..models import INV_PAID, PAY_SUCCEEDED, CreditNote, Invoice, InvoiceLine
 from .seller import Seller
 
-RECEIPT, INVOICE = "receipt", "invoice"
+RECEIPT, INVOICE, CREDIT_NOTE = "receipt", "invoice", "credit_note"
 
 # How a payment was made, as a customer's accountant reads it.
 PAYMENT_METHODS = {"stripe": "Card (Stripe)", "demo": "Demo checkout", "manual": "Bank transfer / manual"}
@@ -64,6 +64,25 @@ class TaxRow:
 
 
 @dataclass(frozen=True)
+class CreditNoteRef:
+    """A credit note as its invoice lists it."""
+
+    id: int
+    number: str
+    issued_on: dt.date
+    total: int
+    reason: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class RefundRef:
+    issued_on: dt.date
+    amount: int
+    status: str
+
+
+@dataclass(frozen=True)
 class Document:
     seller: Seller
     buyer: Buyer
@@ -83,6 +102,15 @@ class Document:
     tax_note: str = ""  # e.g. the reverse-charge notice
     paid_on: dt.date | None = None
     payment_method: str = ""
+    # Corrections (billing/credits.py): on an invoice, its credit notes, the credit balance
+    # applied and what is still due; on a credit note, the invoice it corrects and why.
+    credit_notes: tuple[CreditNoteRef, ...] = ()
+    refunds: tuple[RefundRef, ...] = ()
+    credit_applied: int = 0
+    amount_due: int | None = None
+    corrects: str = ""
+    reason: str = ""
+    outcome: str = ""
 
     @property
     def is_paid(self) -> bool:
@@ -95,6 +123,8 @@ class Document:
     def filename(self, kind: str = INVOICE) -> str:
         """The PDF's file name: the invoice number, safe in any file system."""
         safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.number)
+        if kind == CREDIT_NOTE:
+            return f"{safe}.pdf"
         return f"{'Receipt-' if kind == RECEIPT else ''}{safe}.pdf"
 
 
@@ -210,4 +240,49 @@ def invoice_document(invoice: Invoice, seller: Seller) -> Document:
         tax_note=_text(invoice, "tax_note"),
         paid_on=invoice.paid_at.date() if invoice.paid_at else None,
         payment_method=PAYMENT_METHODS.get(last.provider, last.provider) if last else "",
+        credit_notes=tuple(
+            CreditNoteRef(n.id, n.number, n.issued_at.date(), n.total, n.reason, n.outcome)
+            for n in getattr(invoice, "credit_notes", ())
+        ),
+        refunds=tuple(RefundRef(r.created_at.date(), r.amount, r.status) for r in getattr(invoice, "refunds", ())),
+        credit_applied=getattr(invoice, "credit_applied_cents", 0) or 0,
+        amount_due=invoice.amount_due,
+    )
+
+
+def credit_note_document(note: CreditNote, seller: Seller) -> Document:
+    """A credit note as its PDF shows it: the invoice's parties, the credited lines and their tax."""
+    invoice = note.invoice
+    lines = tuple(
+        Line(
+            description=line.description,
+            quantity=1,
+            unit_amount=line.amount,
+            amount=line.amount,
+            tax_name=line.tax_name,
+            tax_rate_percent=_rate(line.tax_rate_percent),
+            tax_amount=line.tax_cents,
+        )
+        for line in note.lines
+    )
+    return Document(
+        seller=seller,
+        buyer=_buyer(invoice.user),
+        invoice_id=invoice.id,
+        number=note.number,
+        status=invoice.status,
+        currency=note.currency,
+        issued_on=note.issued_at.date(),
+        due_on=invoice.due_date,
+        period_start=invoice.period_start,
+        period_end=invoice.period_end,
+        lines=lines,
+        total=note.total,
+        subtotal=note.subtotal_cents,
+        tax=note.tax_cents,
+        taxes=_taxes(lines),
+        tax_note=_text(invoice, "tax_note"),
+        corrects=display_number(invoice),
+        reason=note.reason,
+        outcome=note.outcome,
     )

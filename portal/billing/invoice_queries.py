@@ -51,6 +51,13 @@ class InvoiceRow(NamedTuple):
     number: str | None
     subtotal_cents: int
     tax_cents: int
+    credited_cents: int
+    credit_applied_cents: int
+
+    @property
+    def amount_due(self) -> int:
+        """What a payable invoice still asks for: the total less credit notes and credit applied."""
+        return max(self.total - self.credited_cents - self.credit_applied_cents, 0)
 
 
 @dataclass(frozen=True)

@@ -106,10 +106,11 @@ def fulfil(session: DbSession, checkout: Checkout, now: dt.datetime, settings: B
         return _flush(session, payment)
 
     payment.status = PAY_SUCCEEDED
-    if (checkout.amount, checkout.currency.upper()) != (invoice.total, invoice.currency):
+    # What was asked: the total less credit notes and the credit balance applied (billing/credits.py).
+    owed = invoice.total - invoice.credited_cents - invoice.credit_applied_cents
+    if (checkout.amount, checkout.currency.upper()) != (owed, invoice.currency):
         payment.flag = (
-            f"amount mismatch: paid {checkout.amount} {checkout.currency}, "
-            f"invoice is {invoice.total} {invoice.currency}"
+            f"amount mismatch: paid {checkout.amount} {checkout.currency}, invoice is {owed} {invoice.currency}"
         )
     elif invoice.status == INV_VOID:
         payment.flag = "paid an invoice that was voided"
@@ -147,7 +148,12 @@ def record_manual_payment(
     if reason is not None:
         raise BillingError(reason, "not_payable")
     checkout = Checkout(
-        "manual", f"manual_{invoice.id}_{int(now.timestamp() * 1e6)}", invoice.id, invoice.total, invoice.currency, PAID
+        "manual",
+        f"manual_{invoice.id}_{int(now.timestamp() * 1e6)}",
+        invoice.id,
+        invoice.total - invoice.credited_cents - invoice.credit_applied_cents,
+        invoice.currency,
+        PAID,
     )
     payment = fulfil(session, checkout, now, settings)
     assert payment is not None  # a PAID checkout of an existing invoice is always recorded

@@ -46,7 +46,7 @@ from ..models import (
     User,
     UTCDateTime,
 )
-from . import coupons, events, taxes
+from . import coupons, credits, events, taxes
 from .numbering import assign_numbers
 from .settings import BillingSettings
 from .sql import add_months_sql, const, insert_ignoring_duplicates, rows_changed, supports_dml_in_cte
@@ -169,6 +169,9 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
         # the moment between here and the caller's commit. The invoice.issued events
         # follow, so each carries its number.
         assign_numbers(session, settings)
+        # The customers' credit balances pay what they can of the new invoices (after tax).
+        just_issued = and_(I.c.subscription_id.between(lo, hi), I.c.kind == const(KIND_PERIOD), I.c.issued_at == now)
+        credits.apply_balances_sql(session, just_issued, now)
         events.emit_issued(session, lo, hi, now)
     return result
 

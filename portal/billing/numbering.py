@@ -115,6 +115,15 @@ def _buyer_copy() -> dict[str, Any]:
     }
 
 
+def allocate(session: DbSession, prefix: str, year: int) -> str:
+    """The next number of the (prefix, year) sequence, for one document numbered on its own
+    (a credit note). The counter stays locked until the caller's transaction ends; a rollback
+    gives the number back."""
+    last = _lock_counter(session, prefix, year) + 1
+    session.execute(update(C).where(C.c.prefix == prefix, C.c.year == year).values(last_number=last))
+    return format_number(prefix, year, last)
+
+
 def assign_numbers(session: DbSession, settings: BillingSettings) -> int:
     """Number every invoice that has none yet, in id order; returns how many were numbered.
 

@@ -19,6 +19,7 @@ class BillingSettings:
     invoice_prefix: str = "INV"  # invoice numbers read "INV-000042" (billing/numbering.py)
     invoice_number_per_year: bool = False  # "INV-2026-000042", starting at 1 each year
     price_change_notice_days: int = 30  # a new price reaches existing subscribers this long after the notice
+    credit_note_prefix: str = "CN"  # credit notes read "CN-000007": a gapless sequence of their own
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BillingSettings:
@@ -33,4 +34,5 @@ class BillingSettings:
             invoice_prefix=config.get("INVOICE_PREFIX") or "INV",
             invoice_number_per_year=bool(config.get("INVOICE_NUMBER_PER_YEAR", False)),
             price_change_notice_days=int(config.get("PRICE_CHANGE_NOTICE_DAYS", 30)),
+            credit_note_prefix=config.get("CREDIT_NOTE_PREFIX") or "CN",
         )

@@ -25,7 +25,7 @@ from ..models import (
     Subscription,
     User,
 )
-from . import audit, coupons, events, taxes
+from . import audit, coupons, credits, events, taxes
 from .dunning import queue_issue_notices
 from .errors import BillingError
 from .invoicing import bill_chunk
@@ -279,16 +279,16 @@ def unpause(session: DbSession, sub: Subscription, now: dt.datetime, *, actor_id
 class PlanChange:
     """What changing plan would do today.
 
-    kind: 'upgrade' (now, prorated invoice), 'downgrade' (from the next period),
-    'switch' (now, nothing to charge: a trial, an equal price, or paused collection),
-    'keep' (drop a scheduled downgrade); between billing intervals, 'interval_now'
-    (a new period of the new plan starts today, the unused part of the paid period
-    credited on its invoice: monthly to yearly) and 'interval_later' (from the end of
-    the paid period: yearly to monthly).
+    kind: 'upgrade' (now, prorated invoice), 'downgrade' (now, the unused time of the dearer
+    price credited to the customer's balance: billing/credits.py), 'switch' (now, nothing to
+    charge: a trial, an equal price, or paused collection), 'keep' (drop a scheduled change);
+    between billing intervals, 'interval_now' (a new period of the new plan starts today, the
+    unused part of the paid period credited on its invoice: monthly to yearly) and
+    'interval_later' (from the end of the paid period: yearly to monthly).
     """
 
     kind: str
-    amount: int  # the prorated charge now, minor units (0 for a downgrade)
+    amount: int  # the prorated charge now (upgrade) or credit (downgrade, net of tax), minor units
     currency: str
     days_left: int
     period_days: int
@@ -324,11 +324,13 @@ def preview_change(sub: Subscription, new_plan: Plan, today: dt.date, *, at_once
         kind, effective = "keep", today  # drop the scheduled downgrade
     elif sub.status == SUB_TRIALING or new_plan.price == paid:
         kind, effective = "switch", today  # nothing to charge
-    elif new_plan.price < paid:
-        kind, effective = "downgrade", end  # no refunds: cheaper from next period
     elif sub.is_paused:
-        # No invoices while paused: the upgrade applies now, the next billed period pays its price.
+        # No invoices while paused: the change applies now, the next billed period pays its price.
         kind, effective = "switch", today
+    elif new_plan.price < paid:
+        # Cheaper at once: the unused time of the dearer price goes to the credit balance.
+        amount = prorate(paid - new_plan.price, days_left, period_days)
+        return PlanChange("downgrade", amount, old.currency, days_left, period_days, today)
     else:
         amount = prorate(new_plan.price - paid, days_left, period_days)
         return PlanChange("upgrade", amount, old.currency, days_left, period_days, today)
@@ -370,7 +372,8 @@ def change_plan(
     actor_id: int | None = None,
     at_once: bool = False,
 ) -> tuple[PlanChange, Invoice | None]:
-    """Upgrade now with a prorated invoice; downgrade from the next period; audited when staff act.
+    """Upgrade now with a prorated invoice; downgrade now with the unused time credited to the
+    customer's balance (billing/credits.py); audited when staff act.
 
     The subscription row is locked and re-read first: of several concurrent
     requests for the same change, the first applies it and the others see the
@@ -379,19 +382,24 @@ def change_plan(
     lock_subscription(session, sub)
     change = preview_change(sub, new_plan, now.date(), at_once=at_once)
     invoice = None
-    if change.kind in ("downgrade", "interval_later"):
+    if change.kind == "interval_later":
         sub.pending_plan_id = new_plan.id  # the billing run applies it when the paid period ends
     elif change.kind == "interval_now":
         invoice = _start_new_interval(session, sub, new_plan, change, now, settings)
     else:
-        old_name = sub.plan.name
+        old_plan, old_price = sub.plan, paid_price(sub)
         sub.plan_id, sub.pending_plan_id = new_plan.id, None
         if change.kind != "keep":
             sub.price, sub.pending_price, sub.pending_price_from = new_plan.price, None, None
         if INTERVAL_MONTHS[new_plan.interval] != sub.interval_months:  # during a trial
             sub.interval_months = INTERVAL_MONTHS[new_plan.interval]
-        if change.amount > 0:
-            invoice = _proration_invoice(session, sub, old_name, new_plan, change, now, settings)
+        if change.kind == "downgrade":
+            credits.unused_time_credit(
+                session, sub, old_price, new_plan.price, change.days_left, change.period_days, now, settings,
+                old_plan.name, new_plan.name,
+            )  # fmt: skip
+        elif change.amount > 0:
+            invoice = _proration_invoice(session, sub, old_plan.name, new_plan, change, now, settings)
     session.flush()
     session.refresh(sub)  # the plan relationships follow the new ids
     events.emit(session, events.SUBSCRIPTION_UPDATED, events.subscription_data(sub), now)
@@ -534,4 +542,5 @@ def _proration_invoice(
     )
     session.add(invoice)
     number_issued(session, settings)
+    credits.apply_balance(session, invoice, now, settings)
     return invoice

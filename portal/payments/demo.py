@@ -26,9 +26,10 @@ class DemoGateway:
 
     def start(self, invoice: Invoice, user, success_url: str, cancel_url: str, save_card: bool = False) -> Checkout:
         token = self.signer.dumps(
-            {"i": invoice.id, "a": invoice.total, "c": invoice.currency, "n": secrets.token_hex(8), "s": save_card}
+            {"i": invoice.id, "a": invoice.amount_due, "c": invoice.currency, "n": secrets.token_hex(8), "s": save_card}
         )
-        return Checkout("demo", token, invoice.id, invoice.total, invoice.currency, OPEN, url=self.checkout_url(token))
+        url = self.checkout_url(token)
+        return Checkout("demo", token, invoice.id, invoice.amount_due, invoice.currency, OPEN, url=url)
 
     def read(self, token: str) -> Checkout:
         """The checkout a token stands for; ValueError if forged or expired."""

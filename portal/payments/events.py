@@ -13,6 +13,7 @@ from ..billing.invoices import fulfil
 from ..billing.settings import BillingSettings
 from ..inputs import BadInput, check_text
 from ..models import DbSession, PaymentAttempt, User
+from . import refunds
 from .gateway import StripeGateway, failed
 
 CHECKOUT_EVENTS = {
@@ -26,7 +27,9 @@ CHECKOUT_EVENTS = {
 # Saved cards and off-session charges: each names the object to fetch again.
 CARD_EVENTS = {"setup_intent.succeeded", "payment_method.attached", "payment_method.detached"}
 CHARGE_EVENTS = {"payment_intent.succeeded", "payment_intent.payment_failed"}
-OBJECT_EVENTS = CHECKOUT_EVENTS | CARD_EVENTS | CHARGE_EVENTS
+# A charge given back (in part): its refunds are fetched again and settle ours (payments/refunds.py).
+REFUND_EVENTS = {"charge.refunded", "charge.refund.updated"}
+OBJECT_EVENTS = CHECKOUT_EVENTS | CARD_EVENTS | CHARGE_EVENTS | REFUND_EVENTS
 
 
 def _text(value: Any, limit: int = 255) -> bool:
@@ -75,6 +78,12 @@ def handle(
         return _save(session, stripe_gateway.card(object_id), now)
     if kind == "payment_method.detached":
         collection.forget_card(session, object_id, now)
+        return None
+    if kind in REFUND_EVENTS:
+        charge = event["data"]["object"]
+        charge_id = charge.get("charge") if kind == "charge.refund.updated" else object_id
+        if isinstance(charge_id, str) and charge_id:
+            refunds.settle_from_stripe(session, stripe_gateway, charge_id, now)
         return None
     if kind in CHARGE_EVENTS:
         key, outcome = stripe_gateway.payment_intent(object_id)

@@ -69,7 +69,7 @@ class StripeGateway:
                         "currency": invoice.currency.lower(),
                         # Amounts are stored in Stripe's own minor units (money.exponent follows
                         # Stripe's zero- and three-decimal lists), so they go as they are: never `* 100`.
-                        "unit_amount": invoice.total,
+                        "unit_amount": invoice.amount_due,
                         "product_data": {"name": f"Invoice {invoice.number}"},
                     },
                 }
@@ -186,6 +186,32 @@ class StripeGateway:
             return None
         pm = intent["payment_method"]
         return self.card(pm.get("id") if isinstance(pm, dict) else pm)
+
+    def refund(self, payment_ref: str, amount: int, key: str, refund_id: int) -> tuple[str, str]:
+        """Give back `amount` of a payment (its Checkout session or PaymentIntent id) through the
+        Refund API; (refund id, 'succeeded' | 'pending' | 'failed'). The idempotency key makes a
+        repeat the same refund. PaymentError when Stripe could not answer or refused."""
+        intent = payment_ref
+        if not payment_ref.startswith("pi_"):
+            checkout = self.fetch(payment_ref)
+            intent = checkout.payment_ref
+            if not intent:
+                raise PaymentError("this payment has no PaymentIntent to refund.", retryable=False)
+        params = {"payment_intent": intent, "amount": amount, "metadata": {"refund_id": str(refund_id)}}
+        found = self._call(self.client.v1.refunds.create, params, idempotency_key=key).to_dict()
+        return _refund_state(found)
+
+    def refunds_of_charge(self, charge_id: str) -> list[tuple[int | None, str, str]]:
+        """The refunds of a charge, fetched again (a `charge.refunded` payload is never trusted):
+        (our refund id from its metadata or None, Stripe's refund id, state)."""
+        listed = self._call(self.client.v1.refunds.list, {"charge": _id(charge_id, "charge"), "limit": 100})
+        out = []
+        for item in listed.to_dict().get("data") or []:
+            ref, state = _refund_state(item)
+            raw = (item.get("metadata") or {}).get("refund_id")
+            ours = int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) < 19 else None
+            out.append((ours, ref, state))
+        return out
 
     def detach(self, card_ref: str) -> None:
         self._call(self.client.v1.payment_methods.detach, card_ref)
@@ -314,6 +340,13 @@ def _trusted_checkout(data: dict, expected_id: str | None) -> Checkout:
         url=url,
         payment_ref=payment_ref,
     )
+
+
+def _refund_state(refund: dict) -> tuple[str, str]:
+    ref = _id(refund.get("id"), "refund")
+    status = refund.get("status")
+    state = "succeeded" if status == "succeeded" else "failed" if status in ("failed", "canceled") else "pending"
+    return ref, state
 
 
 def _charge_outcome(intent: dict) -> ChargeOutcome:

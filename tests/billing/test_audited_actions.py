@@ -69,7 +69,7 @@ def test_a_refused_change_records_nothing_and_a_customer_changing_plan_is_not_au
     with pytest.raises(BillingError, match="already on the Pro plan"):
         change_plan(session, sub, find_plan(session, "pro"), NOW, settings, actor_id=staff_id)
     change_plan(session, sub, find_plan(session, "basic"), NOW, settings)
-    assert sub.pending_plan.code == "basic" and entries(session) == []
+    assert sub.plan.code == "basic" and entries(session) == []
 
 
 def test_archiving_a_plan_is_audited_once(session, make_user):

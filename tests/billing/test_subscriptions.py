@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from portal.billing import credits
 from portal.billing.errors import BillingError
 from portal.billing.invoicing import run_billing
 from portal.billing.subscriptions import (
@@ -183,7 +184,7 @@ def test_resume_after_the_period_is_refused(session, make_user, settings):
         ("pro", "enterprise", D(2024, 1, 10), ("upgrade", 7000, 31)),  # whole period left
         ("pro", "enterprise", D(2024, 1, 25), ("upgrade", 3613, 16)),  # 7000 * 16/31 = 3612.9
         ("basic", "pro", D(2024, 2, 9), ("upgrade", 65, 1)),  # 2000 * 1/31 = 64.5 -> 65
-        ("enterprise", "basic", D(2024, 1, 25), ("downgrade", 0, 16)),
+        ("enterprise", "basic", D(2024, 1, 25), ("downgrade", 4645, 16)),  # credit: 9000 * 16/31 = 4645.2
     ],
 )
 def test_proration_amounts(session, make_user, settings, old, new, today, expected):
@@ -209,23 +210,34 @@ def test_upgrade_now_issues_a_prorated_invoice(session, make_user, settings):
     assert invoices_of(session, sub)[-1].total == 9900
 
 
-def test_downgrade_applies_from_the_next_period(session, make_user, settings):
-    sub = subscribe(session, make_user(), find_plan(session, "enterprise"), utc(2024, 1, 10), settings)
+def test_downgrade_applies_now_and_credits_the_unused_time(session, make_user, settings):
+    user = make_user()
+    sub = subscribe(session, user, find_plan(session, "enterprise"), utc(2024, 1, 10), settings)
     change, invoice = change_plan(session, sub, find_plan(session, "basic"), utc(2024, 1, 25), settings)
-    assert invoice is None and change.effective == D(2024, 2, 10)
-    assert sub.plan.code == "enterprise" and sub.pending_plan.code == "basic"
+    assert invoice is None and change.effective == D(2024, 1, 25)
+    assert sub.plan.code == "basic" and sub.pending_plan_id is None
+    assert credits.balance(session, user.id, "USD") == 4645
     session.commit()
     run_billing(session, utc(2024, 2, 10), settings, session.commit)
     session.refresh(sub)
     assert sub.plan.code == "basic" and sub.pending_plan_id is None
-    assert [i.total for i in invoices_of(session, sub)] == [9900, 900]
+    invoices = invoices_of(session, sub)
+    for inv in invoices:
+        session.refresh(inv)
+    # The next invoice is paid by the credit; what is left pays the following ones.
+    assert [(i.total, i.credit_applied_cents, i.status) for i in invoices] == [(9900, 0, "open"), (900, 900, "paid")]
+    assert credits.balance(session, user.id, "USD") == 4645 - 900
 
 
-def test_choosing_the_current_plan_drops_a_scheduled_downgrade(session, make_user, settings):
-    sub = subscribe(session, make_user(), find_plan(session, "pro"), utc(2024, 1, 10), settings)
-    change_plan(session, sub, find_plan(session, "basic"), utc(2024, 1, 12), settings)
-    change, _ = change_plan(session, sub, find_plan(session, "pro"), utc(2024, 1, 13), settings)
-    assert change.kind == "keep" and sub.pending_plan_id is None
+def test_down_and_up_again_the_same_day_credits_what_it_charges(session, make_user, settings):
+    user = make_user()
+    sub = subscribe(session, user, find_plan(session, "pro"), utc(2024, 1, 10), settings)
+    down, _ = change_plan(session, sub, find_plan(session, "basic"), utc(2024, 1, 13), settings)
+    up, invoice = change_plan(session, sub, find_plan(session, "pro"), utc(2024, 1, 13), settings)
+    assert (down.kind, down.amount, up.kind, up.amount) == ("downgrade", 1806, "upgrade", 1806)
+    # The upgrade's prorated invoice is paid by the downgrade's credit at once.
+    assert (invoice.total, invoice.credit_applied_cents, invoice.status) == (1806, 1806, "paid")
+    assert credits.balance(session, user.id, "USD") == 0
     with pytest.raises(BillingError) as err:
         change_plan(session, sub, find_plan(session, "pro"), utc(2024, 1, 14), settings)
     assert err.value.code == "same_plan"

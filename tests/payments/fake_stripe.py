@@ -25,6 +25,8 @@ class FakeStripe:
         self.payment_methods: dict[str, dict] = {}
         self.setup_intents: dict[str, dict] = {}
         self.payment_intents: dict[str, dict] = {}
+        self.refunds: dict[str, dict] = {}
+        self.refund_status = "succeeded"  # what a new refund reports ("pending": settled later by a webhook)
         self.replies: dict[str, dict] = {}  # idempotency key -> response body
         self.fail_next: tuple[int, dict] | None = None
         self.new_session_fields: dict = {}  # merged into every session created (tampering)
@@ -124,6 +126,12 @@ class FakeStripe:
             return self._payment_method(request.method, path.split("/")[3:], form)
         if request.method == "GET" and path.startswith("/v1/setup_intents/"):
             return self.setup_intents.get(path.rsplit("/", 1)[1])
+        if request.method == "POST" and path == "/v1/refunds":
+            return self._refund(form)
+        if request.method == "GET" and path == "/v1/refunds":
+            charge = request.args.get("charge")
+            found = [r for r in self.refunds.values() if r["charge"] == charge]
+            return {"object": "list", "data": found, "has_more": False, "url": "/v1/refunds"}
         if request.method == "POST" and path == "/v1/payment_intents":
             return self._charge(form)
         if request.method == "GET" and path.startswith("/v1/payment_intents/"):
@@ -254,6 +262,52 @@ class FakeStripe:
             }
         intent["last_payment_error"] = error
         return 402, {"error": {**error, "payment_intent": intent}}
+
+    def _paid(self, intent_id: str) -> int | None:
+        """What the payment intent took: an off-session charge's, or a completed Checkout's."""
+        intent = self.payment_intents.get(intent_id)
+        if intent is not None:
+            return intent["amount"] if intent["status"] == "succeeded" else None
+        for s in self.sessions.values():
+            if s.get("payment_intent") == intent_id and s.get("payment_status") == "paid":
+                return s["amount_total"]
+        return None
+
+    def _refund(self, form: dict):
+        intent = form.get("payment_intent", "")
+        paid = self._paid(intent)
+        if paid is None:
+            return 400, {
+                "error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such payment"}
+            }
+        charge = f"ch_{intent[3:]}"
+        given = sum(r["amount"] for r in self.refunds.values() if r["charge"] == charge and r["status"] != "failed")
+        amount = int(form.get("amount") or paid - given)
+        if amount > paid - given:
+            return 400, {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "charge_already_refunded" if given >= paid else "amount_too_large",
+                    "message": f"Refund amount ({amount}) is greater than unrefunded amount ({paid - given})",
+                }
+            }
+        rid = f"re_{next(self._ids)}"
+        self.refunds[rid] = {
+            "id": rid,
+            "object": "refund",
+            "amount": amount,
+            "charge": charge,
+            "payment_intent": intent,
+            "currency": "usd",
+            "status": self.refund_status,
+            "metadata": {k[9:-1]: v for k, v in form.items() if k.startswith("metadata[")},
+        }
+        return self.refunds[rid]
+
+    def settle_refund(self, refund_id: str, status: str = "succeeded") -> str:
+        """A pending refund finishes; returns its charge id (what `charge.refunded` names)."""
+        self.refunds[refund_id]["status"] = status
+        return self.refunds[refund_id]["charge"]
 
     def succeed(self, intent_id: str) -> None:
         """The customer authenticated (or the bank settled): the intent succeeded."""

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from portal.api.openapi import spec
 from portal.billing.invoices import unpayable_reason
-from portal.models import Invoice, Subscription
+from portal.models import Invoice, InvoiceLine, Subscription
 from portal.tokens import issue
 from tests.conftest import utc
 
@@ -218,3 +218,28 @@ def test_the_subscription_shows_its_collection_method_and_card(api, session):
     assert tried["failure_reason"] == "your bank declined the card"
     assert tried["next_attempt_at"] == "2024-01-03T00:00:00+00:00"
     conforms(invoice, "Invoice")
+
+
+def test_an_invoice_shows_its_credit_notes_refunds_and_amount_due(api, session):
+    from portal.billing import credits
+    from portal.billing.settings import BillingSettings
+
+    api.post("/api/subscribe/", {"plan": "pro"})
+    invoice_id = api.get("/api/invoices/").json["items"][0]["id"]
+    line_id = session.scalar(select(InvoiceLine.id).where(InvoiceLine.invoice_id == invoice_id))
+    credits.issue_credit_note(
+        session, invoice_id, {line_id: 900}, "Late start", None, utc(2024, 1, 2), BillingSettings()
+    )
+    session.commit()
+    shown = api.get(f"/api/invoices/{invoice_id}/")
+    conforms(shown, "Invoice")
+    body = shown.json
+    assert (body["total"], body["credited"], body["credit_applied"], body["amount_due"]) == (2900, 900, 0, 2000)
+    [note] = body["credit_notes"]
+    assert (note["number"], note["total"], note["outcome"], note["reason"]) == (
+        "CN-000001",
+        900,
+        "reduce_due",
+        "Late start",
+    )
+    assert note["lines"] == [{"description": "Pro plan", "amount": 900, "tax": 0}] and body["refunds"] == []

@@ -147,13 +147,14 @@ def test_plan_change_shows_the_prorated_amount_before_confirming(client, custome
     )
 
 
-def test_downgrade_from_the_page_is_scheduled(client, customer, session, config):
+def test_downgrade_from_the_page_credits_the_unused_time(client, customer, session, config):
     config["CLOCK"] = lambda: utc(2024, 1, 25)
     preview = client.get("/account/change-plan?plan=basic").get_data(as_text=True)
-    assert "No charge today" in preview
+    assert "now credits" in preview and "$10.32" in preview  # 2000 * 16/31 days, before tax
     client.post("/account/change-plan", data={"plan": "basic"})
     html = client.get("/account").get_data(as_text=True)
-    assert "Moves to Basic on Feb 10, 2024" in html
+    assert "Credit balance" in html and 'id="credit-balance-usd"' in html and "$10.32" in html
+    assert "Unused time on Pro after moving to Basic (16 of 31 days)" in html
 
 
 def test_invoices_filter_and_paginate(client, customer, session, settings):
