@@ -301,7 +301,9 @@ def _issue_next_periods(
         rows = priced.cte("priced")
         issued = (
             insert_ignoring_duplicates(session, I)
-            .from_select(ISSUED_COLUMNS, select(*(rows.c[name] for name in ISSUED_COLUMNS)))
+            # The other columns take the database's defaults: a Python-side default rendered
+            # into an INSERT inside a CTE is sent as NULL.
+            .from_select(ISSUED_COLUMNS, select(*(rows.c[name] for name in ISSUED_COLUMNS)), include_defaults=False)
             .returning(I.c.id, I.c.subscription_id, I.c.plan_id, I.c.period_end)
             .cte("issued")
         )
