@@ -149,7 +149,7 @@ def credits_on(conn) -> None:
 
 
 def check_credited(n: int) -> None:
-    """Each credited customer's invoice used min(balance, 2900); balances never went negative."""
+    """Each credited customer's invoice used min(balance, its price); balances never went negative."""
     applied, paid, negative = db.session.execute(
         sa.text(
             "SELECT sum(credit_applied_cents), sum(CASE WHEN status = 'paid' THEN 1 ELSE 0 END), "
@@ -157,9 +157,13 @@ def check_credited(n: int) -> None:
             "FROM invoices"
         )
     ).one()
-    expected = sum(min((k % 9 // 3 + 1) * 1000, 2900) for k in range(1, n + 1) if k % 3 == 0)
+    def price(k: int) -> int:  # one subscriber in ten pays the announced new price
+        return 3900 if k % 10 == 0 else 2900
+
+    balance = {k: (k % 9 // 3 + 1) * 1000 for k in range(1, n + 1) if k % 3 == 0}
+    expected = sum(min(b, price(k)) for k, b in balance.items())
     assert (applied, negative) == (expected, 0), (applied, expected, negative)
-    assert paid == sum(1 for k in range(1, n + 1) if k % 3 == 0 and k % 9 // 3 == 2), paid
+    assert paid == sum(1 for k, b in balance.items() if b >= price(k)), paid
 
 
 def scratch_copy_of_invoices(conn) -> sa.Table:

@@ -122,7 +122,8 @@ def test_statements_per_page_do_not_grow_with_the_invoices(app, client, session,
     add_invoices(session, user_id, 30)
     many = {path: statements_for(app, client, path, headers if path.startswith("/api/") else {}) for path in PAGES}
     assert many == few
-    assert max(many.values()) <= 6, many
+    # An invoice page also reads its card charges, credit notes and refunds: a fixed few more.
+    assert max(many.values()) <= 8, many
 
 
 def test_an_api_read_by_token_writes_last_use_at_most_once_a_minute(app, client, session, customer, bearer, config):

@@ -52,7 +52,7 @@ def test_key_pages_on_a_phone(served, open_page, make_customer, js):
     labels = page.evaluate(
         "[...document.querySelectorAll('table.lines tbody td')].map(td => getComputedStyle(td, '::before').content)"
     )
-    assert labels == ['"Description"', '"Period"', '"Quantity"', '"Unit price"', '"Amount"']
+    assert labels == ['"Description"', '"Period"', '"Quantity"', '"Unit price"', '"Tax"', '"Amount"']
     # The invoice number stays on one line.
     heading = page.locator("h1").bounding_box()
     assert heading["height"] < 60
