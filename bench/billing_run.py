@@ -157,6 +157,7 @@ def check_credited(n: int) -> None:
             "FROM invoices"
         )
     ).one()
+
     def price(k: int) -> int:  # one subscriber in ten pays the announced new price
         return 3900 if k % 10 == 0 else 2900
 
