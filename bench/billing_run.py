@@ -18,6 +18,8 @@ new price that applies to this period), then times, in one process and one run:
   credit  the same run with credit balances present: one customer in three has a
           balance (10, 20 or 30 dollars against a 29-dollar invoice: partly or wholly
           paid by credit), applied set-based to the new invoices;
+  events  the same run with a webhook endpoint subscribed to every event: each invoice
+          also records its invoice.issued event (without one, no event is recorded);
   re-run  the same run again (must find nothing to do).
 Prints subscriptions/second for each, the ratios, and the peak RSS of this process.
 """
@@ -38,10 +40,11 @@ from flask_migrate import upgrade
 
 from portal.app import create_app
 from portal.billing.catalog import seed_plans
+from portal.billing.events import EVENT_TYPES
 from portal.billing.invoicing import ISSUED_COLUMNS, run_billing
 from portal.billing.settings import BillingSettings
 from portal.extensions import db
-from portal.models import Base, Invoice, TaxRate, UTCDateTime
+from portal.models import Base, Invoice, TaxRate, UTCDateTime, WebhookEndpoint, WebhookEndpointEvent
 
 AS_OF = dt.datetime(2026, 1, 15, 0, 5, tzinfo=dt.UTC)
 FIRST_ANCHOR = dt.date(2025, 12, 16)  # anchors Dec 16 .. Jan 14: each due exactly once
@@ -148,6 +151,17 @@ def credits_on(conn) -> None:
         )
 
 
+def listening_on(conn) -> None:
+    """A webhook endpoint subscribed to every event type."""
+    conn.execute(
+        sa.insert(WebhookEndpoint.__table__).values(
+            id=1, url="https://hooks.bench.test/", description="", secret="whsec_bench", enabled=True,
+            created_at=AS_OF, updated_at=AS_OF,
+        )
+    )  # fmt: skip
+    conn.execute(sa.insert(WebhookEndpointEvent.__table__), [{"endpoint_id": 1, "event_type": t} for t in EVENT_TYPES])
+
+
 def check_credited(n: int) -> None:
     """Each credited customer's invoice used min(balance, its price); balances never went negative."""
     applied, paid, negative = db.session.execute(
@@ -170,7 +184,7 @@ def check_credited(n: int) -> None:
 def scratch_copy_of_invoices(conn) -> sa.Table:
     """A table defined exactly as `invoices` (columns, keys, indexes, checks), empty."""
     md = sa.MetaData(naming_convention=Base.metadata.naming_convention)
-    for name in ("users", "plans", "subscriptions"):  # targets of its foreign keys
+    for name in ("users", "plans", "subscriptions", "seller_snapshots"):  # targets of its foreign keys
         Base.metadata.tables[name].to_metadata(md)
     scratch = Invoice.__table__.to_metadata(md, name="bench_scratch")
     for item in (*scratch.indexes, *scratch.constraints):  # names are per schema
@@ -215,7 +229,13 @@ def raw_insert_select(conn) -> float:
 
 
 def fresh_database(
-    url: str, n: int, chunk: int, taxes: bool = False, coupon_share: float = 0.0, balances: bool = False
+    url: str,
+    n: int,
+    chunk: int,
+    taxes: bool = False,
+    coupon_share: float = 0.0,
+    balances: bool = False,
+    listening: bool = False,
 ):
     """An app on a new schema (PostgreSQL) or file (SQLite) seeded with n due subscriptions."""
 
@@ -255,6 +275,8 @@ def fresh_database(
                 self.discounted = coupons_on(conn, coupon_share) if coupon_share else 0
                 if balances:
                     credits_on(conn)
+                if listening:
+                    listening_on(conn)
                 conn.commit()
             self.seconds = time.perf_counter() - t0
             # Settle the new rows (hint bits, statistics) so neither contender pays for it.
@@ -305,6 +327,13 @@ def bench(url: str, n: int, chunk_size: int, coupon_share: float = 0.25) -> dict
         credited = time.perf_counter() - t0
         assert credited_run.invoices == n
         check_credited(n)
+    with fresh_database(url, n, chunk_size, listening=True):
+        t0 = time.perf_counter()
+        listened_run = run_billing(db.session, AS_OF, settings, db.session.commit)
+        listened = time.perf_counter() - t0
+        assert listened_run.invoices == n
+        recorded = db.session.scalar(sa.text("SELECT count(*) FROM outbound_events WHERE type = 'invoice.issued'"))
+        assert recorded == n, recorded
     return {
         "seed": seeded,
         "raw": raw,
@@ -313,6 +342,7 @@ def bench(url: str, n: int, chunk_size: int, coupon_share: float = 0.25) -> dict
         "coupons": discounted,
         "discounted": fresh.discounted,
         "credited": credited,
+        "events": listened,
         "rerun": rerun,
         "rss_before": rss_before,
         "rss_after": peak_rss_mb(),
@@ -374,6 +404,7 @@ def main() -> None:
         f"({med['discounted']:,.0f} discounted, taxes on)"
     )
     print(f"  billing run, balances    {med['credited']:8.2f} s  {rate(med['credited']):>12,.0f} subs/s")
+    print(f"  billing run, events      {med['events']:8.2f} s  {rate(med['events']):>12,.0f} subs/s  (listened)")
     print(f"  re-run (nothing due)     {med['rerun']:8.3f} s")
     print(f"  run rate / raw rate      {med['raw'] / med['run']:8.2f}   (target >= 0.50)")
     print(f"  taxed rate / raw rate    {med['raw'] / med['taxed']:8.2f}")
@@ -382,6 +413,8 @@ def main() -> None:
     print(f"  coupons rate / taxed     {med['taxed'] / med['coupons']:8.2f}   (coupons on vs the same run without)")
     print(f"  credit rate / raw rate   {med['raw'] / med['credited']:8.2f}")
     print(f"  credit rate / run rate   {med['run'] / med['credited']:8.2f}   (credit balances present vs none)")
+    print(f"  events rate / raw rate   {med['raw'] / med['events']:8.2f}")
+    print(f"  events rate / run rate   {med['run'] / med['events']:8.2f}   (events recorded vs none)")
     print(f"  re-run / run             {med['rerun'] / med['run']:8.4f}   (target < 0.10)")
     print(f"  peak RSS before run      {med['rss_before']:8.1f} MB, after: {med['rss_after']:.1f} MB")
 

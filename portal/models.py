@@ -327,12 +327,21 @@ class Invoice(Base):
     # took off while it was unpaid: amount due = total - credited - credit applied - paid.
     credit_applied_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     credited_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Who issued it, as the seller's details read when it was numbered (billing/seller.py).
+    # NULL: issued before the copy existed; its document reads the current configuration.
+    seller_id: Mapped[int | None] = mapped_column(ForeignKey("seller_snapshots.id"))
 
     user: Mapped[User] = relationship()
     subscription: Mapped[Subscription | None] = relationship()
+    seller: Mapped[SellerSnapshot | None] = relationship()
     plan: Mapped[Plan | None] = relationship()
     lines: Mapped[list[InvoiceLine]] = relationship(back_populates="invoice", order_by="InvoiceLine.position")
     payments: Mapped[list[Payment]] = relationship(back_populates="invoice", order_by="Payment.id")
+    payment_attempts: Mapped[list[PaymentAttempt]] = relationship(
+        back_populates="invoice", order_by="PaymentAttempt.attempt"
+    )
+    credit_notes: Mapped[list[CreditNote]] = relationship(back_populates="invoice", order_by="CreditNote.id")
+    refunds: Mapped[list[Refund]] = relationship(back_populates="invoice", order_by="Refund.id")
     notices: Mapped[list[Notification]] = relationship(viewonly=True, order_by="Notification.id")
 
     @property
@@ -639,8 +648,7 @@ class PaymentAttempt(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
-    # Invoice.payment_attempts (a backref: the Invoice class stays as it is), oldest first.
-    invoice: Mapped[Invoice] = relationship(backref=backref("payment_attempts", order_by="PaymentAttempt.attempt"))
+    invoice: Mapped[Invoice] = relationship(back_populates="payment_attempts")
     payment_method: Mapped[PaymentMethod | None] = relationship()
 
     def __str__(self) -> str:
@@ -837,6 +845,23 @@ class TaxRate(Base):
         return f"{self.name} {self.percent.normalize():f} % ({self.country})"
 
 
+class SellerSnapshot(Base):
+    """The seller's details (SELLER_* settings) as invoices were issued under them: one row per
+    distinct set, found by its digest; each numbered invoice points at the one it was issued under."""
+
+    __tablename__ = "seller_snapshots"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of the fields below
+    name: Mapped[str] = mapped_column(String(200))
+    legal_name: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(Text, default="")  # one line each
+    country: Mapped[str] = mapped_column(String(2), default="")
+    tax_id: Mapped[str] = mapped_column(String(40), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class InvoiceNumberCounter(Base):
     """The last invoice number given per prefix (and year, 0 when numbers run on across years).
 
@@ -997,7 +1022,7 @@ class CreditNote(Base):
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
-    invoice: Mapped[Invoice] = relationship(backref=backref("credit_notes", order_by="CreditNote.id"))
+    invoice: Mapped[Invoice] = relationship(back_populates="credit_notes")
     user: Mapped[User] = relationship(foreign_keys=[user_id])
     lines: Mapped[list[CreditNoteLine]] = relationship(back_populates="credit_note", order_by="CreditNoteLine.position")
 
@@ -1088,7 +1113,7 @@ class Refund(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
     payment: Mapped[Payment] = relationship(backref=backref("refunds", order_by="Refund.id"))
-    invoice: Mapped[Invoice] = relationship(backref=backref("refunds", order_by="Refund.id"))
+    invoice: Mapped[Invoice] = relationship(back_populates="refunds")
     credit_note: Mapped[CreditNote | None] = relationship()
 
     def __str__(self) -> str:

@@ -170,6 +170,20 @@ def runner(app, session):
     return app.test_cli_runner()
 
 
+@pytest.fixture()
+def listener(session):
+    """A (disabled) webhook endpoint subscribed to every event type: events are recorded only
+    while someone subscribes to them, and a disabled endpoint is sent nothing."""
+    from portal.billing import events, webhooks
+
+    hook = webhooks.create_endpoint(
+        session, "http://127.0.0.1:9/hook", events.EVENT_TYPES, "", utc(2020, 1, 1), actor_id=None
+    )
+    webhooks.disable(session, hook, "test listener", utc(2020, 1, 1), actor_id=None)
+    session.commit()
+    return hook
+
+
 def login(client, user) -> None:
     """Log the test client in as `user`: a server-side session row and Flask-Login's keys."""
     from portal.auth import sessions

@@ -10,13 +10,14 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from portal.billing import invoices
-from portal.billing.documents import Buyer, Document, Line, TaxRow
+from portal.billing.documents import Buyer, Document, Line
 from portal.billing.seller import Seller
 from portal.billing.settings import BillingSettings
 from portal.billing.subscriptions import find_plan, subscribe
+from portal.billing.taxes import TaxGroup
 from portal.documents import pdf
 from portal.models import Invoice
-from tests.conftest import service_unavailable, utc
+from tests.conftest import login, service_unavailable, utc
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -40,6 +41,16 @@ def pdf_renderer():
 def seller(config):
     config.update(SELLER)
     return Seller.from_config(config)
+
+
+@pytest.fixture()
+def customer(session, make_user, client, config, seller):
+    """A logged-in customer on Pro whose first invoice (INV-000001) the configured seller issued."""
+    user = make_user(email="ada@example.com", name="Ada")
+    subscribe(session, user, find_plan(session, "pro"), utc(2024, 1, 10, 9), BillingSettings.from_config(config))
+    session.commit()
+    login(client, user)
+    return user
 
 
 def text_of(data: bytes) -> str:
@@ -149,7 +160,7 @@ def test_tax_rows_and_buyer_details_show_when_the_invoice_has_them(app, seller):
         ),
         subtotal=4400,
         tax=1123,
-        taxes=(TaxRow("VAT", Decimal("25.5"), 1123),),
+        taxes=(TaxGroup("VAT", Decimal("25.5"), 4400, 1123),),
         total=5523,
         tax_note="Reverse charge: VAT on the second line is due from the recipient (Art. 196, 2006/112/EC).",
     )

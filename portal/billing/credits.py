@@ -164,6 +164,8 @@ def apply_balances_sql(session: DbSession, issued: ColumnElement[bool], now: dt.
     Returns how many invoices used credit.
     """
     session.flush()
+    if session.scalar(select(CE.c.id).limit(1)) is None:
+        return 0  # no customer has ever had credit: nothing to look up for each invoice
     # Each new invoice looks its customer's balance up through ix_credit_entries_user: a plan that
     # stays cheap whatever the statistics say (right after the chunk's INSERT they say "no invoices").
     balance = (

@@ -5,8 +5,9 @@ payments) into plain frozen values, once; every rendering of the invoice takes t
 one object, so the page, the PDF and the mail never disagree. Amounts stay integers
 of minor units; formatting is the template's job.
 
-Fields that only some installations' invoices carry (the customer's billing details,
-the invoice's tax breakdown) are read when the model has them and left empty when not.
+The parties are those the invoice was issued between: the buyer and the seller copied
+onto it when it was numbered (billing/numbering.py); an invoice issued before invoices
+kept them shows today's details.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from decimal import Decimal
 from typing import Any
 
 from ..models import INV_PAID, PAY_SUCCEEDED, CreditNote, Invoice, InvoiceLine
-from .seller import Seller
+from .seller import Seller, as_issued
+from .taxes import TaxGroup, tax_summary
 
 RECEIPT, INVOICE, CREDIT_NOTE = "receipt", "invoice", "credit_note"
 
@@ -50,17 +52,7 @@ class Line:
     period_end: dt.date | None = None
     tax_name: str = ""
     tax_rate_percent: Decimal | None = None
-    tax_amount: int | None = None
-
-
-@dataclass(frozen=True)
-class TaxRow:
-    """One rate's tax on the whole invoice ("VAT 25.5 %": amount)."""
-
-    name: str
-    rate_percent: Decimal | None
-    amount: int
-    net: int = 0  # the taxable amount at this rate (the lines' net amounts)
+    tax_cents: int = 0
 
 
 @dataclass(frozen=True)
@@ -96,9 +88,9 @@ class Document:
     period_end: dt.date
     lines: tuple[Line, ...]
     total: int  # what the customer pays, tax included
-    subtotal: int | None = None  # before tax, when the invoice records its tax
-    tax: int | None = None
-    taxes: tuple[TaxRow, ...] = ()
+    subtotal: int = 0  # before tax
+    tax: int = 0
+    taxes: tuple[TaxGroup, ...] = ()  # the tax per rate ("VAT 25.5 %"), untaxed lines left out
     tax_note: str = ""  # e.g. the reverse-charge notice
     paid_on: dt.date | None = None
     payment_method: str = ""
@@ -118,7 +110,8 @@ class Document:
 
     @property
     def has_tax(self) -> bool:
-        return self.tax is not None
+        """Whether the document shows tax (a rate, or a reverse charge's 0 %) or only a plain total."""
+        return bool(self.taxes or self.tax)
 
     def filename(self, kind: str = INVOICE) -> str:
         """The PDF's file name: the invoice number, safe in any file system."""
@@ -130,11 +123,11 @@ class Document:
 
 def display_number(invoice: Invoice) -> str:
     """The invoice's number; before it is given one, "Draft" and its id (never a number's look-alike)."""
-    return getattr(invoice, "number", None) or f"Draft {invoice.id}"
+    return invoice.number or f"Draft {invoice.id}"
 
 
 def _text(obj: Any, name: str) -> str:
-    return str(getattr(obj, name, None) or "").strip()
+    return str(getattr(obj, name) or "").strip()
 
 
 def _buyer_as_issued(invoice: Invoice) -> Buyer:
@@ -177,9 +170,9 @@ def _line(line: InvoiceLine) -> Line:
         amount=line.amount,
         period_start=line.period_start,
         period_end=line.period_end,
-        tax_name=_text(line, "tax_name"),
-        tax_rate_percent=_rate(getattr(line, "tax_rate_percent", None)),
-        tax_amount=getattr(line, "tax_cents", None),
+        tax_name=line.tax_name,
+        tax_rate_percent=_rate(line.tax_rate_percent),
+        tax_cents=line.tax_cents,
     )
 
 
@@ -192,38 +185,22 @@ def _lines(invoice: Invoice) -> tuple[Line, ...]:
         Line(
             description=description,
             quantity=1,
-            unit_amount=getattr(invoice, "subtotal_cents", None) or invoice.total,
-            amount=getattr(invoice, "subtotal_cents", None) or invoice.total,
+            unit_amount=invoice.subtotal_cents,
+            amount=invoice.subtotal_cents,
             period_start=invoice.period_start,
             period_end=invoice.period_end,
         ),
     )
 
 
-def _taxes(lines: tuple[Line, ...]) -> tuple[TaxRow, ...]:
-    """The tax per rate, in the order the rates first appear on the lines."""
-    rows: dict[tuple[str, Decimal | None], tuple[int, int]] = {}
-    for line in lines:
-        if line.tax_amount is None:
-            continue
-        key = (line.tax_name, line.tax_rate_percent)
-        tax, net = rows.get(key, (0, 0))
-        rows[key] = (tax + line.tax_amount, net + line.amount)
-    return tuple(TaxRow(name, rate, tax, net) for (name, rate), (tax, net) in rows.items())
-
-
 def invoice_document(invoice: Invoice, seller: Seller) -> Document:
-    """The invoice as every rendering shows it (page, PDF, mail)."""
+    """The invoice as every rendering shows it (page, PDF, mail); `seller` is today's seller."""
     lines = _lines(invoice)
-    tax = getattr(invoice, "tax_cents", None)
-    subtotal = getattr(invoice, "subtotal_cents", None)
-    if tax is not None and subtotal is None:
-        subtotal = invoice.total - tax
     paid = [p for p in invoice.payments if p.status == PAY_SUCCEEDED]
     last = paid[-1] if paid else None
     return Document(
-        seller=seller,
-        buyer=_buyer_as_issued(invoice) if invoice.buyer_email else _buyer(invoice.user),
+        seller=as_issued(invoice.seller, seller),
+        buyer=_buyer_of(invoice),
         invoice_id=invoice.id,
         number=display_number(invoice),
         status=invoice.status,
@@ -234,20 +211,25 @@ def invoice_document(invoice: Invoice, seller: Seller) -> Document:
         period_end=invoice.period_end,
         lines=lines,
         total=invoice.total,
-        subtotal=subtotal,
-        tax=tax,
-        taxes=_taxes(lines) if tax is not None else (),
-        tax_note=_text(invoice, "tax_note"),
+        subtotal=invoice.subtotal_cents,
+        tax=invoice.tax_cents,
+        taxes=tuple(tax_summary(lines)),
+        tax_note=invoice.tax_note,
         paid_on=invoice.paid_at.date() if invoice.paid_at else None,
         payment_method=PAYMENT_METHODS.get(last.provider, last.provider) if last else "",
         credit_notes=tuple(
             CreditNoteRef(n.id, n.number, n.issued_at.date(), n.total, n.reason, n.outcome)
-            for n in getattr(invoice, "credit_notes", ())
+            for n in invoice.credit_notes
         ),
-        refunds=tuple(RefundRef(r.created_at.date(), r.amount, r.status) for r in getattr(invoice, "refunds", ())),
-        credit_applied=getattr(invoice, "credit_applied_cents", 0) or 0,
+        refunds=tuple(RefundRef(r.created_at.date(), r.amount, r.status) for r in invoice.refunds),
+        credit_applied=invoice.credit_applied_cents,
         amount_due=invoice.amount_due,
     )
+
+
+def _buyer_of(invoice: Invoice) -> Buyer:
+    """The buyer as the invoice was issued to, or (issued before invoices kept it) the customer today."""
+    return _buyer_as_issued(invoice) if invoice.buyer_email else _buyer(invoice.user)
 
 
 def credit_note_document(note: CreditNote, seller: Seller) -> Document:
@@ -261,13 +243,14 @@ def credit_note_document(note: CreditNote, seller: Seller) -> Document:
             amount=line.amount,
             tax_name=line.tax_name,
             tax_rate_percent=_rate(line.tax_rate_percent),
-            tax_amount=line.tax_cents,
+            tax_cents=line.tax_cents,
         )
         for line in note.lines
     )
     return Document(
-        seller=seller,
-        buyer=_buyer(invoice.user),
+        # The parties of the invoice it corrects, as that invoice was issued.
+        seller=as_issued(invoice.seller, seller),
+        buyer=_buyer_of(invoice),
         invoice_id=invoice.id,
         number=note.number,
         status=invoice.status,
@@ -280,8 +263,8 @@ def credit_note_document(note: CreditNote, seller: Seller) -> Document:
         total=note.total,
         subtotal=note.subtotal_cents,
         tax=note.tax_cents,
-        taxes=_taxes(lines),
-        tax_note=_text(invoice, "tax_note"),
+        taxes=tuple(tax_summary(lines)),
+        tax_note=invoice.tax_note,
         corrects=display_number(invoice),
         reason=note.reason,
         outcome=note.outcome,

@@ -2,8 +2,10 @@
 
 The run is set-based: a chunk of subscriptions (an id range) is billed with a few
 INSERT ... SELECT and UPDATE statements (on PostgreSQL, one statement writes the
-invoices, their lines with their tax, and advances the subscriptions), one
-transaction per chunk, whose last step numbers the new invoices (billing/numbering.py).
+invoices with their number, buyer and seller, their lines with their tax, and advances
+the subscriptions), one transaction per chunk. The chunk first locks its due
+subscriptions, then the invoice number counter if it is free (billing/numbering.py);
+a chunk that finds it taken numbers its invoices at its end instead.
 It is idempotent and restartable because the database refuses a second invoice for a
 period (uq_invoices_period) and a subscription only advances past a period whose
 invoice exists. Two runs at once, a re-run, or a run after a crash bill each period once.
@@ -46,8 +48,8 @@ from ..models import (
     User,
     UTCDateTime,
 )
-from . import coupons, credits, events, taxes
-from .numbering import assign_numbers
+from . import coupons, credits, events, numbering, taxes
+from .numbering import Reserved
 from .settings import BillingSettings
 from .sql import add_months_sql, const, insert_ignoring_duplicates, rows_changed, supports_dml_in_cte
 
@@ -145,6 +147,12 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
     """Bill subscriptions lo..hi as of `now`: one unit of work; the caller commits."""
     due = _due(lo, hi, now.date())
     result = RunResult(chunks=1)
+    if not _lock_due(session, due):
+        return result
+    # Only this chunk invoices these subscriptions now, so holding the counter it never
+    # waits on another chunk's rows (billing/numbering.py).
+    reserved = numbering.reserve(session, settings, now)
+    final = numbering.final_copy(session, settings)
 
     # A subscription set to cancel at period end ends when that period is over.
     ending = and_(due, S.c.cancel_at_period_end)
@@ -160,20 +168,29 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
     renewing = and_(due, ~S.c.cancel_at_period_end, S.c.paused_at.is_(None))
     _switch_intervals(session, renewing)
     while True:
-        issued = _issue_next_periods(session, renewing, now, settings)
+        issued = _issue_next_periods(session, renewing, now, settings, final, reserved)
         result.invoices += issued
         if not issued and not _advance_past_billed_periods(session, renewing):
             break
     if result.invoices:
-        # Numbers last, in this chunk's transaction: the counter stays locked only for
-        # the moment between here and the caller's commit. The invoice.issued events
-        # follow, so each carries its number.
-        assign_numbers(session, settings)
+        # The invoices that could not be numbered as they were written get their numbers
+        # now. The invoice.issued events follow, so each carries its number.
+        numbering.finish(session, reserved, settings)
         # The customers' credit balances pay what they can of the new invoices (after tax).
         just_issued = and_(I.c.subscription_id.between(lo, hi), I.c.kind == const(KIND_PERIOD), I.c.issued_at == now)
         credits.apply_balances_sql(session, just_issued, now)
         events.emit_issued(session, lo, hi, now)
     return result
+
+
+def _lock_due(session: DbSession, due: ColumnElement[bool]) -> int:
+    """Lock the chunk's due subscriptions, in id order (no deadlock between two runs over the same
+    ids); returns how many are due. A second run waits here until this chunk commits, then finds
+    them billed. (SQLite: the chunk holds the whole database from its first write anyway.)"""
+    query = select(S.c.id).where(due).order_by(S.c.id)
+    if supports_dml_in_cte(session):
+        query = query.with_for_update(key_share=True)  # FOR NO KEY UPDATE: other rows' foreign keys still check
+    return len(session.execute(query).all())
 
 
 def _switch_intervals(session: DbSession, renewing: ColumnElement[bool]) -> int:
@@ -193,7 +210,13 @@ def _switch_intervals(session: DbSession, renewing: ColumnElement[bool]) -> int:
     )
 
 
-def _priced(renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSettings) -> Select[Any]:
+def _priced(
+    renewing: ColumnElement[bool],
+    now: dt.datetime,
+    settings: BillingSettings,
+    final: dict[str, Any],
+    reserved: Reserved | None,
+) -> Select[Any]:
     """The next period's invoice of each `renewing` subscription, its line, its discount line
     (a coupon redeemed for that period: billing/coupons.py) and their tax.
 
@@ -204,6 +227,8 @@ def _priced(renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSe
     rates = taxes.sql_active_rates()
     full = taxes.sql_line_tax(price, U, rates, settings.seller_country)
     tax = taxes.sql_line_tax(price - coupons.sql_discount(price), U, rates, settings.seller_country)
+    # Final from the start: numbered in subscription order when the chunk holds the counter.
+    numbered = [reserved.numbers(func.row_number().over(order_by=S.c.id)).label("number")] if reserved else []
     return (
         select(
             S.c.user_id,
@@ -229,6 +254,8 @@ def _priced(renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSe
             (tax.tax - full.tax).label("discount_tax_cents"),
             literal("Discount: ").concat(coupons.C.c.name).label("discount_description"),
             coupons.C.c.id.label("coupon_id"),
+            *(value.label(name) for name, value in final.items()),
+            *numbered,
         )
         .select_from(
             S.join(P, P.c.id == NEXT_PLAN)
@@ -285,7 +312,12 @@ def _discount_lines_from(source: Any, invoice_id: ColumnElement[Any], priced: An
 
 
 def _issue_next_periods(
-    session: DbSession, renewing: ColumnElement[bool], now: dt.datetime, settings: BillingSettings
+    session: DbSession,
+    renewing: ColumnElement[bool],
+    now: dt.datetime,
+    settings: BillingSettings,
+    final: dict[str, Any],
+    reserved: Reserved | None,
 ) -> int:
     """Invoice the next period of each `renewing` subscription, with its line and tax, and
     advance it past that period.
@@ -293,7 +325,9 @@ def _issue_next_periods(
     Returns how many were invoiced; a period invoiced already (a concurrent run
     won the insert) is not invoiced again.
     """
-    priced = _priced(renewing, now, settings)
+    reserved = reserved if reserved is not None and reserved.open else None
+    priced = _priced(renewing, now, settings, final, reserved)
+    columns = [*ISSUED_COLUMNS, *final, *(["number"] if reserved else [])]
     if supports_dml_in_cte(session):
         # One statement: the subscriptions advanced and the lines written are exactly the
         # invoices this statement inserted, with no lookup of invoices (whose statistics
@@ -303,24 +337,41 @@ def _issue_next_periods(
             insert_ignoring_duplicates(session, I)
             # The other columns take the database's defaults: a Python-side default rendered
             # into an INSERT inside a CTE is sent as NULL.
-            .from_select(ISSUED_COLUMNS, select(*(rows.c[name] for name in ISSUED_COLUMNS)), include_defaults=False)
+            .from_select(columns, select(*(rows.c[name] for name in columns)), include_defaults=False)
             .returning(I.c.id, I.c.subscription_id, I.c.plan_id, I.c.period_end)
             .cte("issued")
         )
         joined = issued.join(rows, rows.c.subscription_id == issued.c.subscription_id)
         lines = _lines_from(joined, issued.c.id, rows).returning(L.c.id).cte("lined")
         discounts = _discount_lines_from(joined, issued.c.id, rows).returning(L.c.id).cte("discounted")
-        return rows_changed(
-            session,
-            _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end).add_cte(
-                lines, discounts
-            ),
+        advanced = (
+            _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end)
+            .returning(S.c.id)
+            .cte("advanced")
         )
+        inserted, offered = session.execute(
+            select(
+                select(func.count()).select_from(advanced).scalar_subquery(),
+                select(func.count()).select_from(rows).scalar_subquery(),
+            ).add_cte(lines, discounts)
+        ).one()
+        count = int(inserted)
+    else:
+        offered = session.scalar(select(func.count()).select_from(priced.subquery())) if reserved else None
+        count = _insert_invoices_and_lines(session, priced, columns)
+        _advance_past_billed_periods(session, renewing)
+    if reserved:
+        reserved.written(session, int(offered or 0), count)
+    return count
+
+
+def _insert_invoices_and_lines(session: DbSession, priced: Select[Any], columns: list[str]) -> int:
+    """The invoices and their lines in separate statements (SQLite: no INSERT inside a WITH)."""
     before = session.scalar(select(func.coalesce(func.max(I.c.id), 0)))
     # (The select itself, not a subquery of it: SQLite would read `ON CONFLICT` after a
     # subquery's alias as a join condition.)
     insert_invoices = insert_ignoring_duplicates(session, I).from_select(
-        ISSUED_COLUMNS, priced.with_only_columns(*(priced.selected_columns[name] for name in ISSUED_COLUMNS))
+        columns, priced.with_only_columns(*(priced.selected_columns[name] for name in columns))
     )
     count = max(rows_changed(session, insert_invoices), 0)
     if count:
@@ -328,7 +379,6 @@ def _issue_next_periods(
         new = I.join(just_priced, and_(just_priced.c.subscription_id == I.c.subscription_id, I.c.id > before))
         session.execute(_lines_from(new, I.c.id, just_priced))
         session.execute(_discount_lines_from(new, I.c.id, just_priced))
-    _advance_past_billed_periods(session, renewing)
     return count
 
 

@@ -1,44 +1,49 @@
 """Gapless, sequential invoice numbers: "INV-000042" (or "INV-2026-000042" per year).
 
-An invoice is issued without a number; `assign_numbers` then numbers every invoice
-still waiting, in id order, in the SAME transaction that issued them:
+A number is written in the SAME transaction that issues the invoice, from a counter
+row per (prefix, year) that the transaction holds locked until it commits:
 
-1. the counter row of (prefix, year) is locked (SELECT ... FOR UPDATE; SQLite
-   serialises writers anyway): concurrent workers queue here, each for the short
-   tail of its transaction;
-2. one set-based UPDATE gives the waiting invoices counter+1, counter+2, ...
-   ordered by id, and copies each customer's billing details onto the invoice (the
-   buyer the document shows from then on);
-3. the counter moves on by as many, in the same transaction.
+- A billing chunk first tries to take the counter at once (`reserve`: FOR UPDATE NOWAIT).
+  If it gets it, its INSERTs write each invoice with its number (the k-th new invoice
+  of the chunk gets counter+k) and `finish` moves the counter on by as many: no row is
+  written twice. A chunk locks its subscriptions before the counter, and only that
+  chunk inserts their invoices, so while it holds the counter it never waits on
+  another chunk's rows (no deadlock with a chunk waiting for the counter).
+- A chunk that finds the counter taken (another worker is billing) inserts its invoices
+  unnumbered and `finish` numbers them at its end (`assign_numbers`: lock, one
+  set-based UPDATE in id order, counter moved on), waiting for the counter only for
+  that short tail. So parallel billing stays parallel.
+- Invoices issued one at a time (a proration, a first invoice) go the second way too.
 
-So a number is used once the transaction commits and never again; a chunk that
-rolls back takes its invoices AND its counter bump with it (no gap); and two workers
-never read the same counter value. Voided invoices keep their number.
-
-Cost: the UPDATE rewrites every invoice a chunk inserted (PostgreSQL re-checks its
-foreign keys too, the row being the transaction's own). Writing the numbers in the
-INSERT instead, when the counter could be locked at once (NOWAIT, in a savepoint with a
-lock timeout so as never to wait on another run while holding the counter), was tried:
-no measurable gain in the billing benchmark, and more ways to go wrong, so not kept.
+So a number is used once the transaction commits and never again; a chunk that rolls
+back takes its invoices AND its counter bump with it (no gap); and two transactions
+never read the same counter value. Voided invoices keep their number. When an invoice
+is numbered it also keeps a copy of its buyer's billing details and the seller's
+(billing/seller.py): a legal document does not change when either later does.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, String, func, select, update
+from sqlalchemy import ColumnElement, Integer, String, func, literal, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import GenericFunction
 
 from ..models import DbSession, Invoice, InvoiceNumberCounter, User
+from .seller import snapshot_id
 from .settings import BillingSettings
-from .sql import insert_ignoring_duplicates, rows_changed
+from .sql import insert_ignoring_duplicates, rows_changed, supports_dml_in_cte
 
 I = Invoice.__table__  # noqa: E741
 C = InvoiceNumberCounter.__table__
 U = User.__table__
 DIGITS = 6  # zero-padded to six digits; longer numbers simply grow
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a refused NOWAIT lock
 
 
 class padded(GenericFunction[Any]):
@@ -102,9 +107,14 @@ def _lock_counter(session: DbSession, prefix: str, year: int) -> int:
     )
 
 
+def final_copy(session: DbSession, settings: BillingSettings) -> dict[str, Any]:
+    """What an invoice keeps once it is final, as column values over a join with its customer
+    (`User`): the customer's billing details and the seller's (a legal document does not
+    change when the customer later moves or the seller changes its VAT ID)."""
+    return {"seller_id": literal(snapshot_id(session, settings.seller)), **_buyer_copy()}
+
+
 def _buyer_copy() -> dict[str, Any]:
-    """The customer's billing details as the invoice keeps them once it is final: a legal
-    document does not change when the customer later moves or changes their VAT ID."""
     return {
         "buyer_email": U.c.email,
         "buyer_name": func.coalesce(func.nullif(U.c.billing_name, ""), U.c.name, ""),
@@ -139,6 +149,7 @@ def assign_numbers(session: DbSession, settings: BillingSettings) -> int:
     else:
         years = [0]
     numbered = 0
+    copy = final_copy(session, settings)
     for year in years:
         last = _lock_counter(session, prefix, year)
         # Read after the lock: invoices another worker numbered before we got it are not waiting any more.
@@ -148,7 +159,7 @@ def assign_numbers(session: DbSession, settings: BillingSettings) -> int:
             session,
             update(I)
             .where(I.c.id == ranked.c.id, U.c.id == I.c.user_id)
-            .values(number=_head(prefix, year) + padded(last + ranked.c.rn), **_buyer_copy())
+            .values(number=_head(prefix, year) + padded(last + ranked.c.rn), **copy)
             .execution_options(synchronize_session=False),
         )
         if count > 0:
@@ -163,4 +174,72 @@ def number_issued(session: DbSession, settings: BillingSettings) -> None:
     if assign_numbers(session, settings):
         for obj in list(session.identity_map.values()):
             if isinstance(obj, Invoice) and obj.number is None:
-                session.expire(obj, ["number", *_buyer_copy()])
+                session.expire(obj, ["number", "seller_id", *_buyer_copy()])
+
+
+@dataclass
+class Reserved:
+    """A chunk's hold on the counter of (prefix, year): the k-th invoice its INSERTs write gets
+    number last + k, and `finish` moves the counter past them."""
+
+    prefix: str
+    year: int
+    last: int  # the counter's value when the chunk locked it
+    used: int = 0  # numbers written so far
+    open: bool = True  # False once an INSERT skipped a numbered row: the rest wait for assign_numbers
+
+    def numbers(self, rank: ColumnElement[Any]) -> ColumnElement[Any]:
+        """SQL: the number of the row ranked `rank` (1, 2, ...) in the next INSERT."""
+        return literal(_head(self.prefix, self.year)) + padded(self.last + self.used + rank)
+
+    def written(self, session: DbSession, offered: int, inserted: int) -> None:
+        """Count an INSERT that numbered `offered` rows, of which `inserted` were written.
+
+        A row not written (its period was invoiced already) would leave its number a gap:
+        then that INSERT's invoices give their numbers back and wait for assign_numbers.
+        """
+        if inserted == offered:
+            self.used += offered
+            return
+        taken = [format_number(self.prefix, self.year, self.last + self.used + k) for k in range(1, offered + 1)]
+        for start in range(0, len(taken), 500):
+            session.execute(update(I).where(I.c.number.in_(taken[start : start + 500])).values(number=None))
+        self.open = False
+
+
+def reserve(session: DbSession, settings: BillingSettings, now: dt.datetime) -> Reserved | None:
+    """Hold the counter for invoices issued `now` if nobody else does; None if somebody does
+    (or on the counter's very first use): the caller's invoices then wait for assign_numbers.
+
+    Call it only holding the locks of the subscriptions it will invoice (see the module's doc).
+    """
+    prefix = settings.invoice_prefix
+    year = now.astimezone(dt.UTC).year if settings.invoice_number_per_year else 0
+    if not supports_dml_in_cte(session):
+        # SQLite: one writer at a time; the chunk holds the database from its first write.
+        return Reserved(prefix, year, _lock_counter(session, prefix, year))
+    try:
+        with session.begin_nested():  # a refused lock must not abort the chunk's transaction
+            last = session.scalar(
+                select(C.c.last_number).where(C.c.prefix == prefix, C.c.year == year).with_for_update(nowait=True)
+            )
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        return None
+    return None if last is None else Reserved(prefix, year, int(last))
+
+
+def finish(session: DbSession, reserved: Reserved | None, settings: BillingSettings) -> int:
+    """End a chunk's numbering: the counter moves past the numbers its INSERTs wrote, and every
+    invoice still waiting gets its number now. Returns how many that numbered."""
+    if reserved is not None:
+        if reserved.used:
+            session.execute(
+                update(C)
+                .where(C.c.prefix == reserved.prefix, C.c.year == reserved.year)
+                .values(last_number=reserved.last + reserved.used)
+            )
+        if reserved.open and session.scalar(select(I.c.id).where(I.c.number.is_(None)).limit(1)) is None:
+            return 0  # nothing waits (read through ix_invoices_unnumbered)
+    return assign_numbers(session, settings)

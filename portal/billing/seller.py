@@ -1,14 +1,24 @@
 """Who issues the invoices: the seller's details, read from configuration in one place.
 
-The app builds a `Seller` from its config (`Seller.from_config`); pages, mails, the
-staff console and the PDF documents all take their name, address and tax ID from it.
+The app builds a `Seller` from its config (`Seller.from_config`); pages, mails and the
+staff console take their name from it. An invoice, once numbered, points at a copy of
+the details it was issued under (`snapshot_id`, a `SellerSnapshot` row per distinct set),
+and its documents show that copy (`as_issued`): changing SELLER_ADDRESS or the VAT ID
+later does not rewrite invoices already sent. Only the logo is always today's.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from sqlalchemy import select
+
+from ..models import DbSession, SellerSnapshot
+from .sql import insert_ignoring_duplicates
 
 DEFAULT_NAME = "Acme Billing"  # the demo default only: set SELLER_NAME
 
@@ -44,3 +54,48 @@ class Seller:
             email=str(config.get("SELLER_EMAIL") or "").strip(),
             logo=str(config.get("SELLER_LOGO") or "").strip(),
         )
+
+    @property
+    def details(self) -> dict[str, str]:
+        """What an invoice keeps of the seller (the logo aside), as SellerSnapshot columns."""
+        return {
+            "name": self.name,
+            "legal_name": self.legal_name,
+            "address": "\n".join(self.address),
+            "country": self.country,
+            "tax_id": self.tax_id,
+            "email": self.email,
+        }
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.details, sort_keys=True).encode()).hexdigest()
+
+
+def snapshot_id(session: DbSession, seller: Seller) -> int:
+    """The id of the SellerSnapshot holding `seller`'s details, written the first time they are used."""
+    digest = seller.digest
+    found = select(SellerSnapshot.id).where(SellerSnapshot.digest == digest)
+    if (existing := session.scalar(found)) is not None:
+        return existing
+    # A concurrent first use of the same details inserts nothing here and reads theirs.
+    session.execute(
+        insert_ignoring_duplicates(session, SellerSnapshot.__table__).values(digest=digest, **seller.details)
+    )
+    return int(session.scalars(found).one())
+
+
+def as_issued(snapshot: SellerSnapshot | None, current: Seller) -> Seller:
+    """The seller an invoice shows: the details it was issued under (today's logo), or today's
+    details for an invoice issued before invoices kept them."""
+    if snapshot is None:
+        return current
+    return replace(
+        current,
+        name=snapshot.name,
+        legal_name=snapshot.legal_name,
+        address=tuple(snapshot.address.splitlines()),
+        country=snapshot.country,
+        tax_id=snapshot.tax_id,
+        email=snapshot.email,
+    )

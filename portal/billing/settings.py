@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from .seller import Seller
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class BillingSettings:
     invoice_number_per_year: bool = False  # "INV-2026-000042", starting at 1 each year
     price_change_notice_days: int = 30  # a new price reaches existing subscribers this long after the notice
     credit_note_prefix: str = "CN"  # credit notes read "CN-000007": a gapless sequence of their own
+    seller: Seller = field(default_factory=Seller)  # numbered invoices keep a copy (billing/seller.py)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> BillingSettings:
@@ -35,4 +38,5 @@ class BillingSettings:
             invoice_number_per_year=bool(config.get("INVOICE_NUMBER_PER_YEAR", False)),
             price_change_notice_days=int(config.get("PRICE_CHANGE_NOTICE_DAYS", 30)),
             credit_note_prefix=config.get("CREDIT_NOTE_PREFIX") or "CN",
+            seller=Seller.from_config(config),
         )

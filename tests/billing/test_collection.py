@@ -251,7 +251,7 @@ def test_paying_another_invoice_does_not_settle_a_subscription_whose_charge_ran_
     assert session.get(Subscription, 1).status == "active"
 
 
-def test_failed_charges_past_due_and_the_end_are_reported_to_webhook_receivers(session, with_card):
+def test_failed_charges_past_due_and_the_end_are_reported_to_webhook_receivers(session, with_card, listener):
     """invoice.payment_failed for each failed attempt (with its retry date), subscription.past_due
     after the last retry, subscription.canceled when the dunning rule ends it."""
     import json
@@ -286,7 +286,9 @@ def _events(session):
     ]
 
 
-def test_a_chunk_is_recorded_at_once_then_paid_like_one_charge_at_a_time(session, with_card, make_user, settings):
+def test_a_chunk_is_recorded_at_once_then_paid_like_one_charge_at_a_time(
+    session, with_card, make_user, settings, listener
+):
     other = make_user(email="bob@example.com")
     subscribe(session, other, find_plan(session, "pro"), ISSUED, settings)
     collection.save_card(session, other.id, CardDetails("demo", "pm_demo_ok_9", "visa", "4242", 1, 2031), ISSUED)

@@ -166,7 +166,7 @@ REFUNDS = [
 
 
 @pytest.mark.parametrize("situation, paid, earlier, amount, expected", REFUNDS, ids=[row[0] for row in REFUNDS])
-def test_refund_table(session, make_user, settings, situation, paid, earlier, amount, expected):
+def test_refund_table(session, make_user, settings, situation, paid, earlier, amount, expected, listener):
     invoice = _invoice(session, make_user, settings, paid_by="demo")
     [payment] = invoice.payments
     for part in earlier:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -53,7 +54,7 @@ def test_a_period_invoice_has_one_line_for_its_plan_and_period(session, invoice)
     ] == [("Pro plan", 1, 2900, 2900, dt.date(2024, 1, 10), dt.date(2024, 2, 10))]
     assert (doc.buyer.heading, doc.buyer.email, doc.buyer.address) == ("Ada Lovelace", "ada@example.com", ())
     assert (doc.subtotal, doc.tax, doc.is_paid, doc.paid_on) == (2900, 0, False, None)
-    assert sum(t.amount for t in doc.taxes) == 0
+    assert (doc.taxes, doc.has_tax) == ((), False)  # no rate: no tax rows, no "Tax 0 %"
     assert doc.filename() == "INV-000001.pdf" and doc.filename(RECEIPT) == "Receipt-INV-000001.pdf"
 
 
@@ -105,7 +106,7 @@ def test_billing_details_and_tax_are_read_when_the_models_have_them(session, inv
         "GB123456789",
     )
     assert (doc.subtotal, doc.tax, doc.total, doc.tax_note, doc.has_tax) == (2417, 483, 2900, "Reverse charge", True)
-    assert [(t.name, str(t.rate_percent), t.amount) for t in doc.taxes] == [("VAT", "20", 483)]
+    assert [(t.label, t.net, t.tax) for t in doc.taxes] == [("VAT 20 %", 2417, 483)]
 
 
 def test_an_issued_invoice_keeps_the_buyer_it_was_issued_to(session, make_user, settings):
@@ -135,3 +136,29 @@ def test_an_issued_invoice_keeps_the_buyer_it_was_issued_to(session, make_user, 
         "DE",
         "DE136695976",
     )
+
+
+def test_an_issued_invoice_keeps_the_seller_it_was_issued_by(session, make_user):
+    """The seller moving or changing its VAT ID later does not rewrite invoices already sent;
+    only the logo is always today's. Invoices from before invoices kept a copy show today's seller."""
+    from portal.billing.invoicing import run_billing
+    from portal.billing.settings import BillingSettings
+
+    before = Seller("Nimbus", "Nimbus Oy", ("Street 1", "Helsinki"), "FI", "FI12345678", "help@nimbus.example")
+    after = Seller("Nimbus", "Nimbus AB", ("Gatan 2", "Stockholm"), "SE", "SE123456789701", "help@nimbus.example",
+                   logo="https://cdn.example/new.png")  # fmt: skip
+    subscribe(session, make_user(), find_plan(session, "pro"), utc(2024, 1, 10, 9), BillingSettings(seller=before))
+    session.commit()
+    run_billing(session, utc(2024, 2, 10, 9), BillingSettings(seller=after), session.commit)
+    session.expire_all()
+    first, second = session.query(Invoice).order_by(Invoice.id).all()
+
+    issued_by = invoice_document(first, after).seller
+    assert (issued_by.legal_name, issued_by.address, issued_by.country, issued_by.tax_id) == (
+        "Nimbus Oy", ("Street 1", "Helsinki"), "FI", "FI12345678")  # fmt: skip
+    assert issued_by.logo == after.logo
+    assert invoice_document(second, before).seller == dataclasses.replace(after, logo=before.logo)
+    assert first.seller_id != second.seller_id
+
+    first.seller = None  # issued before invoices kept their seller
+    assert invoice_document(first, after).seller == after

@@ -46,7 +46,7 @@ def endpoint(session, event_types=events.EVENT_TYPES, url="http://127.0.0.1:9/ho
     return webhooks.create_endpoint(session, url, event_types, "", START, actor_id=None)
 
 
-def test_subscribing_records_created_and_the_first_invoice(session, make_user, settings):
+def test_subscribing_records_created_and_the_first_invoice(session, make_user, settings, listener):
     user = make_user()
     sub = subscribe(session, user, find_plan(session, "pro"), START, settings)
     session.commit()
@@ -60,7 +60,7 @@ def test_subscribing_records_created_and_the_first_invoice(session, make_user, s
     assert issued["number"] == invoice.number and issued["total"] == 2900 and issued["status"] == "open"
 
 
-def test_the_billing_run_records_one_event_per_invoice_and_a_rerun_none(session, make_user, settings):
+def test_the_billing_run_records_one_event_per_invoice_and_a_rerun_none(session, make_user, settings, listener):
     p = find_plan(session, "basic")
     for _ in range(5):
         subscribe(session, make_user(), p, START, settings)
@@ -75,14 +75,14 @@ def test_the_billing_run_records_one_event_per_invoice_and_a_rerun_none(session,
     assert len(data_of(session, "invoice.issued")) == len(issued)
 
 
-def test_a_rolled_back_change_leaves_no_event(session, make_user, settings):
+def test_a_rolled_back_change_leaves_no_event(session, make_user, settings, listener):
     user = make_user()
     subscribe(session, user, find_plan(session, "pro"), START, settings)
     session.rollback()
     assert types(session) == []
 
 
-def test_overdue_past_due_paid_void_cancel_and_plan_change_are_recorded(session, make_user, settings):
+def test_overdue_past_due_paid_void_cancel_and_plan_change_are_recorded(session, make_user, settings, listener):
     a, b = make_user(), make_user()
     sub_a = subscribe(session, a, find_plan(session, "basic"), START, settings)
     subscribe(session, b, find_plan(session, "basic"), START, settings)
@@ -138,7 +138,7 @@ def test_dispatch_fans_out_to_enabled_subscribed_endpoints_only(session, make_us
     ]
 
 
-def test_payload_is_the_standard_webhooks_shape(session):
+def test_payload_is_the_standard_webhooks_shape(session, listener):
     events.emit(session, "customer.created", {"id": 7, "email": "a@example.com"}, START)
     event = session.scalars(select(OutboundEvent)).one()
     body = json.loads(events.payload(event))
@@ -271,7 +271,7 @@ def test_two_workers_never_claim_the_same_endpoint(session, new_session):
     assert session.scalar(select(func.count()).select_from(WebhookAttempt)) == 20
 
 
-def test_pausing_resuming_and_undoing_a_cancellation_each_report_an_update(session, make_user, settings):
+def test_pausing_resuming_and_undoing_a_cancellation_each_report_an_update(session, make_user, settings, listener):
     """A receiver learns of every change a customer or a server key makes to a subscription."""
     from portal.billing.subscriptions import pause, resume, unpause
 
@@ -289,3 +289,15 @@ def test_pausing_resuming_and_undoing_a_cancellation_each_report_an_update(sessi
         (False, True),
         (False, False),
     ]
+
+
+def test_an_event_nobody_subscribes_to_is_not_recorded(session, make_user, settings):
+    """Nobody could ever receive it: no row, in the single and in the set-based paths alike."""
+    subscribe(session, make_user(), find_plan(session, "pro"), START, settings)
+    run_billing(session, utc(2024, 3, 1), settings, session.commit)
+    assert types(session) == []
+    endpoint(session, ["invoice.issued"])
+    session.commit()
+    subscribe(session, make_user(), find_plan(session, "pro"), START, settings)
+    run_billing(session, utc(2024, 4, 1), settings, session.commit)
+    assert types(session) == ["invoice.issued"] * 4  # a first invoice, then three renewals

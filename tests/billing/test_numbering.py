@@ -160,3 +160,41 @@ def test_concurrent_workers_and_a_rolled_back_chunk_leave_numbers_1_to_n(session
     assert periods == 60 * 3  # the first invoices and two renewals each, once
     # (and a proration for each upgrade made after its subscription's renewal)
     assert session.get(InvoiceNumberCounter, ("INV", 0)).last_number == count
+
+
+def buyer_and_seller(session):
+    return session.execute(select(Invoice.buyer_email, Invoice.seller_id).order_by(Invoice.id)).all()
+
+
+@pytest.mark.parametrize("counter_taken", [False, True], ids=["numbered-in-the-insert", "numbered-at-the-end"])
+def test_a_chunk_numbers_its_invoices_whether_or_not_it_got_the_counter(
+    session, make_user, settings, monkeypatch, counter_taken
+):
+    """A chunk holding the counter writes each invoice with its number; one that found it taken
+    (another worker billing) numbers them at its end. Either way: 1..N in id order, each invoice
+    with its buyer and seller."""
+    from portal.billing import numbering
+
+    make_subs(session, make_user, settings, 3)
+    if counter_taken:
+        monkeypatch.setattr(numbering, "reserve", lambda *args: None)
+    run_billing(session, utc(2024, 3, 1), settings, session.commit)
+    assert numbers_in_id_order(session) == [format_number("INV", 0, n) for n in range(1, 7)]
+    assert session.get(InvoiceNumberCounter, ("INV", 0)).last_number == 6
+    copies = buyer_and_seller(session)
+    assert all(email and seller for email, seller in copies) and len({seller for _, seller in copies}) == 1
+
+
+def test_a_period_invoiced_already_leaves_no_gap_in_the_chunks_numbers(session, make_user, settings):
+    """A subscription left behind its invoices (restored from a backup) offers a period the
+    database refuses: the numbers the chunk had given that INSERT are taken back, and its
+    invoices are numbered at the chunk's end, with no gap."""
+    subs = make_subs(session, make_user, settings, 3)  # INV-000001..3
+    run_billing(session, utc(2024, 3, 1), settings, session.commit)  # a renewal each: ..6
+    behind = session.get(Subscription, subs[1].id)
+    behind.next_period, behind.next_period_start = 1, behind.current_period_start  # back one period
+    session.commit()
+    result = run_billing(session, utc(2024, 4, 1), settings, session.commit)
+    assert result.invoices == 3  # the April invoices; the re-offered March period was refused
+    assert assert_gapless(session) == 9
+    assert numbers_in_id_order(session)[:6] == [format_number("INV", 0, n) for n in range(1, 7)]

@@ -44,7 +44,9 @@ def test_a_commit_with_events_queues_their_delivery_and_a_worker_sends_them(
     assert receiver.types() == ["subscription.created"] and receiver.bad_signatures == 0
 
 
-def test_an_unreachable_redis_never_fails_the_change(job_app, session, make_user, settings, config, monkeypatch):
+def test_an_unreachable_redis_never_fails_the_change(
+    job_app, session, make_user, settings, config, monkeypatch, listener
+):
     config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
     monkeypatch.setattr(tasks, "_unreachable_until", 0.0)
     user = make_user()

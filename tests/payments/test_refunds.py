@@ -69,7 +69,7 @@ def refund_events(session) -> int:
 
 
 def test_a_credit_note_on_a_stripe_payment_refunds_through_the_refund_api(
-    client, customer, stripe_on, console, session
+    client, customer, stripe_on, console, session, listener
 ):
     sid = paid_through_stripe(client, stripe_on)
     answer = console.post(
@@ -97,7 +97,7 @@ def test_a_credit_note_on_a_stripe_payment_refunds_through_the_refund_api(
 
 
 def test_a_pending_stripe_refund_is_settled_once_by_the_charge_refunded_webhook(
-    client, customer, stripe_on, console, session
+    client, customer, stripe_on, console, session, listener
 ):
     paid_through_stripe(client, stripe_on)
     stripe_on.refund_status = "pending"
@@ -148,7 +148,9 @@ def test_never_more_than_was_paid(client, customer, stripe_on, console, session)
     assert console.post(f"/admin/invoice/refund/?payment={payment.id}", data={"amount": "1\x00"}).status_code == 400
 
 
-def test_a_duplicate_payment_is_refunded_in_one_click_through_the_demo_provider(client, customer, console, session):
+def test_a_duplicate_payment_is_refunded_in_one_click_through_the_demo_provider(
+    client, customer, console, session, listener
+):
     settings = BillingSettings()
     now = utc(2024, 1, 11, 9)
     fulfil(session, Checkout("demo", "demo_first", 1, 2900, "USD", PAID), now, settings)
