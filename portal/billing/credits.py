@@ -60,7 +60,6 @@ from .errors import BillingError
 from .money import format_money, prorate
 from .numbering import allocate
 from .settings import BillingSettings
-from .sql import rows_changed, supports_dml_in_cte
 
 I = Invoice.__table__  # noqa: E741
 CE = CreditEntry.__table__
@@ -153,40 +152,73 @@ def apply_balance(session: DbSession, invoice: Invoice, now: dt.datetime, settin
     return applied
 
 
+def any_balance(session: DbSession) -> bool:
+    """Whether any customer has ever had credit (else a billing run need not look balances up)."""
+    return session.scalar(select(CE.c.id).limit(1)) is not None
+
+
+def sql_balance(user_id: ColumnElement[Any], currency: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A customer's balance in a currency, as SQL: one probe of ix_credit_entries_user, a plan that
+    stays cheap whatever the statistics say (in a big run they lag far behind)."""
+    return (
+        select(func.coalesce(func.sum(CE.c.amount), 0))
+        .where(CE.c.user_id == user_id, CE.c.currency == currency)
+        .scalar_subquery()
+    )
+
+
+def sql_credit_used(balance: ColumnElement[Any], spent_before: Any, due: ColumnElement[Any]) -> ColumnElement[Any]:
+    """What an invoice of `due` takes from a `balance` of which the customer's invoices before it
+    (in id order, a running sum) took `spent_before`: all it needs, what is left, or nothing."""
+    left = balance - spent_before
+    return case((left >= due, due), (left > 0, left), else_=0)
+
+
+def sql_record_used(rows: Any) -> Any:
+    """INSERT the ledger entry of each invoice in `rows` (user_id, currency, used, invoice_id) that used credit."""
+    columns = ["user_id", "currency", "amount", "invoice_id", "reason", "description", "created_at"]
+    return insert(CE).from_select(
+        columns,
+        select(
+            rows.c.user_id,
+            rows.c.currency,
+            -rows.c.used,
+            rows.c.invoice_id,
+            literal(CREDIT_APPLIED),
+            literal(APPLIED_TO_NEW),
+            rows.c.created_at,
+        ).where(rows.c.used > 0),
+    )
+
+
+APPLIED_TO_NEW = "Applied to a new invoice"
+
+
 def apply_balances_sql(session: DbSession, issued: ColumnElement[bool], now: dt.datetime) -> int:
     """Apply credit balances to the payable invoices matching `issued` (a chunk's new ones), set-based.
 
     A customer's invoices use the balance in id order (a running sum), so catching up several
     periods never spends the same credit twice. One UPDATE gives the invoices their credit (and
     the paid status when covered) and returns what each used, which becomes one ledger entry per
-    invoice (on PostgreSQL in the same statement). Only the chunk's customers' entries are read.
-    Meant for invoices just issued (no credit applied yet).
+    invoice. Meant for invoices just issued (no credit applied yet); on PostgreSQL the billing
+    run applies the balance in the INSERT itself (billing/invoicing.py).
     Returns how many invoices used credit.
     """
     session.flush()
-    if session.scalar(select(CE.c.id).limit(1)) is None:
-        return 0  # no customer has ever had credit: nothing to look up for each invoice
-    # Each new invoice looks its customer's balance up through ix_credit_entries_user: a plan that
-    # stays cheap whatever the statistics say (right after the chunk's INSERT they say "no invoices").
-    balance = (
-        select(func.coalesce(func.sum(CE.c.amount), 0))
-        .where(CE.c.user_id == I.c.user_id, CE.c.currency == I.c.currency)
-        .scalar_subquery()
-    )
+    if not any_balance(session):
+        return 0
     due = I.c.total - I.c.credited_cents - I.c.credit_applied_cents
+    spent_before = func.sum(due).over(partition_by=(I.c.user_id, I.c.currency), order_by=I.c.id) - due
     ranked = (
         select(
             I.c.id,
             due.label("due"),
-            balance.label("balance"),
-            (func.sum(due).over(partition_by=(I.c.user_id, I.c.currency), order_by=I.c.id) - due).label("before"),
+            sql_credit_used(sql_balance(I.c.user_id, I.c.currency), spent_before, due).label("used"),
         )
         .where(issued, I.c.status == INV_OPEN, due > 0)
         .subquery("ranked")
     )
-    left = ranked.c.balance - ranked.c.before
-    use = case((left >= ranked.c.due, ranked.c.due), else_=left)
-    uses = select(ranked.c.id, use.label("used")).where(left > 0).subquery("uses")
+    uses = select(ranked.c.id, ranked.c.used).where(ranked.c.used > 0).subquery("uses")
     applied = (
         update(I)
         .where(I.c.id == uses.c.id)
@@ -195,36 +227,21 @@ def apply_balances_sql(session: DbSession, issued: ColumnElement[bool], now: dt.
             status=case((uses.c.used >= due, INV_PAID), else_=I.c.status),
             paid_at=case((uses.c.used >= due, now), else_=I.c.paid_at),
         )
-        # A new invoice had no credit before: what it holds now is what it used (SQLite cannot
-        # return the FROM clause's columns).
-        .returning(I.c.user_id, I.c.currency, I.c.credit_applied_cents.label("used"), I.c.id)
+        .returning(I.c.id.label("invoice_id"))
+        .execution_options(synchronize_session=False)
     )
-    columns = ["user_id", "currency", "amount", "invoice_id", "reason", "description", "created_at"]
-    constants = (literal(CREDIT_APPLIED), literal("Applied to a new invoice"), literal(now, UTCDateTime))
-    if supports_dml_in_cte(session):
-        done = applied.cte("applied")
-        entries = insert(CE).from_select(
-            columns, select(done.c.user_id, done.c.currency, -done.c.used, done.c.id, *constants)
-        )
-        return max(rows_changed(session, entries), 0)
-    rows = session.execute(applied.execution_options(synchronize_session=False)).all()
-    if rows:
-        session.execute(
-            insert(CE),
-            [
-                {
-                    "user_id": user_id,
-                    "currency": currency,
-                    "amount": -used,
-                    "invoice_id": invoice_id,
-                    "reason": CREDIT_APPLIED,
-                    "description": "Applied to a new invoice",
-                    "created_at": now,
-                }
-                for user_id, currency, used, invoice_id in rows
-            ],
-        )
-    return len(rows)
+    ids = [row.invoice_id for row in session.execute(applied)]
+    for start in range(0, len(ids), 500):  # (SQLite caps a statement's parameters)
+        # A new invoice had no credit before: what it holds now is what it used.
+        used = select(
+            I.c.user_id,
+            I.c.currency,
+            I.c.credit_applied_cents.label("used"),
+            I.c.id.label("invoice_id"),
+            literal(now, UTCDateTime).label("created_at"),
+        ).where(I.c.id.in_(ids[start : start + 500]))
+        session.execute(sql_record_used(used.subquery("used")))
+    return len(ids)
 
 
 def _settle_if_nothing_due(session: DbSession, invoice: Invoice, now: dt.datetime, settings: BillingSettings) -> bool:

@@ -36,6 +36,7 @@ from sqlalchemy import (
 
 from ..models import (
     INV_OPEN,
+    INV_PAID,
     KIND_PERIOD,
     SUB_ACTIVE,
     SUB_CANCELED,
@@ -151,8 +152,13 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
         return result
     # Only this chunk invoices these subscriptions now, so holding the counter it never
     # waits on another chunk's rows (billing/numbering.py).
-    reserved = numbering.reserve(session, settings, now)
-    final = numbering.final_copy(session, settings)
+    chunk = _Chunk(
+        now,
+        settings,
+        final=numbering.final_copy(session, settings),
+        reserved=numbering.reserve(session, settings, now),
+        credit=supports_dml_in_cte(session) and credits.any_balance(session),
+    )
 
     # A subscription set to cancel at period end ends when that period is over.
     ending = and_(due, S.c.cancel_at_period_end)
@@ -168,19 +174,37 @@ def bill_chunk(session: DbSession, lo: int, hi: int, now: dt.datetime, settings:
     renewing = and_(due, ~S.c.cancel_at_period_end, S.c.paused_at.is_(None))
     _switch_intervals(session, renewing)
     while True:
-        issued = _issue_next_periods(session, renewing, now, settings, final, reserved)
+        issued = _issue_next_periods(session, renewing, chunk)
         result.invoices += issued
         if not issued and not _advance_past_billed_periods(session, renewing):
             break
     if result.invoices:
         # The invoices that could not be numbered as they were written get their numbers
         # now. The invoice.issued events follow, so each carries its number.
-        numbering.finish(session, reserved, settings)
-        # The customers' credit balances pay what they can of the new invoices (after tax).
+        numbering.finish(session, chunk.reserved, settings)
         just_issued = and_(I.c.subscription_id.between(lo, hi), I.c.kind == const(KIND_PERIOD), I.c.issued_at == now)
-        credits.apply_balances_sql(session, just_issued, now)
+        if not supports_dml_in_cte(session):  # (PostgreSQL applied them in the INSERT)
+            # The customers' credit balances pay what they can of the new invoices (after tax).
+            credits.apply_balances_sql(session, just_issued, now)
         events.emit_issued(session, lo, hi, now)
+        events.emit_paid(session, and_(just_issued, I.c.status == const(INV_PAID)), now)  # by credit
     return result
+
+
+@dataclass
+class _Chunk:
+    """What each INSERT of one chunk writes alike."""
+
+    now: dt.datetime
+    settings: BillingSettings
+    final: dict[str, Any]  # the buyer's and the seller's copies (billing/numbering.py)
+    reserved: Reserved | None  # the number counter, while the chunk holds it
+    credit: bool  # new invoices take what they can of their customer's credit balance (PostgreSQL)
+
+    @property
+    def numbering(self) -> Reserved | None:
+        """The counter, while the chunk's INSERTs write the numbers (see Reserved.written)."""
+        return self.reserved if self.reserved is not None and self.reserved.open else None
 
 
 def _lock_due(session: DbSession, due: ColumnElement[bool]) -> int:
@@ -210,26 +234,23 @@ def _switch_intervals(session: DbSession, renewing: ColumnElement[bool]) -> int:
     )
 
 
-def _priced(
-    renewing: ColumnElement[bool],
-    now: dt.datetime,
-    settings: BillingSettings,
-    final: dict[str, Any],
-    reserved: Reserved | None,
-) -> Select[Any]:
+def _priced(renewing: ColumnElement[bool], chunk: _Chunk) -> Select[Any]:
     """The next period's invoice of each `renewing` subscription, its line, its discount line
-    (a coupon redeemed for that period: billing/coupons.py) and their tax.
+    (a coupon redeemed for that period: billing/coupons.py) and their tax; final from the start
+    (its buyer and seller, and its number when the chunk holds the counter), and paid what the
+    customer's credit balance pays of it (when the chunk applies balances).
 
     The invoice's net and tax are those of the discounted price; the plan's line keeps the
     tax of the full price and the discount line carries the difference (both per-line rounded).
     """
+    now, settings, reserved = chunk.now, chunk.settings, chunk.numbering
     price = next_price(P.c.price)  # one unit of the plan per period, at the subscription's price
     rates = taxes.sql_active_rates()
     full = taxes.sql_line_tax(price, U, rates, settings.seller_country)
     tax = taxes.sql_line_tax(price - coupons.sql_discount(price), U, rates, settings.seller_country)
-    # Final from the start: numbered in subscription order when the chunk holds the counter.
+    total = tax.net + tax.tax
     numbered = [reserved.numbers(func.row_number().over(order_by=S.c.id)).label("number")] if reserved else []
-    return (
+    priced = (
         select(
             S.c.user_id,
             S.c.id.label("subscription_id"),
@@ -238,7 +259,7 @@ def _priced(
             P.c.name.concat(" plan").label("description"),
             S.c.next_period_start.label("period_start"),
             NEXT_PERIOD_END.label("period_end"),
-            (tax.net + tax.tax).label("total"),
+            total.label("total"),
             P.c.currency,
             literal(INV_OPEN).label("status"),
             literal(now, UTCDateTime).label("issued_at"),
@@ -254,7 +275,7 @@ def _priced(
             (tax.tax - full.tax).label("discount_tax_cents"),
             literal("Discount: ").concat(coupons.C.c.name).label("discount_description"),
             coupons.C.c.id.label("coupon_id"),
-            *(value.label(name) for name, value in final.items()),
+            *(value.label(name) for name, value in chunk.final.items()),
             *numbered,
         )
         .select_from(
@@ -265,6 +286,22 @@ def _priced(
             .outerjoin(coupons.C, coupons.C.c.id == coupons.R.c.coupon_id)
         )
         .where(renewing)
+    )
+    if not chunk.credit:
+        return priced
+    # A customer's new invoices take from the balance in subscription order (a running sum):
+    # the balance looked up once per invoice inside, the credit worked out from it outside.
+    spent_before = func.sum(total).over(partition_by=(S.c.user_id, P.c.currency), order_by=S.c.id) - total
+    base = priced.add_columns(
+        credits.sql_balance(S.c.user_id, P.c.currency).label("balance"), spent_before.label("spent_before")
+    ).subquery("base")
+    used = credits.sql_credit_used(base.c.balance, base.c.spent_before, base.c.total)
+    paid = and_(used > 0, used >= base.c.total)
+    return select(
+        *(c for c in base.c if c.key not in ("status", "balance", "spent_before")),
+        case((paid, literal(INV_PAID)), else_=base.c.status).label("status"),
+        used.label("credit_applied_cents"),
+        case((paid, literal(now, UTCDateTime))).label("paid_at"),
     )
 
 
@@ -311,27 +348,21 @@ def _discount_lines_from(source: Any, invoice_id: ColumnElement[Any], priced: An
     )
 
 
-def _issue_next_periods(
-    session: DbSession,
-    renewing: ColumnElement[bool],
-    now: dt.datetime,
-    settings: BillingSettings,
-    final: dict[str, Any],
-    reserved: Reserved | None,
-) -> int:
+def _issue_next_periods(session: DbSession, renewing: ColumnElement[bool], chunk: _Chunk) -> int:
     """Invoice the next period of each `renewing` subscription, with its line and tax, and
     advance it past that period.
 
     Returns how many were invoiced; a period invoiced already (a concurrent run
     won the insert) is not invoiced again.
     """
-    reserved = reserved if reserved is not None and reserved.open else None
-    priced = _priced(renewing, now, settings, final, reserved)
-    columns = [*ISSUED_COLUMNS, *final, *(["number"] if reserved else [])]
+    priced = _priced(renewing, chunk)
+    columns = [*ISSUED_COLUMNS, *chunk.final]
+    columns += ["number"] if chunk.numbering else []
+    columns += ["credit_applied_cents", "paid_at"] if chunk.credit else []
     if supports_dml_in_cte(session):
-        # One statement: the subscriptions advanced and the lines written are exactly the
-        # invoices this statement inserted, with no lookup of invoices (whose statistics
-        # lag far behind during a big run and mislead the planner).
+        # One statement: the subscriptions advanced, the lines and credit ledger entries
+        # written are exactly the invoices this statement inserted, with no lookup of invoices
+        # (whose statistics lag far behind during a big run and mislead the planner).
         rows = priced.cte("priced")
         issued = (
             insert_ignoring_duplicates(session, I)
@@ -342,8 +373,19 @@ def _issue_next_periods(
             .cte("issued")
         )
         joined = issued.join(rows, rows.c.subscription_id == issued.c.subscription_id)
-        lines = _lines_from(joined, issued.c.id, rows).returning(L.c.id).cte("lined")
-        discounts = _discount_lines_from(joined, issued.c.id, rows).returning(L.c.id).cte("discounted")
+        writes = [
+            _lines_from(joined, issued.c.id, rows).returning(L.c.id).cte("lined"),
+            _discount_lines_from(joined, issued.c.id, rows).returning(L.c.id).cte("discounted"),
+        ]
+        if chunk.credit:
+            used = select(
+                rows.c.user_id,
+                rows.c.currency,
+                rows.c.credit_applied_cents.label("used"),
+                issued.c.id.label("invoice_id"),
+                rows.c.issued_at.label("created_at"),
+            ).select_from(joined)
+            writes.append(credits.sql_record_used(used.subquery("used")).returning(literal(1)).cte("credited"))
         advanced = (
             _advance(S.c.id == issued.c.subscription_id, issued.c.plan_id, issued.c.period_end)
             .returning(S.c.id)
@@ -353,15 +395,15 @@ def _issue_next_periods(
             select(
                 select(func.count()).select_from(advanced).scalar_subquery(),
                 select(func.count()).select_from(rows).scalar_subquery(),
-            ).add_cte(lines, discounts)
+            ).add_cte(*writes)
         ).one()
         count = int(inserted)
     else:
-        offered = session.scalar(select(func.count()).select_from(priced.subquery())) if reserved else None
+        offered = session.scalar(select(func.count()).select_from(priced.subquery())) if chunk.numbering else None
         count = _insert_invoices_and_lines(session, priced, columns)
         _advance_past_billed_periods(session, renewing)
-    if reserved:
-        reserved.written(session, int(offered or 0), count)
+    if chunk.numbering:
+        chunk.numbering.written(session, int(offered or 0), count)
     return count
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
@@ -313,3 +314,20 @@ def test_the_same_money_never_goes_back_twice(session, make_user, settings, situ
         assert refused.value.code == expected
     else:
         assert act(then) == expected
+
+
+def test_an_invoice_the_run_pays_by_credit_is_reported_paid_once(session, make_user, settings, listener):
+    """Catching up two periods, the balance pays February in full (inside the INSERT on
+    PostgreSQL) and part of March; receivers hear of February paid, once, however often it runs."""
+    user = make_user()
+    sub = subscribe(session, user, find_plan(session, "basic"), utc(2024, 1, 1, 9), settings)
+    credits.add_credit(session, user.id, 1500, "USD", "adjustment", "goodwill", NOW)
+    session.commit()
+    for _ in range(2):
+        run_billing(session, utc(2024, 3, 1, 9), settings, session.commit)
+    paid = session.scalars(select(OutboundEvent.data).where(OutboundEvent.type == "invoice.paid")).all()
+    february = session.scalars(
+        select(Invoice).where(Invoice.subscription_id == sub.id, Invoice.period_start == dt.date(2024, 2, 1))
+    ).one()
+    assert (february.status, february.paid_at is not None) == ("paid", True)
+    assert [(e["id"], e["status"]) for e in map(json.loads, paid)] == [(february.id, "paid")]
