@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select, bindparam, func, literal_column, select, union_all
+from sqlalchemy.orm import joinedload
 
 from ..models import INV_PAYABLE, INV_STATUSES, DbSession, Invoice
 
@@ -26,7 +27,12 @@ PER_PAGE = 10
 UNPAID = "unpaid"  # a filter of its own: open and overdue together
 FILTERS = (UNPAID, *INV_STATUSES)
 
-_OWN_INVOICE = select(Invoice).where(Invoice.id == bindparam("invoice_id"), Invoice.user_id == bindparam("user_id"))
+# (With the seller it was issued by: every page of an invoice shows it.)
+_OWN_INVOICE = (
+    select(Invoice)
+    .options(joinedload(Invoice.seller))
+    .where(Invoice.id == bindparam("invoice_id"), Invoice.user_id == bindparam("user_id"))
+)
 
 
 def own_invoice(session: DbSession, user_id: int, invoice_id: int) -> Invoice | None:

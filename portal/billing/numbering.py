@@ -3,7 +3,7 @@
 A number is written in the SAME transaction that issues the invoice, from a counter
 row per (prefix, year) that the transaction holds locked until it commits:
 
-- A billing chunk first tries to take the counter at once (`reserve`: FOR UPDATE NOWAIT).
+- A billing chunk first tries to take the counter at once (`reserve`: FOR UPDATE SKIP LOCKED).
   If it gets it, its INSERTs write each invoice with its number (the k-th new invoice
   of the chunk gets counter+k) and `finish` moves the counter on by as many: no row is
   written twice. A chunk locks its subscriptions before the counter, and only that
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, String, func, literal, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import GenericFunction
@@ -43,7 +42,6 @@ I = Invoice.__table__  # noqa: E741
 C = InvoiceNumberCounter.__table__
 U = User.__table__
 DIGITS = 6  # zero-padded to six digits; longer numbers simply grow
-LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a refused NOWAIT lock
 
 
 class padded(GenericFunction[Any]):
@@ -218,15 +216,10 @@ def reserve(session: DbSession, settings: BillingSettings, now: dt.datetime) -> 
     if not supports_dml_in_cte(session):
         # SQLite: one writer at a time; the chunk holds the database from its first write.
         return Reserved(prefix, year, _lock_counter(session, prefix, year))
-    try:
-        with session.begin_nested():  # a refused lock must not abort the chunk's transaction
-            last = session.scalar(
-                select(C.c.last_number).where(C.c.prefix == prefix, C.c.year == year).with_for_update(nowait=True)
-            )
-    except OperationalError as exc:
-        if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
-            raise
-        return None
+    # SKIP LOCKED: a counter held by another transaction reads as no row, at once, without waiting.
+    last = session.scalar(
+        select(C.c.last_number).where(C.c.prefix == prefix, C.c.year == year).with_for_update(skip_locked=True)
+    )
     return None if last is None else Reserved(prefix, year, int(last))
 
 
