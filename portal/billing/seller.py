@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from ..models import DbSession, SellerSnapshot
 from .sql import insert_ignoring_duplicates
+from .taxes import EU_COUNTRIES
 
 DEFAULT_NAME = "Acme Billing"  # the demo default only: set SELLER_NAME
 
@@ -54,6 +55,16 @@ class Seller:
             email=str(config.get("SELLER_EMAIL") or "").strip(),
             logo=str(config.get("SELLER_LOGO") or "").strip(),
         )
+
+    def missing(self) -> list[str]:
+        """The settings an invoice legally needs that are not set (an EU seller's VAT ID among them)."""
+        wanted = {
+            "SELLER_NAME": self.name != DEFAULT_NAME or bool(self.legal_name),
+            "SELLER_ADDRESS": bool(self.address),
+            "SELLER_COUNTRY": bool(self.country),
+            "SELLER_TAX_ID": bool(self.tax_id) or self.country not in EU_COUNTRIES,
+        }
+        return [name for name, present in wanted.items() if not present]
 
     @property
     def details(self) -> dict[str, str]:

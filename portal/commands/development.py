@@ -9,6 +9,7 @@ import click
 from flask import current_app
 from werkzeug.serving import run_simple
 
+from .. import runtime
 from ..billing.catalog import seed_plans
 from ..extensions import db
 from ..jobs import embedded, queues, tasks
@@ -52,6 +53,8 @@ def serve(host: str, port: int | None) -> None:
         # Catch up at start: a laptop that was off still bills the days it missed.
         queues.queue(queues.BILLING, queues.connection("")).enqueue(tasks.daily_billing)
         click.echo("Embedded worker and scheduler running in this process (no REDIS_URL).")
+    if missing := runtime.seller().missing():
+        click.echo(f"Invoices lack the seller's {', '.join(missing)}: set them before billing real customers.")
     mode = "Stripe" if app.config["STRIPE_SECRET_KEY"] else "demo checkout (no STRIPE_SECRET_KEY)"
     click.echo(f"Payments: {mode}. Serving on http://{host}:{port}")
     run_simple(host, port, app, threaded=True, use_reloader=False)

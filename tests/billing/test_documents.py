@@ -162,3 +162,12 @@ def test_an_issued_invoice_keeps_the_seller_it_was_issued_by(session, make_user)
 
     first.seller = None  # issued before invoices kept their seller
     assert invoice_document(first, after).seller == after
+
+
+def test_the_seller_settings_an_invoice_lacks_are_named():
+    """`flask serve` names them at start: an EU seller's invoices need its VAT ID."""
+    assert Seller().missing() == ["SELLER_NAME", "SELLER_ADDRESS", "SELLER_COUNTRY"]
+    finnish = Seller("Nimbus", "Nimbus Oy", ("Street 1", "Helsinki"), "FI")
+    assert finnish.missing() == ["SELLER_TAX_ID"]
+    assert dataclasses.replace(finnish, tax_id="FI12345678").missing() == []
+    assert dataclasses.replace(finnish, country="US").missing() == []  # no VAT ID asked outside the EU
