@@ -91,7 +91,10 @@ def change_price(
             f"The {plan.name} plan already costs {format_money(old_price, plan.currency)}.", "same_price"
         )
     S = Subscription
-    session.execute(select(Plan.id).where(Plan.id == plan.id).with_for_update())  # one price change at a time
+    # One price change at a time. FOR NO KEY UPDATE, not FOR UPDATE: a billing chunk holding the
+    # plan's subscriptions (which the UPDATEs below wait for) checks its invoices' plan_id with
+    # FOR KEY SHARE, which FOR UPDATE would block: a deadlock.
+    session.execute(select(Plan.id).where(Plan.id == plan.id).with_for_update(key_share=True))
     on_plan = and_(S.plan_id == plan.id, S.status != SUB_CANCELED)
     subscribers = session.scalar(select(func.count()).select_from(S).where(on_plan)) or 0
     # Rows that followed the plan's price keep the price they pay today, whatever the choice.

@@ -198,3 +198,53 @@ def test_a_period_invoiced_already_leaves_no_gap_in_the_chunks_numbers(session, 
     assert result.invoices == 3  # the April invoices; the re-offered March period was refused
     assert assert_gapless(session) == 9
     assert numbers_in_id_order(session)[:6] == [format_number("INV", 0, n) for n in range(1, 7)]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite has one writer
+def test_a_price_change_during_a_chunk_does_not_deadlock_it(session, new_session, make_user, settings, monkeypatch):
+    """Staff change a plan's price for existing subscribers while a chunk bills them: the price
+    change waits for the chunk's locked subscriptions, and the chunk's invoices (whose plan_id
+    the database checks with FOR KEY SHARE) must not wait for the price change's lock of the plan."""
+    import time
+
+    from portal.billing import numbering, pricing
+
+    make_subs(session, make_user, settings, 3)
+    locked, errors = threading.Event(), []
+    reserve = numbering.reserve
+
+    def reserve_then_pause(*args):
+        held = reserve(*args)
+        locked.set()  # the chunk holds its subscriptions (and the counter)...
+        time.sleep(0.5)  # ...while the price change locks the plan and waits for them
+        return held
+
+    monkeypatch.setattr(numbering, "reserve", reserve_then_pause)
+
+    def chunk():
+        with new_session() as own:
+            bill_chunk(own, 1, 10**9, utc(2024, 3, 1), settings)
+            own.commit()
+
+    def price_change():
+        locked.wait(10)
+        with new_session() as own:
+            plan = find_plan(own, "pro")
+            pricing.change_price(own, plan, plan.price + 1000, pricing.EXISTING, utc(2024, 3, 1), settings)
+            own.commit()
+
+    def guarded(target):
+        def run():
+            try:
+                target()
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        return threading.Thread(target=run)
+
+    threads = [guarded(chunk), guarded(price_change)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert errors == []
+    session.expire_all()
+    assert assert_gapless(session) == 6
