@@ -146,7 +146,9 @@ def _lock_customer(session: DbSession, user_id: int) -> None:
     """Card changes of one customer, one at a time: the same set-up submitted twice at once
     (two tabs, a webhook and the return page) then finds the first's card instead of
     racing it to the one default (uq_payment_methods_default)."""
-    session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    # FOR NO KEY UPDATE: it serialises these as FOR UPDATE would, and leaves alone the foreign-key
+    # checks (FOR KEY SHARE) of a billing chunk holding this customer's subscription (no deadlock).
+    session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
 
 
 def save_card(session: DbSession, user_id: int, card: CardDetails, now: dt.datetime) -> PaymentMethod:

@@ -122,7 +122,9 @@ def add_credit(
 
 def _lock_customer(session: DbSession, user_id: int) -> None:
     """Serialise uses of one customer's balance (two invoices never spend the same credit)."""
-    session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    # FOR NO KEY UPDATE: it serialises these as FOR UPDATE would, and leaves alone the foreign-key
+    # checks (FOR KEY SHARE) of a billing chunk holding this customer's subscription (no deadlock).
+    session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
 
 
 def apply_balance(session: DbSession, invoice: Invoice, now: dt.datetime, settings: BillingSettings) -> int:

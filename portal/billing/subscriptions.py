@@ -120,7 +120,8 @@ def subscribe(
         raise BillingError(f"The {plan.name} plan is no longer offered.", "unknown_plan", 422)
     # Lock the customer's row: concurrent subscribes of one customer queue here, and
     # the second sees the first's subscription (a no-op on SQLite, where writes queue anyway).
-    session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    # FOR NO KEY UPDATE: foreign-key checks (FOR KEY SHARE) of a billing chunk pass.
+    session.execute(select(User.id).where(User.id == user.id).with_for_update(key_share=True))
     _ensure_no_live(session, user)
     if promotion_code:
         coupons.check_code(session, user.id, plan, promotion_code, now)

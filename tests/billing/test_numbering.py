@@ -200,23 +200,41 @@ def test_a_period_invoiced_already_leaves_no_gap_in_the_chunks_numbers(session, 
     assert numbers_in_id_order(session)[:6] == [format_number("INV", 0, n) for n in range(1, 7)]
 
 
+def _price_change(own, subs, settings):
+    from portal.billing import pricing
+
+    plan = find_plan(own, "pro")
+    pricing.change_price(own, plan, plan.price + 1000, pricing.EXISTING, utc(2024, 3, 1), settings)
+
+
+def _card_saved(own, subs, settings):
+    from portal.billing.collection import CardDetails, save_card
+
+    card = CardDetails("demo", "pm_demo_ok_9", "visa", "4242", 12, 2034)
+    save_card(own, subs[1].user_id, card, utc(2024, 3, 1))  # locks the customer, then updates their subscription
+
+
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite has one writer
-def test_a_price_change_during_a_chunk_does_not_deadlock_it(session, new_session, make_user, settings, monkeypatch):
-    """Staff change a plan's price for existing subscribers while a chunk bills them: the price
-    change waits for the chunk's locked subscriptions, and the chunk's invoices (whose plan_id
-    the database checks with FOR KEY SHARE) must not wait for the price change's lock of the plan."""
+@pytest.mark.parametrize("meanwhile", [_price_change, _card_saved], ids=["price-change", "card-saved"])
+def test_a_chunk_and_a_change_of_its_subscriptions_do_not_deadlock(
+    session, new_session, make_user, settings, monkeypatch, meanwhile
+):
+    """A staff price change or a customer's new card while a chunk bills the subscriptions: the
+    change waits for the chunk's locked subscriptions, and the chunk's INSERTs (whose plan_id and
+    user_id the database checks with FOR KEY SHARE) must not wait for the change's lock of the
+    plan or the customer."""
     import time
 
-    from portal.billing import numbering, pricing
+    from portal.billing import numbering
 
-    make_subs(session, make_user, settings, 3)
+    subs = make_subs(session, make_user, settings, 3)
     locked, errors = threading.Event(), []
     reserve = numbering.reserve
 
     def reserve_then_pause(*args):
         held = reserve(*args)
         locked.set()  # the chunk holds its subscriptions (and the counter)...
-        time.sleep(0.5)  # ...while the price change locks the plan and waits for them
+        time.sleep(0.5)  # ...while the change locks its plan or customer and waits for them
         return held
 
     monkeypatch.setattr(numbering, "reserve", reserve_then_pause)
@@ -226,11 +244,10 @@ def test_a_price_change_during_a_chunk_does_not_deadlock_it(session, new_session
             bill_chunk(own, 1, 10**9, utc(2024, 3, 1), settings)
             own.commit()
 
-    def price_change():
+    def change():
         locked.wait(10)
         with new_session() as own:
-            plan = find_plan(own, "pro")
-            pricing.change_price(own, plan, plan.price + 1000, pricing.EXISTING, utc(2024, 3, 1), settings)
+            meanwhile(own, subs, settings)
             own.commit()
 
     def guarded(target):
@@ -242,7 +259,7 @@ def test_a_price_change_during_a_chunk_does_not_deadlock_it(session, new_session
 
         return threading.Thread(target=run)
 
-    threads = [guarded(chunk), guarded(price_change)]
+    threads = [guarded(chunk), guarded(change)]
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert errors == []
