@@ -12,7 +12,7 @@ from portal.billing.invoicing import bill_chunk, id_chunks, run_billing
 from portal.billing.numbering import assign_numbers, format_number
 from portal.billing.settings import BillingSettings
 from portal.billing.subscriptions import change_plan, find_plan, subscribe
-from portal.models import Invoice, InvoiceNumberCounter, Subscription
+from portal.models import Invoice, InvoiceNumberCounter, Subscription, User
 from tests.conftest import utc
 
 
@@ -106,7 +106,9 @@ def test_concurrent_workers_and_a_rolled_back_chunk_leave_numbers_1_to_n(session
     chunks: queue.Queue[tuple[int, int]] = queue.Queue()
     for chunk in id_chunks(subs[0].id, subs[-1].id, settings.chunk_size):
         chunks.put(chunk)
-    barrier = threading.Barrier(7)
+    barrier = threading.Barrier(9)
+    card_savers = [s.user_id for s in subs[10:40:3]]
+    newcomers = [make_user().id for _ in range(5)]
     errors: list[BaseException] = []
     rolled_back = []
 
@@ -148,8 +150,25 @@ def test_concurrent_workers_and_a_rolled_back_chunk_leave_numbers_1_to_n(session
 
         return threading.Thread(target=run)
 
+    def newcomer():  # subscribes meanwhile: a first invoice each, numbered in its own transaction
+        with new_session() as own:
+            barrier.wait()
+            pro = find_plan(own, "pro")
+            for user_id in newcomers:
+                subscribe(own, own.get(User, user_id), pro, now, settings)
+                own.commit()
+
+    def card_saver():
+        from portal.billing.collection import CardDetails, save_card
+
+        with new_session() as own:
+            barrier.wait()
+            for k, sub_id in enumerate(card_savers):
+                save_card(own, sub_id, CardDetails("demo", f"pm_demo_ok_{k}", "visa", "4242", 12, 2034), now)
+                own.commit()
+
     threads = [guarded(chunk_worker, i == 0) for i in range(4)]
-    threads += [guarded(whole_run), guarded(whole_run), guarded(upgrader)]
+    threads += [guarded(whole_run), guarded(whole_run), guarded(upgrader), guarded(newcomer), guarded(card_saver)]
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert errors == []
@@ -157,7 +176,7 @@ def test_concurrent_workers_and_a_rolled_back_chunk_leave_numbers_1_to_n(session
     session.expire_all()
     count = assert_gapless(session)
     periods = session.scalar(select(func.count()).select_from(Invoice).where(Invoice.kind == "period"))
-    assert periods == 60 * 3  # the first invoices and two renewals each, once
+    assert periods == 60 * 3 + 5  # the first invoices and two renewals each, once; the newcomers' first
     # (and a proration for each upgrade made after its subscription's renewal)
     assert session.get(InvoiceNumberCounter, ("INV", 0)).last_number == count
 
