@@ -200,8 +200,18 @@ class Reserved:
             self.used += offered
             return
         taken = [format_number(self.prefix, self.year, self.last + self.used + k) for k in range(1, offered + 1)]
-        for start in range(0, len(taken), 500):
-            session.execute(update(I).where(I.c.number.in_(taken[start : start + 500])).values(number=None))
+        batches = [I.c.number.in_(taken[start : start + 500]) for start in range(0, len(taken), 500)]
+        # ON CONFLICT DO NOTHING also skips a row whose NUMBER exists: then the counter is behind
+        # the invoices (a restore), and those numbers belong to invoices issued before, which must
+        # keep them (and their parties as issued). Stop, as assign_numbers' UPDATE would.
+        holders = sum(session.scalar(select(func.count()).select_from(I).where(batch)) or 0 for batch in batches)
+        if holders > inserted:
+            raise RuntimeError(
+                f"The invoice number counter {self.prefix!r}/{self.year} is behind the invoices issued: "
+                f"{format_number(self.prefix, self.year, self.last + self.used + 1)} or a later number exists."
+            )
+        for batch in batches:
+            session.execute(update(I).where(batch).values(number=None))
         self.open = False
 
 

@@ -284,3 +284,22 @@ def test_a_chunk_and_a_change_of_its_subscriptions_do_not_deadlock(
     assert errors == []
     session.expire_all()
     assert assert_gapless(session) == 6
+
+
+def test_a_counter_behind_the_issued_numbers_stops_the_run_and_rewrites_no_issued_invoice(session, make_user, settings):
+    """A counter restored behind the invoices (INV-000002 and 3 exist, the counter says 1): the
+    chunk's INSERT skips the rows whose number is taken. That must not be taken for a period
+    invoiced already: the invoices holding those numbers keep them, and their buyer as issued."""
+    from sqlalchemy import update
+
+    from portal.models import User
+
+    make_subs(session, make_user, settings, 3)
+    issued = session.execute(select(Invoice.id, Invoice.number, Invoice.buyer_email).order_by(Invoice.id)).all()
+    session.execute(update(InvoiceNumberCounter).values(last_number=1))
+    session.execute(update(User).values(email=User.email + ".moved"))
+    session.commit()
+    with pytest.raises(Exception, match="counter"):
+        run_billing(session, utc(2024, 3, 1), settings, session.commit)
+    session.rollback()
+    assert session.execute(select(Invoice.id, Invoice.number, Invoice.buyer_email).order_by(Invoice.id)).all() == issued
