@@ -103,7 +103,9 @@ def make_customer(served):
             db.session.add(user)
             db.session.flush()
             if plan:
-                subscribe(db.session, user, find_plan(db.session, plan), utcnow(), BillingSettings())
+                # Issued by the served app's seller, as the app itself would issue it.
+                settings = BillingSettings.from_config(app.config)
+                subscribe(db.session, user, find_plan(db.session, plan), utcnow(), settings)
             db.session.commit()
         return email, password
 
