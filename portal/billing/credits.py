@@ -60,6 +60,7 @@ from .errors import BillingError
 from .money import format_money, prorate
 from .numbering import allocate
 from .settings import BillingSettings
+from .sql import in_batches
 
 I = Invoice.__table__  # noqa: E741
 CE = CreditEntry.__table__
@@ -176,6 +177,9 @@ def sql_credit_used(balance: ColumnElement[Any], spent_before: Any, due: ColumnE
     return case((left >= due, due), (left > 0, left), else_=0)
 
 
+APPLIED_TO_NEW = "Applied to a new invoice"  # a ledger entry's description
+
+
 def sql_record_used(rows: Any) -> Any:
     """INSERT the ledger entry of each invoice in `rows` (user_id, currency, used, invoice_id) that used credit."""
     columns = ["user_id", "currency", "amount", "invoice_id", "reason", "description", "created_at"]
@@ -191,9 +195,6 @@ def sql_record_used(rows: Any) -> Any:
             rows.c.created_at,
         ).where(rows.c.used > 0),
     )
-
-
-APPLIED_TO_NEW = "Applied to a new invoice"
 
 
 def apply_balances_sql(session: DbSession, issued: ColumnElement[bool], now: dt.datetime) -> int:
@@ -233,7 +234,7 @@ def apply_balances_sql(session: DbSession, issued: ColumnElement[bool], now: dt.
         .execution_options(synchronize_session=False)
     )
     ids = [row.invoice_id for row in session.execute(applied)]
-    for start in range(0, len(ids), 500):  # (SQLite caps a statement's parameters)
+    for batch in in_batches(I.c.id, ids):
         # A new invoice had no credit before: what it holds now is what it used.
         used = select(
             I.c.user_id,
@@ -241,7 +242,7 @@ def apply_balances_sql(session: DbSession, issued: ColumnElement[bool], now: dt.
             I.c.credit_applied_cents.label("used"),
             I.c.id.label("invoice_id"),
             literal(now, UTCDateTime).label("created_at"),
-        ).where(I.c.id.in_(ids[start : start + 500]))
+        ).where(batch)
         session.execute(sql_record_used(used.subquery("used")))
     return len(ids)
 

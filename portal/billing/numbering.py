@@ -36,7 +36,7 @@ from sqlalchemy.sql.functions import GenericFunction
 from ..models import DbSession, Invoice, InvoiceNumberCounter, User
 from .seller import snapshot_id
 from .settings import BillingSettings
-from .sql import insert_ignoring_duplicates, rows_changed, supports_dml_in_cte
+from .sql import in_batches, insert_ignoring_duplicates, rows_changed, supports_dml_in_cte
 
 I = Invoice.__table__  # noqa: E741
 C = InvoiceNumberCounter.__table__
@@ -172,7 +172,7 @@ def number_issued(session: DbSession, settings: BillingSettings) -> None:
     if assign_numbers(session, settings):
         for obj in list(session.identity_map.values()):
             if isinstance(obj, Invoice) and obj.number is None:
-                session.expire(obj, ["number", "seller_id", *_buyer_copy()])
+                session.expire(obj, ["number", "seller_id", "seller", *_buyer_copy()])
 
 
 @dataclass
@@ -200,7 +200,7 @@ class Reserved:
             self.used += offered
             return
         taken = [format_number(self.prefix, self.year, self.last + self.used + k) for k in range(1, offered + 1)]
-        batches = [I.c.number.in_(taken[start : start + 500]) for start in range(0, len(taken), 500)]
+        batches = in_batches(I.c.number, taken)
         # ON CONFLICT DO NOTHING also skips a row whose NUMBER exists: then the counter is behind
         # the invoices (a restore), and those numbers belong to invoices issued before, which must
         # keep them (and their parties as issued). Stop, as assign_numbers' UPDATE would.

@@ -9,9 +9,10 @@ ends and leap days.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Date, Executable, Table, Text, literal
+from sqlalchemy import ColumnElement, CursorResult, Date, Executable, Table, Text, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -100,6 +101,11 @@ def supports_dml_in_cte(session: DbSession) -> bool:
 def rows_changed(session: DbSession, statement: Executable) -> int:
     """Run an INSERT, UPDATE or DELETE; how many rows it wrote (-1 where the driver cannot tell)."""
     return cast(CursorResult[Any], session.execute(statement)).rowcount
+
+
+def in_batches(column: ColumnElement[Any], values: Sequence[Any], size: int = 500) -> list[ColumnElement[bool]]:
+    """`column IN (...)` over `values`, a condition per `size` of them (SQLite caps a statement's parameters)."""
+    return [column.in_(values[start : start + size]) for start in range(0, len(values), size)]
 
 
 def const(value: object) -> BindParameter[Any]:
